@@ -1,0 +1,45 @@
+"""The ``nnmath`` command: parse the arguments, call the library, print. No math lives here.
+
+Each subcommand is a module of this package with two functions, ``add_parser(subparsers)`` and
+``run(args) -> int``; ``COMMANDS`` lists them in the order ``nnmath --help`` shows them. Errors that
+nnmath raises on purpose (``NNMathError``) print as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nnmath.errors import NNMathError
+
+COMMANDS = ("gradcheck",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnmath",
+        description="The mathematics of neural networks, verified: train, derive and check MLPs.",
+        epilog="Run 'nnmath COMMAND --help' for the options of one command.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"nnmath.cli.{name}")
+        module.add_parser(subparsers).set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except NNMathError as error:
+        print(f"nnmath {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nnmath {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Losses and costs: a loss is a sum over one sample's outputs; the cost is its mean over the batch.
+
+**The cost owns 1/S.** ``value(A, T)`` returns the S per-sample losses ℓ(a_s, t_s) and ``grad(A, T)``
+returns their gradients ∂ℓ/∂a_s row by row, with no 1/S. ``cost`` and ``cost_gradient`` take the mean
+over the batch, so the 1/S appears exactly once, here; layer VJPs then sum over the batch.
+
+Fused output pairs take the logits Z (the output layer's input) instead of its activation, and are
+what training uses: softmax + cross-entropy gives ∂ℓ/∂z = ((t·1) y − t)/ln b, which is (y − t)/ln b
+when each row of T sums to one, and sigmoid + binary cross-entropy gives ∂ℓ/∂z = σ(z) − t. Both are
+computed from the logits (log-softmax, log(1 + e^{−|z|})), so no log(0) and no overflow can occur.
+
+Unfused cross-entropies clamp probabilities to [tiny, 1] before the log (tiny is the dtype's smallest
+normal number), so a probability of exactly 0 costs −log(tiny) ≈ 708 in float64, never inf.
+
+Formula placeholders: ``<A>``/``<a>`` the prediction, ``<T>``/``<t>`` the target, ``<Z>``/``<z>`` logits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nnmath.activations import SIGMOID
+from nnmath.backend import namespace
+from nnmath.errors import DataError, SpecError
+from nnmath.layers import Formula, log_softmax, softmax
+
+Array = Any
+
+
+class Loss(Protocol):
+    """A per-sample loss ℓ(a, t) = Σ over outputs, with its gradient and formula."""
+
+    name: str
+    tex: Formula
+
+    def value(self, A: Array, T: Array) -> Array: ...  # (S,)
+
+    def grad(self, A: Array, T: Array) -> Array: ...  # (S, C), no 1/S
+
+
+def _tiny(A: Array) -> float:
+    xp = namespace(A)
+    return float(xp.finfo(A.dtype).tiny)
+
+
+def _clamped_log(A: Array) -> Array:
+    """ln(max(a, tiny)): the log that never sees 0."""
+    xp = namespace(A)
+    return xp.log(xp.clip(A, _tiny(A), None))
+
+
+@dataclass(frozen=True)
+class SquaredError:
+    """ℓ = ½ Σ_j (t_j − a_j)²;  ∂ℓ/∂a = a − t.  (The notes print t − a: the sign is wrong.)"""
+
+    name: str = "squared-error"
+    tex: Formula = Formula(
+        forward=r"\ell = \tfrac{1}{2} \lVert <t> - <a> \rVert^{2}",
+        forward_element=r"\ell_s = \tfrac{1}{2} \sum_{j} (<T>_{sj} - <A>_{sj})^{2}",
+        backward=r"\frac{\partial \ell}{\partial <A>} = <A> - <T>",
+        backward_element=r"\frac{\partial \ell_s}{\partial <A>_{sj}} = <A>_{sj} - <T>_{sj}",
+        jacobian=r"\frac{\partial \ell}{\partial a} = (a - t)^\top",
+        text="ℓ = ½ Σ (t − a)²;  ∂ℓ/∂a = a − t",
+    )
+
+    def value(self, A: Array, T: Array) -> Array:
+        xp = namespace(A)
+        return 0.5 * xp.sum((T - A) ** 2, axis=1)
+
+    def grad(self, A: Array, T: Array) -> Array:
+        return A - T
+
+
+@dataclass(frozen=True)
+class MeanSquaredError:
+    """ℓ = (1/C) Σ_j (t_j − a_j)² over the C outputs;  ∂ℓ/∂a = 2(a − t)/C."""
+
+    name: str = "mse"
+    tex: Formula = Formula(
+        forward=r"\ell = \tfrac{1}{C} \lVert <t> - <a> \rVert^{2}",
+        forward_element=r"\ell_s = \tfrac{1}{C} \sum_{j} (<T>_{sj} - <A>_{sj})^{2}",
+        backward=r"\frac{\partial \ell}{\partial <A>} = \tfrac{2}{C} (<A> - <T>)",
+        backward_element=r"\frac{\partial \ell_s}{\partial <A>_{sj}} = \tfrac{2}{C}(<A>_{sj} - <T>_{sj})",
+        jacobian=r"\frac{\partial \ell}{\partial a} = \tfrac{2}{C}(a - t)^\top",
+        text="ℓ = (1/C) Σ (t − a)²;  ∂ℓ/∂a = 2(a − t)/C",
+    )
+
+    def value(self, A: Array, T: Array) -> Array:
+        xp = namespace(A)
+        return xp.mean((T - A) ** 2, axis=1)
+
+    def grad(self, A: Array, T: Array) -> Array:
+        return (2.0 / A.shape[1]) * (A - T)
+
+
+def _base_tex(base: float) -> tuple[str, str]:
+    """(log symbol, 1/ln b factor) for a log base: natural log prints as ln with no factor."""
+    if base == math.e:
+        return r"\ln", ""
+    return rf"\log_{{{base:g}}}", rf"\frac{{1}}{{\ln {base:g}}}"
+
+
+@dataclass(frozen=True)
+class CrossEntropy:
+    """ℓ = −Σ_j t_j log_b a_j;  ∂ℓ/∂a = −(1/ln b) t ⊘ a.  Any log base b > 1, e by default."""
+
+    base: float = math.e
+    name: str = "cross-entropy"
+    tex: Formula = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.base > 1:
+            raise SpecError(f"cross-entropy log base must be > 1, got {self.base}")
+        log, factor = _base_tex(self.base)
+        object.__setattr__(
+            self,
+            "tex",
+            Formula(
+                forward=rf"\ell = -<t>^\top {log} <a>",
+                forward_element=rf"\ell_s = -\sum_{{j}} <T>_{{sj}} {log} <A>_{{sj}}",
+                backward=rf"\frac{{\partial \ell}}{{\partial <A>}} = -{factor} <T> \oslash <A>",
+                backward_element=(
+                    rf"\frac{{\partial \ell_s}}{{\partial <A>_{{sj}}}} = -{factor}"
+                    r" \frac{<T>_{sj}}{<A>_{sj}}"
+                ),
+                jacobian=rf"\frac{{\partial \ell}}{{\partial a}} = -{factor} (t \oslash a)^\top",
+                text=f"ℓ = −Σ t log_{self.base:g} a;  ∂ℓ/∂a = −(1/ln {self.base:g}) t ⊘ a",
+            ),
+        )
+
+    @property
+    def log_base(self) -> float:
+        """ln b, the factor that turns a natural log into log_b."""
+        return math.log(self.base)
+
+    def value(self, A: Array, T: Array) -> Array:
+        xp = namespace(A)
+        # t·log a with the convention 0·log 0 = 0, so a zero target never meets log(0)
+        return -xp.sum(T * _clamped_log(A), axis=1) / self.log_base
+
+    def grad(self, A: Array, T: Array) -> Array:
+        xp = namespace(A)
+        return -T / (xp.clip(A, _tiny(A), None) * self.log_base)
+
+
+@dataclass(frozen=True)
+class BinaryCrossEntropy:
+    """ℓ = −Σ_j [t_j ln a_j + (1 − t_j) ln(1 − a_j)];  ∂ℓ/∂a = (a − t) ⊘ (a ⊙ (1 − a))."""
+
+    name: str = "binary-cross-entropy"
+    tex: Formula = Formula(
+        forward=r"\ell = -<t>^\top \ln <a> - (\mathbf{1} - <t>)^\top \ln(\mathbf{1} - <a>)",
+        forward_element=(
+            r"\ell_s = -\sum_{j} \left[<T>_{sj} \ln <A>_{sj} + (1 - <T>_{sj}) \ln(1 - <A>_{sj})\right]"
+        ),
+        backward=r"\frac{\partial \ell}{\partial <A>} = (<A> - <T>) \oslash (<A> \odot (1 - <A>))",
+        backward_element=(
+            r"\frac{\partial \ell_s}{\partial <A>_{sj}} = \frac{<A>_{sj} - <T>_{sj}}"
+            r"{<A>_{sj}(1 - <A>_{sj})}"
+        ),
+        jacobian=r"\frac{\partial \ell}{\partial a} = \left((a - t) \oslash (a \odot (1 - a))\right)^\top",
+        text="ℓ = −Σ [t ln a + (1 − t) ln(1 − a)];  ∂ℓ/∂a = (a − t) ⊘ (a(1 − a))",
+    )
+
+    def value(self, A: Array, T: Array) -> Array:
+        xp = namespace(A)
+        return -xp.sum(T * _clamped_log(A) + (1.0 - T) * _clamped_log(1.0 - A), axis=1)
+
+    def grad(self, A: Array, T: Array) -> Array:
+        xp = namespace(A)
+        tiny = _tiny(A)
+        return (A - T) / xp.clip(A * (1.0 - A), tiny, None)
+
+
+@dataclass(frozen=True)
+class SoftmaxCrossEntropy:
+    """Fused softmax + cross-entropy on logits Z: ℓ = −Σ_j t_j log_b softmax(z)_j.
+
+    ∂ℓ/∂z = ((Σ_j t_j) y − t)/ln b with y = softmax(z); when t sums to one this is (y − t)/ln b.
+    """
+
+    base: float = math.e
+    name: str = "softmax+cross-entropy"
+    output: str = "softmax"
+
+    @property
+    def log_base(self) -> float:
+        return math.log(self.base)
+
+    @property
+    def tex(self) -> Formula:
+        log, factor = _base_tex(self.base)
+        return Formula(
+            forward=rf"\ell = -<t>^\top {log} \operatorname{{softmax}}(<z>)",
+            forward_element=(
+                rf"\ell_s = -\sum_{{j}} <T>_{{sj}} {log} \frac{{e^{{<Z>_{{sj}}}}}}{{\sum_k e^{{<Z>_{{sk}}}}}}"
+            ),
+            backward=rf"\frac{{\partial \ell}}{{\partial <Z>}} = {factor} (\hat{{Y}} - <T>)",
+            backward_element=(
+                rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{sj}}}} = {factor} (\hat{{Y}}_{{sj}} - <T>_{{sj}})"
+            ),
+            jacobian=rf"\frac{{\partial \ell}}{{\partial z}} = {factor} (\hat{{y}} - t)^\top",
+            text=f"ℓ = −Σ t log_{self.base:g} softmax(z);  ∂ℓ/∂z = (ŷ − t)/ln {self.base:g}",
+        )
+
+    def value(self, Z: Array, T: Array) -> Array:
+        xp = namespace(Z)
+        return -xp.sum(T * log_softmax(Z), axis=1) / self.log_base
+
+    def grad(self, Z: Array, T: Array) -> Array:
+        xp = namespace(Z)
+        return (xp.sum(T, axis=1, keepdims=True) * softmax(Z) - T) / self.log_base
+
+
+@dataclass(frozen=True)
+class SigmoidBinaryCrossEntropy:
+    """Fused sigmoid + binary cross-entropy on logits Z: ∂ℓ/∂z = σ(z) − t.
+
+    ℓ = Σ_j [max(z_j, 0) − t_j z_j + ln(1 + e^{−|z_j|})], which equals −t ln σ(z) − (1 − t) ln(1 − σ(z)).
+    """
+
+    name: str = "sigmoid+binary-cross-entropy"
+    output: str = "sigmoid"
+    tex: Formula = Formula(
+        forward=r"\ell = -<t>^\top \ln \sigma(<z>) - (\mathbf{1} - <t>)^\top \ln(1 - \sigma(<z>))",
+        forward_element=(
+            r"\ell_s = \sum_{j} \left[\max(<Z>_{sj}, 0) - <T>_{sj} <Z>_{sj}"
+            r" + \ln\left(1 + e^{-|<Z>_{sj}|}\right)\right]"
+        ),
+        backward=r"\frac{\partial \ell}{\partial <Z>} = \sigma(<Z>) - <T>",
+        backward_element=r"\frac{\partial \ell_s}{\partial <Z>_{sj}} = \sigma(<Z>_{sj}) - <T>_{sj}",
+        jacobian=r"\frac{\partial \ell}{\partial z} = (\sigma(z) - t)^\top",
+        text="ℓ = −t ln σ(z) − (1 − t) ln(1 − σ(z));  ∂ℓ/∂z = σ(z) − t",
+    )
+
+    def value(self, Z: Array, T: Array) -> Array:
+        xp = namespace(Z)
+        return xp.sum(xp.maximum(Z, 0.0) - T * Z + xp.log1p(xp.exp(-xp.abs(Z))), axis=1)
+
+    def grad(self, Z: Array, T: Array) -> Array:
+        return SIGMOID.f(Z) - T
+
+
+LOSSES: dict[str, type] = {
+    "squared-error": SquaredError,
+    "mse": MeanSquaredError,
+    "cross-entropy": CrossEntropy,
+    "binary-cross-entropy": BinaryCrossEntropy,
+}
+
+CLASSIFICATION_LOSSES = ("cross-entropy", "binary-cross-entropy")
+
+
+def get_loss(name: str, base: float | None = None) -> Loss:
+    """The loss called ``name``; ``base`` sets the log base of cross-entropy (e by default)."""
+    key = name.lower().replace("_", "-")
+    if key not in LOSSES:
+        raise SpecError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
+    if base is not None:
+        if key != "cross-entropy":
+            raise SpecError(f"only cross-entropy takes a log base, not {key!r}")
+        return CrossEntropy(base=base)
+    return LOSSES[key]()
+
+
+def fuse(output: str, loss: Loss) -> SoftmaxCrossEntropy | SigmoidBinaryCrossEntropy | None:
+    """The fused pair for an output activation and a loss, or None where they do not fuse."""
+    if output == "softmax" and isinstance(loss, CrossEntropy):
+        return SoftmaxCrossEntropy(base=loss.base)
+    if output == "sigmoid" and isinstance(loss, BinaryCrossEntropy):
+        return SigmoidBinaryCrossEntropy()
+    return None
+
+
+def cost(loss: Loss, A: Array, T: Array) -> Array:
+    """C = (1/S) Σ_s ℓ(a_s, t_s): the mean of the per-sample losses."""
+    xp = namespace(A)
+    return xp.mean(loss.value(A, T))
+
+
+def cost_gradient(loss: Loss, A: Array, T: Array) -> Array:
+    """∂C/∂A = (1/S) ∂ℓ/∂a_s row by row: the one place where 1/S enters the backward pass."""
+    return loss.grad(A, T) / A.shape[0]
+
+
+def as_targets(y: Array, n_outputs: int, dtype: Any) -> Array:
+    """Targets as an (S, n_outputs) array: class labels (S,) become one-hot rows.
+
+    Integer labels must lie in 0 … n_outputs − 1 (or be 0/1 for a single sigmoid output); a
+    mismatch raises DataError naming the first bad label and its row.
+    """
+    xp = namespace(y)
+    if y.ndim == 1:
+        if n_outputs == 1:
+            _check_labels(y, 2)
+            return xp.astype(xp.reshape(y, (-1, 1)), dtype)
+        _check_labels(y, n_outputs)
+        return xp.astype(xp.reshape(y, (-1, 1)) == xp.arange(n_outputs)[None, :], dtype)
+    if y.ndim != 2 or y.shape[1] != n_outputs:
+        raise DataError(
+            f"targets of shape {tuple(y.shape)} do not fit a network with {n_outputs} outputs; "
+            f"give class labels of shape (S,) or targets of shape (S, {n_outputs})"
+        )
+    return xp.astype(y, dtype)
+
+
+def _check_labels(y: Array, n_classes: int) -> None:
+    xp = namespace(y)
+    if xp.isdtype(y.dtype, "real floating") and not bool(xp.all(y == xp.round(y))):
+        raise DataError("class labels must be whole numbers 0, 1, 2, ...; got fractional values")
+    bad = (y < 0) | (y >= n_classes)
+    if bool(xp.any(bad)):
+        row = int(xp.argmax(xp.astype(bad, xp.int64)))
+        raise DataError(
+            f"label {y[row]} in row {row} is outside the {n_classes} classes 0 … {n_classes - 1}; "
+            f"remap the labels or change the output layer's size"
+        )

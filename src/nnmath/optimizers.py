@@ -1,0 +1,371 @@
+"""Optimizers: rules that move parameters against their gradients, from simple to complex.
+
+Symbols used in every docstring below: θ a parameter array, g its gradient, η the learning rate,
+λ the weight decay, t the number of steps taken (t = 1 on the first step); squares, square roots
+and divisions of arrays are elementwise.
+
+Each rule is torch.optim's, term by term, with torch's defaults where both have one (the tests
+compare against torch to 1e-12): what a PyTorch user knows carries over unchanged.
+
+The common interface:
+
+- ``step(params, grads)`` updates the arrays of ``params`` in place from the matching ``grads``
+  (neither list is reallocated, the gradients are not modified).
+- ``learning_rate`` is a plain attribute: a schedule may set it between steps.
+- State (momentum buffers, moment estimates) is created on the first step with the shape and dtype
+  of each parameter, so float32 parameters keep float32 state and are never upcast.
+- ``state_dict()`` returns flat keys ``"<slot>.<i>"`` (slot ``"v"``, ``"m"``, ... of parameter i)
+  plus ``"t"`` and ``"learning_rate"``: plain NumPy arrays and numbers, ready for ``np.savez``.
+  ``load_state_dict`` restores them, so training resumed from a checkpoint continues
+  bit-identically.
+- ``hyperparameters()`` returns the registry name and the constructor arguments:
+  ``make_optimizer(**optimizer.hyperparameters())`` builds an equal, fresh optimizer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nnmath.errors import ModelFileError, ShapeError, SpecError
+
+__all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "clip_grad_norm",
+    "make_optimizer",
+]
+
+
+def _check_at_least(name: str, value: float, low: float) -> float:
+    """Return ``value`` as a float, or raise SpecError unless low ≤ value."""
+    if not value >= low:  # also rejects NaN
+        raise SpecError(f"optimizer {name} must be >= {low}, got {value!r}")
+    return float(value)
+
+
+def _check_beta(name: str, value: float) -> float:
+    """Return ``value`` as a float, or raise SpecError unless 0 ≤ value < 1."""
+    if not 0.0 <= value < 1.0:
+        raise SpecError(f"optimizer {name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """The shared machinery: argument checks, lazy state, state_dict and hyperparameters.
+
+    A subclass sets ``name`` (its registry name) and ``slots`` (the names of its per-parameter
+    state arrays) and implements ``_update(i, theta, g)`` for parameter i; ``self.t`` has already
+    been incremented when ``_update`` runs.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = _check_at_least("learning_rate", learning_rate, 0.0)
+        self.initial_learning_rate = self.learning_rate
+        self.slots: tuple[str, ...] = ()
+        self.t = 0
+        self.state: dict[str, list[np.ndarray]] = {}
+        # Scratch arrays, one per parameter, reused every step to hold intermediate terms (not
+        # state: never saved, and created again after a load).
+        self._work: list[np.ndarray] = []
+
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
+        """Update each array of ``params`` in place from the gradient of the same index."""
+        self._check_arrays(params, grads)
+        if not self._work:
+            self._work = [np.empty_like(theta) for theta in params]
+            if not self.state:
+                self.state = {
+                    slot: [np.zeros_like(theta) for theta in params] for slot in self.slots
+                }
+        self.t += 1
+        for i, (theta, g) in enumerate(zip(params, grads)):
+            self._update(i, theta, g)
+
+    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _check_arrays(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
+        """Raise ShapeError unless params, grads and any existing state match one to one."""
+        if len(params) != len(grads):
+            raise ShapeError(f"{len(params)} parameter arrays but {len(grads)} gradient arrays")
+        for i, (theta, g) in enumerate(zip(params, grads)):
+            if theta.shape != g.shape:
+                raise ShapeError(
+                    f"gradient {i} has shape {g.shape}, its parameter has shape {theta.shape}"
+                )
+        for slot, arrays in self.state.items():
+            if len(arrays) != len(params):
+                raise ShapeError(
+                    f"optimizer state holds {len(arrays)} arrays per slot, "
+                    f"but step was given {len(params)} parameters"
+                )
+            for i, (state, theta) in enumerate(zip(arrays, params)):
+                if state.shape != theta.shape or state.dtype != theta.dtype:
+                    raise ShapeError(
+                        f"optimizer state {slot}.{i} is {state.dtype} {state.shape}, "
+                        f"its parameter is {theta.dtype} {theta.shape}"
+                    )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the state: ``"t"``, ``"learning_rate"`` and ``"<slot>.<i>"`` arrays."""
+        state: dict[str, Any] = {"t": self.t, "learning_rate": self.learning_rate}
+        for slot, arrays in self.state.items():
+            for i, array in enumerate(arrays):
+                state[f"{slot}.{i}"] = array.copy()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (also as read back from an .npz file)."""
+        kind = type(self).__name__
+        for key in ("t", "learning_rate"):
+            if key not in state:
+                raise ModelFileError(f"{kind} state lacks {key!r}")
+        t = int(state["t"])
+        arrays = {key: state[key] for key in state if key not in ("t", "learning_rate")}
+        n = sum(key.startswith(f"{self.slots[0]}.") for key in arrays) if self.slots else 0
+        expected = [f"{slot}.{i}" for slot in self.slots for i in range(n)]
+        if set(arrays) != set(expected) or (t > 0 and self.slots and n == 0):
+            raise ModelFileError(
+                f"{kind} state after {t} steps should hold 't', 'learning_rate' and "
+                f"'<slot>.<i>' arrays for each slot in {list(self.slots)}; got {sorted(state)}"
+            )
+        self.t = t
+        self.learning_rate = float(state["learning_rate"])
+        self.state = (
+            {
+                slot: [np.array(arrays[f"{slot}.{i}"], copy=True) for i in range(n)]
+                for slot in self.slots
+            }
+            if n
+            else {}
+        )
+        self._work = []
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The registry name and the constructor arguments (learning_rate as constructed)."""
+        names = inspect.signature(type(self)).parameters
+        arguments = {name: getattr(self, name) for name in names}
+        arguments["learning_rate"] = self.initial_learning_rate
+        return {"name": self.name, **arguments}
+
+    def __repr__(self) -> str:
+        arguments = self.hyperparameters()
+        del arguments["name"]
+        listed = ", ".join(f"{key}={value!r}" for key, value in arguments.items())
+        return f"{type(self).__name__}({listed})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum, Nesterov momentum and L2 decay.
+
+    g ← g + λ θ
+    v ← g                 on the first step (momentum μ > 0)
+    v ← μ v + g           on later steps
+    θ ← θ − η v           (μ > 0, classical momentum)
+    θ ← θ − η (g + μ v)   (μ > 0, Nesterov)
+    θ ← θ − η g           (μ = 0)
+    """
+
+    name = "sgd"
+
+    def __init__(
+        self,
+        learning_rate: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(learning_rate)
+        self.momentum = _check_at_least("momentum", momentum, 0.0)
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _check_at_least("weight_decay", weight_decay, 0.0)
+        if self.nesterov and self.momentum == 0.0:
+            raise SpecError("Nesterov momentum needs momentum > 0, e.g. momentum=0.9")
+        self.slots = ("v",) if self.momentum else ()
+
+    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+        work = self._work[i]
+        if self.weight_decay:
+            g = np.add(g, self.weight_decay * theta, out=work)  # g ← g + λ θ
+        if self.momentum:
+            v = self.state["v"][i]
+            if self.t == 1:
+                np.copyto(v, g)  # v ← g
+            else:
+                v *= self.momentum
+                v += g  # v ← μ v + g
+            if self.nesterov:
+                g = np.add(g, self.momentum * v, out=work)  # g + μ v
+            else:
+                g = v
+        theta -= np.multiply(g, self.learning_rate, out=work)  # θ ← θ − η g
+
+
+class RMSprop(Optimizer):
+    """RMSprop: divide the step by a running root mean square of the gradient.
+
+    g ← g + λ θ
+    v ← α v + (1 − α) g²
+    b ← μ b + g / (√v + ε)     (momentum μ > 0; b starts at 0)
+    θ ← θ − η b                (μ > 0)
+    θ ← θ − η g / (√v + ε)     (μ = 0)
+    """
+
+    name = "rmsprop"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(learning_rate)
+        self.alpha = _check_at_least("alpha", alpha, 0.0)
+        self.eps = _check_at_least("eps", eps, 0.0)
+        self.momentum = _check_at_least("momentum", momentum, 0.0)
+        self.weight_decay = _check_at_least("weight_decay", weight_decay, 0.0)
+        self.slots = ("v", "b") if self.momentum else ("v",)
+
+    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+        work = self._work[i]
+        if self.weight_decay:
+            g = g + self.weight_decay * theta  # g ← g + λ θ
+        v = self.state["v"][i]
+        v *= self.alpha
+        v += (1.0 - self.alpha) * np.square(g, out=work)  # v ← α v + (1 − α) g²
+        np.sqrt(v, out=work)
+        work += self.eps
+        np.divide(g, work, out=work)  # g / (√v + ε)
+        if self.momentum:
+            b = self.state["b"][i]
+            b *= self.momentum
+            b += work  # b ← μ b + g / (√v + ε)
+            theta -= np.multiply(b, self.learning_rate, out=work)  # θ ← θ − η b
+        else:
+            theta -= np.multiply(work, self.learning_rate, out=work)  # θ ← θ − η g / (√v + ε)
+
+
+class Adam(Optimizer):
+    """Adam with L2 weight decay coupled into the gradient (torch.optim.Adam).
+
+    g ← g + λ θ
+    m ← β₁ m + (1 − β₁) g
+    v ← β₂ v + (1 − β₂) g²
+    θ ← θ − η m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
+    """
+
+    name = "adam"
+
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(learning_rate)
+        self.beta1 = _check_beta("beta1", beta1)
+        self.beta2 = _check_beta("beta2", beta2)
+        self.eps = _check_at_least("eps", eps, 0.0)
+        self.weight_decay = _check_at_least("weight_decay", weight_decay, 0.0)
+        self.slots = ("m", "v")
+
+    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+        if self.weight_decay:
+            g = g + self.weight_decay * theta  # g ← g + λ θ
+        self._adam_update(i, theta, g)
+
+    def _adam_update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+        """The moment updates and the step, shared by Adam and AdamW."""
+        m, v, work = self.state["m"][i], self.state["v"][i], self._work[i]
+        m *= self.beta1
+        m += np.multiply(g, 1.0 - self.beta1, out=work)  # m ← β₁ m + (1 − β₁) g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * np.square(g, out=work)  # v ← β₂ v + (1 − β₂) g²
+        # Grouped as torch does: θ ← θ − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
+        step_size = self.learning_rate / (1.0 - self.beta1**self.t)
+        np.sqrt(v, out=work)
+        work /= math.sqrt(1.0 - self.beta2**self.t)
+        work += self.eps
+        np.divide(m, work, out=work)
+        theta -= np.multiply(work, step_size, out=work)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW): the decay skips the moments.
+
+    θ ← θ (1 − η λ)
+    m ← β₁ m + (1 − β₁) g
+    v ← β₂ v + (1 − β₂) g²
+    θ ← θ − η m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
+    """
+
+    name = "adamw"
+
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(learning_rate, beta1, beta2, eps, weight_decay)
+
+    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+        if self.weight_decay:
+            theta *= 1.0 - self.learning_rate * self.weight_decay  # θ ← θ (1 − η λ)
+        self._adam_update(i, theta, g)
+
+
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
+    "sgd": SGD,
+    "momentum": partial(SGD, momentum=0.9),
+    "nesterov": partial(SGD, momentum=0.9, nesterov=True),
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+}
+
+
+def make_optimizer(name: str, **kwargs: Any) -> Optimizer:
+    """Build the optimizer registered as ``name`` in OPTIMIZERS with the given arguments."""
+    if name not in OPTIMIZERS:
+        raise SpecError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    factory = OPTIMIZERS[name]
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as error:
+        accepted = ", ".join(inspect.signature(factory).parameters)
+        raise SpecError(f"optimizer {name!r} takes {accepted}: {error}") from None
+    return factory(**kwargs)
+
+
+def clip_grad_norm(grads: Sequence[np.ndarray], max_norm: float) -> float:
+    """Scale all gradients in place so that their global L2 norm is at most ``max_norm``.
+
+    ‖g‖ = √(Σᵢ ‖gᵢ‖²) over all arrays;  c = max_norm / (‖g‖ + 10⁻⁶);  gᵢ ← c gᵢ if c < 1.
+
+    The 10⁻⁶ is torch.nn.utils.clip_grad_norm_'s. Returns ‖g‖ before clipping.
+    """
+    total_norm = math.sqrt(sum(float(np.linalg.norm(g)) ** 2 for g in grads))
+    clip_coef = max_norm / (total_norm + 1e-6)
+    if clip_coef < 1.0:
+        for g in grads:
+            g *= clip_coef
+    return total_norm
