@@ -29,7 +29,10 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("adam", {}),
     ("adam", {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.1}),
     ("adamw", {}),
-    ("adamw", {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1}),
+    (
+        "adamw",
+        {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.1},
+    ),
 ]
 CASE_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kwargs.items())}" for name, kwargs in CASES]
 
@@ -82,12 +85,12 @@ def test_matches_torch_float64(name: str, kwargs: dict[str, Any]):
         grads = random_arrays(rng)
         kept = [g.copy() for g in grads]
         optimizer.step(params, grads)
-        for tensor, g in zip(tensors, grads):
+        for tensor, g in zip(tensors, grads, strict=True):
             tensor.grad = torch.tensor(g)
         reference.step()
-        for g, g_kept in zip(grads, kept):
+        for g, g_kept in zip(grads, kept, strict=True):
             np.testing.assert_array_equal(g, g_kept)  # the gradients are left alone
-    for p, tensor in zip(params, tensors):
+    for p, tensor in zip(params, tensors, strict=True):
         np.testing.assert_allclose(p, tensor.detach().numpy(), rtol=1e-12, atol=1e-15)
 
 
@@ -101,14 +104,14 @@ def test_float32_stays_float32_and_matches_torch(name: str):
     for _ in range(STEPS):
         grads = random_arrays(rng, np.float32)
         optimizer.step(params, grads)
-        for tensor, g in zip(tensors, grads):
+        for tensor, g in zip(tensors, grads, strict=True):
             tensor.grad = torch.tensor(g)
         reference.step()
     assert all(p.dtype == np.float32 for p in params)
     for key, value in optimizer.state_dict().items():
         if isinstance(value, np.ndarray):
             assert value.dtype == np.float32, key
-    for p, tensor in zip(params, tensors):
+    for p, tensor in zip(params, tensors, strict=True):
         np.testing.assert_allclose(p, tensor.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
@@ -138,7 +141,7 @@ def test_resume_from_checkpoint_is_bit_identical(name: str, kwargs: dict[str, An
     second.load_state_dict(checkpoint)
     run_nnmath(second, resumed, grad_sequence[5:])
 
-    for p, q in zip(resumed, uninterrupted):
+    for p, q in zip(resumed, uninterrupted, strict=True):
         assert p.dtype == dtype
         np.testing.assert_array_equal(p, q)
 
@@ -239,13 +242,13 @@ def test_clip_grad_norm_matches_torch(max_norm: float):
     rng = np.random.default_rng(4)
     grads = random_arrays(rng)
     tensors = [torch.tensor(g.copy(), requires_grad=True) for g in grads]
-    for tensor, g in zip(tensors, grads):
+    for tensor, g in zip(tensors, grads, strict=True):
         tensor.grad = torch.tensor(g.copy())
     norm = clip_grad_norm(grads, max_norm)
     expected = torch.nn.utils.clip_grad_norm_(tensors, max_norm, foreach=False)
     assert isinstance(norm, float)
     np.testing.assert_allclose(norm, expected.item(), rtol=1e-14)
-    for g, tensor in zip(grads, tensors):
+    for g, tensor in zip(grads, tensors, strict=True):
         np.testing.assert_allclose(g, tensor.grad.numpy(), rtol=1e-14)
 
 

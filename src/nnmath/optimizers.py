@@ -81,7 +81,10 @@ class Optimizer:
         self._work: list[np.ndarray] = []
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
-        """Update each array of ``params`` in place from the gradient of the same index."""
+        """Update each array of ``params`` in place from the gradient of the same index.
+
+        The first step creates the state, zeros shaped and typed like the parameters.
+        """
         self._check_arrays(params, grads)
         if not self._work:
             self._work = [np.empty_like(theta) for theta in params]
@@ -90,7 +93,7 @@ class Optimizer:
                     slot: [np.zeros_like(theta) for theta in params] for slot in self.slots
                 }
         self.t += 1
-        for i, (theta, g) in enumerate(zip(params, grads)):
+        for i, (theta, g) in enumerate(zip(params, grads, strict=True)):
             self._update(i, theta, g)
 
     def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
@@ -100,7 +103,7 @@ class Optimizer:
         """Raise ShapeError unless params, grads and any existing state match one to one."""
         if len(params) != len(grads):
             raise ShapeError(f"{len(params)} parameter arrays but {len(grads)} gradient arrays")
-        for i, (theta, g) in enumerate(zip(params, grads)):
+        for i, (theta, g) in enumerate(zip(params, grads, strict=True)):
             if theta.shape != g.shape:
                 raise ShapeError(
                     f"gradient {i} has shape {g.shape}, its parameter has shape {theta.shape}"
@@ -111,7 +114,7 @@ class Optimizer:
                     f"optimizer state holds {len(arrays)} arrays per slot, "
                     f"but step was given {len(params)} parameters"
                 )
-            for i, (state, theta) in enumerate(zip(arrays, params)):
+            for i, (state, theta) in enumerate(zip(arrays, params, strict=True)):
                 if state.shape != theta.shape or state.dtype != theta.dtype:
                     raise ShapeError(
                         f"optimizer state {slot}.{i} is {state.dtype} {state.shape}, "
@@ -143,14 +146,12 @@ class Optimizer:
             )
         self.t = t
         self.learning_rate = float(state["learning_rate"])
-        self.state = (
-            {
+        self.state = {}  # an empty state is created again on the next step
+        if n:
+            self.state = {
                 slot: [np.array(arrays[f"{slot}.{i}"], copy=True) for i in range(n)]
                 for slot in self.slots
             }
-            if n
-            else {}
-        )
         self._work = []
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -206,10 +207,8 @@ class SGD(Optimizer):
             else:
                 v *= self.momentum
                 v += g  # v ← μ v + g
-            if self.nesterov:
-                g = np.add(g, self.momentum * v, out=work)  # g + μ v
-            else:
-                g = v
+            # Nesterov steps along g + μ v, classical momentum along v.
+            g = np.add(g, self.momentum * v, out=work) if self.nesterov else v
         theta -= np.multiply(g, self.learning_rate, out=work)  # θ ← θ − η g
 
 
@@ -245,8 +244,10 @@ class RMSprop(Optimizer):
         if self.weight_decay:
             g = g + self.weight_decay * theta  # g ← g + λ θ
         v = self.state["v"][i]
+        np.square(g, out=work)
+        work *= 1.0 - self.alpha
         v *= self.alpha
-        v += (1.0 - self.alpha) * np.square(g, out=work)  # v ← α v + (1 − α) g²
+        v += work  # v ← α v + (1 − α) g²
         np.sqrt(v, out=work)
         work += self.eps
         np.divide(g, work, out=work)  # g / (√v + ε)
@@ -295,8 +296,10 @@ class Adam(Optimizer):
         m, v, work = self.state["m"][i], self.state["v"][i], self._work[i]
         m *= self.beta1
         m += np.multiply(g, 1.0 - self.beta1, out=work)  # m ← β₁ m + (1 − β₁) g
+        np.square(g, out=work)
+        work *= 1.0 - self.beta2
         v *= self.beta2
-        v += (1.0 - self.beta2) * np.square(g, out=work)  # v ← β₂ v + (1 − β₂) g²
+        v += work  # v ← β₂ v + (1 − β₂) g²
         # Grouped as torch does: θ ← θ − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
         step_size = self.learning_rate / (1.0 - self.beta1**self.t)
         np.sqrt(v, out=work)
