@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nnmath.activations import Activation
+from nnmath.activations import Activation, get_activation
 from nnmath.backend import namespace
 
 Array = Any
@@ -235,6 +235,4 @@ def activation_layer(name: str, parameter: float | None = None) -> Elementwise |
     """The layer for an activation name: Softmax for "softmax", else Elementwise(h)."""
     if name.lower() == "softmax":
         return Softmax()
-    from nnmath.activations import get_activation
-
     return Elementwise(get_activation(name, parameter))
