@@ -22,6 +22,7 @@ from nnmath.activations import ACTIVATIONS, ALIASES
 from nnmath.errors import SpecError
 
 ACTIVATION_NAMES = (*ACTIVATIONS, "softmax")
+_SEPARATOR = re.compile(r"-(?![^()]*\))")
 _LAYER = re.compile(r"^(\d+)([A-Za-z_]*)(?:\(([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\))?$")
 
 
@@ -72,7 +73,8 @@ def _expected() -> str:
 
 def parse_spec(text: str) -> NetworkSpec:
     """Parse a spec string into a NetworkSpec, or raise SpecError saying what was expected."""
-    tokens = text.strip().split("-") if text and text.strip() else []
+    # split on '-' outside parentheses, so a parameter may carry an exponent: elu(1e-05)
+    tokens = _SEPARATOR.split(text.strip()) if text and text.strip() else []
     if len(tokens) < 2:
         raise SpecError(f"spec {text!r} needs an input size and at least one layer; {_expected()}")
     if not tokens[0].isdigit() or int(tokens[0]) == 0:

@@ -1,0 +1,34 @@
+"""Shared test settings: one fixed Hypothesis profile, so that CI runs are fast and reproducible.
+
+``derandomize=True`` makes Hypothesis draw the same examples on every run (no example database);
+``deadline=None`` because the first call of a test pays for imports and torch's warm-up. Set
+``HYPOTHESIS_PROFILE=thorough`` for a longer local search.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "nnmath",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough", parent=settings.get_profile("nnmath"), max_examples=500, derandomize=False
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "nnmath"))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator, passed explicitly (no global seeding)."""
+    return np.random.default_rng(20240601)

@@ -1,0 +1,119 @@
+"""Spec strings: the grammar, round trips, and errors that list what is valid."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nnmath.activations import ACTIVATIONS
+from nnmath.errors import SpecError
+from nnmath.layers import Elementwise, Softmax
+from nnmath.network import MLP
+from nnmath.spec import ACTIVATION_NAMES, LayerSpec, NetworkSpec, parse_spec
+
+
+def test_the_notes_network():
+    spec = parse_spec("3-10relu-6relu-3softmax")
+    assert spec.n_in == 3 and spec.n_out == 3
+    assert spec.sizes == (3, 10, 6, 3)
+    assert [layer.activation for layer in spec.layers] == ["relu", "relu", "softmax"]
+    assert spec.output == "softmax"
+    assert str(spec) == "3-10relu-6relu-3softmax"
+
+
+@pytest.mark.parametrize(
+    ("text", "layers"),
+    [
+        ("4-8tanh-1", [LayerSpec(8, "tanh"), LayerSpec(1, "identity")]),
+        (
+            "2-16leaky_relu(0.1)-1sigmoid",
+            [LayerSpec(16, "leaky_relu", 0.1), LayerSpec(1, "sigmoid")],
+        ),
+        ("2-3elu(1.5e-1)-1", [LayerSpec(3, "elu", 0.15), LayerSpec(1, "identity")]),
+        ("3-4logistic-2linear", [LayerSpec(4, "sigmoid"), LayerSpec(2, "identity")]),
+        (" 3-4ReLU-2SoftMax ", [LayerSpec(4, "relu"), LayerSpec(2, "softmax")]),
+        ("5-7lrelu(0.2)-2", [LayerSpec(7, "leaky_relu", 0.2), LayerSpec(2, "identity")]),
+        ("2-3leaky_relu(1e-05)-1", [LayerSpec(3, "leaky_relu", 1e-5), LayerSpec(1, "identity")]),
+    ],
+)
+def test_grammar(text, layers):
+    spec = parse_spec(text)
+    assert list(spec.layers) == layers
+    assert parse_spec(str(spec)) == spec
+
+
+def test_every_registered_activation_is_a_spec_name():
+    assert set(ACTIVATION_NAMES) == {*ACTIVATIONS, "softmax"}
+
+
+@st.composite
+def specs(draw):
+    n_in = draw(st.integers(1, 50))
+    layers = []
+    for _ in range(draw(st.integers(1, 4))):
+        name = draw(st.sampled_from(ACTIVATION_NAMES))
+        parameter = None
+        if name in ("leaky_relu", "elu") and draw(st.booleans()):
+            parameter = draw(st.sampled_from([1e-05, 0.05, 0.1, 0.25, 0.5]))
+        layers.append(LayerSpec(draw(st.integers(1, 50)), name, parameter))
+    return NetworkSpec(n_in, tuple(layers))
+
+
+@given(specs())
+def test_round_trip_and_model_layers(spec):
+    assert parse_spec(str(spec)) == spec
+    model = MLP(spec)
+    for layer, activation in zip(spec.layers, model.activations, strict=True):
+        if layer.activation == "softmax":
+            assert isinstance(activation, Softmax)
+        else:
+            assert isinstance(activation, Elementwise)
+            assert activation.name == layer.activation
+    assert model.parameter_count == sum(
+        a * b + b for a, b in zip(spec.sizes[:-1], spec.sizes[1:], strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "needs an input size and at least one layer"),
+        ("3", "needs an input size and at least one layer"),
+        ("x-3relu", "must start with the input size"),
+        ("0-3relu", "must start with the input size"),
+        ("3-4foo-2", "unknown activation 'foo'"),
+        ("3-relu4-2", "is not SIZE[ACTIVATION]"),
+        ("3-4tanh-", "is not SIZE[ACTIVATION]"),
+        ("3--4", "is not SIZE[ACTIVATION]"),
+        ("3-4relu(x)-2", "is not SIZE[ACTIVATION]"),
+    ],
+)
+def test_bad_specs_list_the_valid_activations(text, fragment):
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    message = str(info.value)
+    assert fragment in message
+    assert "valid activations" in message
+    for name in ACTIVATION_NAMES:
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("3-0relu-2", "has size 0"),
+        ("3-4relu(0.1)-2", "relu takes no parameter"),
+        ("3-4softmax(2)", "softmax takes no parameter"),
+    ],
+)
+def test_other_spec_errors_say_what_is_wrong(text, fragment):
+    with pytest.raises(SpecError, match=fragment.replace("(", r"\(")):
+        parse_spec(text)
+
+
+def test_out_of_range_parameters_are_refused_when_building():
+    with pytest.raises(SpecError, match="slope must be in"):
+        MLP("3-4leaky_relu(1.5)-2")
+    with pytest.raises(SpecError, match="alpha must be positive"):
+        MLP("3-4elu(0)-2")
