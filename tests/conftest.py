@@ -11,7 +11,9 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
 
 settings.register_profile(
     "nnmath",
@@ -26,6 +28,11 @@ settings.register_profile(
     "thorough", parent=settings.get_profile("nnmath"), max_examples=500, derandomize=False
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "nnmath"))
+
+# The tests multiply small matrices; on a shared 2-core machine a second BLAS or torch thread only
+# adds contention (measured: a 200×64 @ 64×100 product went from 0.1 ms to 12 ms). One thread each.
+threadpool_limits(1)
+torch.set_num_threads(1)
 
 
 @pytest.fixture

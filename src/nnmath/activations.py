@@ -35,7 +35,9 @@ class Activation:
 
     ``f(Z) -> Y``; ``df(Z, Y) -> h′(Z)``; ``tex`` and ``tex_derivative`` typeset y = h(z) and h′(z);
     ``kinked`` marks functions whose derivative jumps at z = 0 (gradient checks must avoid the kink);
-    ``parameter`` is the one hyperparameter some functions take (leaky ReLU's slope, ELU's α).
+    ``parameter`` is the one hyperparameter some functions take (leaky ReLU's slope, ELU's α);
+    ``code`` and ``code_derivative`` state h(z) and h′(z, y) once more in the derivations' safe NumPy
+    subset (placeholders ``<z>``, ``<y>``), so that a derivation evaluates the formula it prints.
     """
 
     name: str
@@ -48,6 +50,8 @@ class Activation:
     parameter: float | None = None
     init: str = "glorot_uniform"
     aliases: tuple[str, ...] = field(default=())
+    code: str = ""
+    code_derivative: str = ""
 
     @property
     def label(self) -> str:
@@ -97,6 +101,8 @@ IDENTITY = Activation(
     tex=r"<z>",
     tex_derivative=r"1",
     text="y = z;  y′ = 1",
+    code="<z>",
+    code_derivative="ones_like(<z>)",
     aliases=("linear", ""),
 )
 
@@ -107,6 +113,8 @@ SIGMOID = Activation(
     tex=r"\sigma(<z>) = \frac{1}{1 + e^{-<z>}}",
     tex_derivative=r"<y>\,(1 - <y>)",
     text="y = 1 / (1 + exp(−z));  y′ = y (1 − y)",
+    code="1 / (1 + exp(-<z>))",
+    code_derivative="<y> * (1 - <y>)",
     aliases=("logistic",),
 )
 
@@ -117,6 +125,8 @@ TANH = Activation(
     tex=r"\tanh(<z>) = \frac{e^{<z>} - e^{-<z>}}{e^{<z>} + e^{-<z>}}",
     tex_derivative=r"1 - <y>^{2}",
     text="y = tanh z;  y′ = 1 − y²",
+    code="tanh(<z>)",
+    code_derivative="1 - <y> ** 2",
 )
 
 RELU = Activation(
@@ -126,6 +136,8 @@ RELU = Activation(
     tex=r"\max(0, <z>)",
     tex_derivative=r"\mathbb{1}[<z> > 0]",
     text="y = max(0, z);  y′ = 1 if z > 0 else 0",
+    code="maximum(0, <z>)",
+    code_derivative="<z> > 0",
     kinked=True,
     init="he_normal",
 )
@@ -137,6 +149,8 @@ SOFTPLUS = Activation(
     tex=r"\ln\left(1 + e^{<z>}\right)",
     tex_derivative=r"\sigma(<z>) = \frac{1}{1 + e^{-<z>}}",
     text="y = ln(1 + exp z);  y′ = σ(z)",
+    code="log(1 + exp(<z>))",
+    code_derivative="1 / (1 + exp(-<z>))",
     init="he_normal",
 )
 
@@ -150,6 +164,12 @@ GELU = Activation(
         r"\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,<z>^{2})"
     ),
     text="y = ½ z (1 + tanh u), u = √(2/π)(z + 0.044715 z³);  y′ = ½(1 + tanh u) + ½ z sech²u u′",
+    code=f"0.5 * <z> * (1 + tanh({SQRT_2_OVER_PI!r} * (<z> + {GELU_CUBIC!r} * <z> ** 3)))",
+    code_derivative=(
+        f"0.5 * (1 + tanh({SQRT_2_OVER_PI!r} * (<z> + {GELU_CUBIC!r} * <z> ** 3)))"
+        f" + 0.5 * <z> * (1 - tanh({SQRT_2_OVER_PI!r} * (<z> + {GELU_CUBIC!r} * <z> ** 3)) ** 2)"
+        f" * {SQRT_2_OVER_PI!r} * (1 + 3 * {GELU_CUBIC!r} * <z> ** 2)"
+    ),
     init="he_normal",
 )
 
@@ -165,6 +185,8 @@ def leaky_relu(slope: float = 0.01) -> Activation:
         tex=rf"\max({slope:g}\,<z>, <z>)",
         tex_derivative=rf"\begin{{cases}} 1 & <z> > 0 \\ {slope:g} & <z> \le 0 \end{{cases}}",
         text=f"y = max({slope:g} z, z);  y′ = 1 if z > 0 else {slope:g}",
+        code=f"maximum({slope!r} * <z>, <z>)",
+        code_derivative=f"(<z> > 0) + {slope!r} * (<z> <= 0)",
         kinked=True,
         parameter=slope,
         init="he_normal",
@@ -183,6 +205,8 @@ def elu(alpha: float = 1.0) -> Activation:
         tex=rf"\begin{{cases}} <z> & <z> > 0 \\ {alpha:g}\,(e^{{<z>}} - 1) & <z> \le 0 \end{{cases}}",
         tex_derivative=rf"\begin{{cases}} 1 & <z> > 0 \\ <y> + {alpha:g} & <z> \le 0 \end{{cases}}",
         text=f"y = z if z > 0 else {alpha:g}(exp z − 1);  y′ = 1 if z > 0 else y + {alpha:g}",
+        code=f"where(<z> > 0, <z>, {alpha!r} * (exp(minimum(<z>, 0)) - 1))",
+        code_derivative=f"where(<z> > 0, 1, <y> + {alpha!r})",
         kinked=alpha != 1.0,
         parameter=alpha,
         init="he_normal",

@@ -18,12 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
+from nnmath.backend import convert, namespace, to_numpy
 from nnmath.layers import Elementwise
 from nnmath.losses import Loss, as_targets
-from nnmath.network import MLP
+from nnmath.network import MLP, Gradients
 
 DEFAULT_EPS = 1e-5
 DEFAULT_RTOL = 1e-6
@@ -57,9 +59,10 @@ def numerical_jacobian(
     for j in range(flat.size):
         saved = flat[j]
         flat[j] = saved + eps
-        f_plus = np.asarray(f(x), dtype=np.float64).reshape(-1)
+        # np.array copies: f may return x itself (identity), which the next step perturbs
+        f_plus = np.array(f(x), dtype=np.float64).reshape(-1)
         flat[j] = saved - eps
-        f_minus = np.asarray(f(x), dtype=np.float64).reshape(-1)
+        f_minus = np.array(f(x), dtype=np.float64).reshape(-1)
         flat[j] = saved
         columns.append((f_plus - f_minus) / (2.0 * eps))
     return np.stack(columns, axis=1)
@@ -149,12 +152,15 @@ def check_gradients(
     """Compare the backward pass of ``model`` with central differences of its cost, in float64.
 
     Checks ∂C/∂W⁽ˡ⁾, ∂C/∂b⁽ˡ⁾ for every layer and ∂C/∂X; the model is copied to float64 first and
-    left unchanged.
+    left unchanged. A model whose parameters belong to another Array API library (PyTorch,
+    array-api-strict, ...) runs its backward pass in that library, in float64; the differences are
+    taken in NumPy.
     """
+    xp = namespace(model.linears[0].W)
     model = model.astype(np.float64)
-    X = np.array(X, dtype=np.float64)
-    T = as_targets(np.asarray(T), model.n_out, np.float64)
-    _, grads = model.loss_and_gradients(X, T, loss)
+    X = np.array(to_numpy(X), dtype=np.float64)
+    T = as_targets(to_numpy(T), model.n_out, np.float64)
+    _, grads = _analytic_gradients(model, X, T, loss, xp)
     reference = kink_pattern(model, X)
 
     names = [f"{kind}{index}" for index in range(1, len(model.linears) + 1) for kind in "Wb"]
@@ -183,6 +189,18 @@ def check_gradients(
         ok = math.isfinite(rel) and (rel <= rtol or abs_err <= atol)
         checks.append(ParameterCheck(name, tuple(param.shape), rel, abs_err, int(kink.sum()), ok))
     return GradcheckReport(str(model.spec), loss.name, "float64", eps, rtol, atol, checks)
+
+
+def _analytic_gradients(
+    model: MLP, X: np.ndarray, T: np.ndarray, loss: Loss, xp: Any
+) -> tuple[float, Gradients]:
+    """The backward pass of the float64 NumPy ``model``, run in the namespace ``xp``."""
+    if xp is np:
+        return model.loss_and_gradients(X, T, loss)
+    value, grads = convert(model, xp).loss_and_gradients(xp.asarray(X), xp.asarray(T), loss)
+    return value, Gradients(
+        W=[to_numpy(g) for g in grads.W], b=[to_numpy(g) for g in grads.b], X=to_numpy(grads.X)
+    )
 
 
 def random_problem(

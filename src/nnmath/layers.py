@@ -21,7 +21,8 @@ Formulas are LaTeX templates with placeholders that a derivation replaces by its
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from nnmath.activations import Activation, get_activation
@@ -31,8 +32,36 @@ Array = Any
 
 
 @dataclass(frozen=True)
+class Rule:
+    """One equation of a primitive in one notation of the derivations: LaTeX and NumPy side by side.
+
+    ``tex`` is the right-hand side in matrix form and ``element`` the whole equation in element form
+    (LaTeX templates); ``code`` is the right-hand side in the derivations' safe NumPy subset (names,
+    ``+ - * / @ **``, ``.T`` and the functions of ``nnmath.derivation.evaluate``), so that the
+    printed formula is the one evaluated. ``element_code`` (einsum, with the element form's indices)
+    is given where the element form is not the matrix form entry by entry. An identity (a step of a
+    simplification) also has its left-hand side, ``lhs`` and ``lhs_code``. Placeholders are those of
+    Formula, plus ``<C>`` (the function differentiated), ``<n>`` (the layer's width), ``<x>``, ``<y>``
+    (one sample's vectors) and ``<si>``-style index pairs, which a notation writes ``si`` or ``is``.
+    """
+
+    tex: str
+    code: str
+    element: str = ""
+    element_code: str = ""
+    lhs: str = ""
+    lhs_code: str = ""
+
+
+@dataclass(frozen=True)
 class Formula:
-    """A primitive's mathematics, typeset once: forward and backward, matrix and element form."""
+    """A primitive's mathematics, typeset once: forward and backward, matrix and element form.
+
+    ``notations`` holds the same mathematics for the derivation documents, one Rule per role
+    (``forward``, ``dW``, ``db``, ``dX``, ``jacobian``, ``value``, ``grad``, ...) in each notation:
+    ``row`` (one sample per row, Z = A W + 1b with W of shape in×out, so W = engine Wᵀ) and ``column``
+    (one sample per column, Z = W A + b1ᵀ with the engine's W).
+    """
 
     forward: str
     forward_element: str
@@ -40,6 +69,9 @@ class Formula:
     backward_element: str
     jacobian: str
     text: str
+    notations: Mapping[str, Mapping[str, Rule]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def render(template: str, **symbols: str) -> str:
@@ -70,6 +102,67 @@ def diagonal_jacobians(D: Array) -> Array:
     return eye[None, :, :] * D[:, None, :]
 
 
+# Linear in the two notations of the derivations. Row: samples are rows, W is in×out (the engine's
+# Wᵀ) and b a row; column: samples are columns, W is out×in (the engine's W) and b a column.
+LINEAR_NOTATIONS: dict[str, dict[str, Rule]] = {
+    "row": {
+        "forward": Rule(
+            tex=r"<X> <W> + \mathbf{1} <b>",
+            code="<X> @ <W> + ones(S, 1) @ <b>",
+            element=r"<Y>_{si} = \sum_{k} <X>_{sk} <W>_{ki} + <b>_{i}",
+            element_code="einsum('sk,ki->si', <X>, <W>) + einsum('ti,s->si', <b>, ones(S))",
+        ),
+        "dW": Rule(
+            tex=r"<X>^\top <dY>",
+            code="<X>.T @ <dY>",
+            element=r"\frac{\partial <C>}{\partial <W>_{ki}} = \sum_{s} <X>_{sk}"
+            r" \frac{\partial <C>}{\partial <Y>_{si}}",
+            element_code="einsum('sk,si->ki', <X>, <dY>)",
+        ),
+        "db": Rule(
+            tex=r"\mathbf{1}^\top <dY>",
+            code="ones(1, S) @ <dY>",
+            element=r"\frac{\partial <C>}{\partial <b>_{i}} = \sum_{s} \frac{\partial <C>}{\partial <Y>_{si}}",
+            element_code="einsum('si,t->ti', <dY>, ones(1))",
+        ),
+        "dX": Rule(
+            tex=r"<dY> <W>^\top",
+            code="<dY> @ <W>.T",
+            element=r"\frac{\partial <C>}{\partial <X>_{sk}} = \sum_{i}"
+            r" \frac{\partial <C>}{\partial <Y>_{si}} <W>_{ki}",
+            element_code="einsum('si,ki->sk', <dY>, <W>)",
+        ),
+    },
+    "column": {
+        "forward": Rule(
+            tex=r"<W> <X> + <b> \mathbf{1}^\top",
+            code="<W> @ <X> + <b> @ ones(1, S)",
+            element=r"<Y>_{is} = \sum_{k} <W>_{ik} <X>_{ks} + <b>_{i}",
+            element_code="einsum('ik,ks->is', <W>, <X>) + einsum('it,s->is', <b>, ones(S))",
+        ),
+        "dW": Rule(
+            tex=r"<dY> <X>^\top",
+            code="<dY> @ <X>.T",
+            element=r"\frac{\partial <C>}{\partial <W>_{ik}} = \sum_{s}"
+            r" \frac{\partial <C>}{\partial <Y>_{is}} <X>_{ks}",
+            element_code="einsum('is,ks->ik', <dY>, <X>)",
+        ),
+        "db": Rule(
+            tex=r"<dY> \mathbf{1}",
+            code="<dY> @ ones(S, 1)",
+            element=r"\frac{\partial <C>}{\partial <b>_{i}} = \sum_{s} \frac{\partial <C>}{\partial <Y>_{is}}",
+            element_code="einsum('is,t->it', <dY>, ones(1))",
+        ),
+        "dX": Rule(
+            tex=r"<W>^\top <dY>",
+            code="<W>.T @ <dY>",
+            element=r"\frac{\partial <C>}{\partial <X>_{ks}} = \sum_{i} <W>_{ik}"
+            r" \frac{\partial <C>}{\partial <Y>_{is}}",
+            element_code="einsum('ik,is->ks', <W>, <dY>)",
+        ),
+    },
+}
+
 LINEAR_TEX = Formula(
     forward=r"<Y> = <X> <W>^\top + \mathbf{1} <b>^\top",
     forward_element=r"<Y>_{si} = \sum_{k} <X>_{sk} <W>_{ik} + <b>_{i}",
@@ -85,6 +178,7 @@ LINEAR_TEX = Formula(
         r"\frac{\partial y}{\partial b} = I"
     ),
     text="Y = X Wᵀ + 1bᵀ (W: out×in);  dW = dYᵀ X, db = 1ᵀ dY, dX = dY W",
+    notations=LINEAR_NOTATIONS,
 )
 
 
@@ -139,6 +233,36 @@ class Linear:
         return {"W": dW, "b": db}
 
 
+def elementwise_notations(activation: Activation) -> dict[str, dict[str, Rule]]:
+    """The Rules of Y = h(X) for the derivations, built from the activation's own templates.
+
+    An elementwise map reads the same in both notations but for the order of an entry's indices.
+    """
+    h, dh = activation.code, activation.code_derivative
+    tex_dh = render(activation.tex_derivative, z="z", y="y")
+    rules = {
+        "forward": Rule(
+            tex=render(activation.tex, z="<X>", y="<Y>"),
+            code=render(h, z="<X>"),
+            element=r"<Y>_{<si>} = " + render(activation.tex, z="<X>_{<si>}", y="<Y>_{<si>}"),
+        ),
+        "dX": Rule(
+            tex=r"<dY> \odot h'(<X>), \quad h'(z) = " + tex_dh,
+            code=f"<dY> * ({render(dh, z='<X>', y='<Y>')})",
+            element=r"\frac{\partial <C>}{\partial <X>_{<si>}} = \frac{\partial <C>}{\partial <Y>_{<si>}}"
+            r"\, " + render(activation.tex_derivative, z="<X>_{<si>}", y="<Y>_{<si>}"),
+        ),
+        "jacobian": Rule(
+            tex=r"\operatorname{diag}\left(h'(<x>)\right)",
+            code=f"diag({render(dh, z='<x>', y='<y>')})",
+            element=r"(J_s)_{jk} = \delta_{jk}\, "
+            + render(activation.tex_derivative, z="<X>_{<sj>}", y="<Y>_{<sj>}"),
+            element_code=f"einsum('sj,jk->sjk', {render(dh, z='<x>', y='<y>')}, eye(<n>))",
+        ),
+    }
+    return {"row": rules, "column": rules}
+
+
 class Elementwise:
     """Y = h(Z) entry by entry, for an activation h from the ``activations`` table."""
 
@@ -155,6 +279,7 @@ class Elementwise:
             r"\, h'(<X>_{si})",
             jacobian=r"\frac{\partial y}{\partial x} = \operatorname{diag}\left(h'(x)\right)",
             text=f"{activation.text};  dX = dY ⊙ h′(X), J = diag(h′(x))",
+            notations=elementwise_notations(activation),
         )
 
     @property
@@ -186,6 +311,53 @@ class Elementwise:
         return {}
 
 
+# Softmax in the derivations' notations; ``<x>``, ``<y>`` are one sample's vectors (rows of the
+# batch in the row notation, columns in the column notation), J_s its Jacobian in numerator layout.
+SOFTMAX_NOTATIONS: dict[str, dict[str, Rule]] = {
+    "row": {
+        "forward": Rule(
+            tex=r"\exp(<X>) \oslash \left(\exp(<X>)\,\mathbf{1}\mathbf{1}^\top\right)",
+            code="exp(<X>) / (exp(<X>) @ ones(<n>, <n>))",
+            element=r"<Y>_{si} = \frac{e^{<X>_{si}}}{\sum_{k} e^{<X>_{sk}}}",
+            element_code="exp(<X>) / einsum('sk,i->si', exp(<X>), ones(<n>))",
+        ),
+        "dX": Rule(
+            tex=r"<Y> \odot \left(<dY> - \left(<dY> \odot <Y>\right)\mathbf{1}\mathbf{1}^\top\right)",
+            code="<Y> * (<dY> - (<dY> * <Y>) @ ones(<n>, <n>))",
+            element=r"\frac{\partial <C>}{\partial <X>_{sj}} = <Y>_{sj}\left(\frac{\partial <C>}{\partial <Y>_{sj}}"
+            r" - \sum_{k} \frac{\partial <C>}{\partial <Y>_{sk}} <Y>_{sk}\right)",
+            element_code="<Y> * (<dY> - einsum('sk,sk,j->sj', <dY>, <Y>, ones(<n>)))",
+        ),
+        "jacobian": Rule(
+            tex=r"\operatorname{diag}(<y>) - <y>^\top <y>",
+            code="diag(<y>) - outer(<y>, <y>)",
+            element=r"(J_s)_{jk} = <Y>_{sj}\left(\delta_{jk} - <Y>_{sk}\right)",
+            element_code="einsum('sj,jk->sjk', <y>, eye(<n>)) - einsum('sj,sk->sjk', <y>, <y>)",
+        ),
+    },
+    "column": {
+        "forward": Rule(
+            tex=r"\exp(<X>) \oslash \left(\mathbf{1}\mathbf{1}^\top \exp(<X>)\right)",
+            code="exp(<X>) / (ones(<n>, <n>) @ exp(<X>))",
+            element=r"<Y>_{is} = \frac{e^{<X>_{is}}}{\sum_{k} e^{<X>_{ks}}}",
+            element_code="exp(<X>) / einsum('ks,i->is', exp(<X>), ones(<n>))",
+        ),
+        "dX": Rule(
+            tex=r"<Y> \odot \left(<dY> - \mathbf{1}\mathbf{1}^\top\left(<dY> \odot <Y>\right)\right)",
+            code="<Y> * (<dY> - ones(<n>, <n>) @ (<dY> * <Y>))",
+            element=r"\frac{\partial <C>}{\partial <X>_{js}} = <Y>_{js}\left(\frac{\partial <C>}{\partial <Y>_{js}}"
+            r" - \sum_{k} \frac{\partial <C>}{\partial <Y>_{ks}} <Y>_{ks}\right)",
+            element_code="<Y> * (<dY> - einsum('ks,ks,j->js', <dY>, <Y>, ones(<n>)))",
+        ),
+        "jacobian": Rule(
+            tex=r"\operatorname{diag}(<y>) - <y> <y>^\top",
+            code="diag(<y>) - outer(<y>, <y>)",
+            element=r"(J_s)_{jk} = <Y>_{js}\left(\delta_{jk} - <Y>_{ks}\right)",
+            element_code="einsum('sj,jk->sjk', <y>, eye(<n>)) - einsum('sj,sk->sjk', <y>, <y>)",
+        ),
+    },
+}
+
 SOFTMAX_TEX = Formula(
     forward=r"<Y> = \exp(<X>) \oslash \left(\exp(<X>)\,\mathbf{1}\mathbf{1}^\top\right)",
     forward_element=r"<Y>_{si} = \frac{e^{<X>_{si}}}{\sum_{k} e^{<X>_{sk}}}",
@@ -198,6 +370,7 @@ SOFTMAX_TEX = Formula(
     ),
     jacobian=r"\frac{\partial y}{\partial x} = \operatorname{diag}(y) - y y^\top",
     text="Y = exp(X) / row sums;  dX = Y ⊙ (dY − (dY ⊙ Y) 1 1ᵀ), J = diag(y) − y yᵀ",
+    notations=SOFTMAX_NOTATIONS,
 )
 
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from nnmath.activations import SIGMOID
 from nnmath.backend import namespace
 from nnmath.errors import DataError, SpecError
-from nnmath.layers import Formula, log_softmax, softmax
+from nnmath.layers import Formula, Rule, log_softmax, softmax
 
 Array = Any
 
@@ -40,9 +40,25 @@ class Loss(Protocol):
     def grad(self, A: Array, T: Array) -> Array: ...  # (S, C), no 1/S
 
 
+def _loss_notations(
+    value: str, value_code: str, grad: str, grad_code: str, grad_element: str
+) -> dict[str, dict[str, Rule]]:
+    """The Rules of a loss summed over its outputs, for the derivations (the same in both notations).
+
+    ``value`` is ℓ_s for one sample, with ``value_code`` the sum ℓ = Σ_s ℓ_s over the batch; ``grad``
+    is ∂ℓ/∂A, whose row (column) s is ∂ℓ_s/∂a_s. No 1/S here: the cost owns it.
+    """
+    rules = {
+        "value": Rule(tex=value, code=value_code),
+        "grad": Rule(tex=grad, code=grad_code, element=grad_element),
+    }
+    return {"row": rules, "column": rules}
+
+
 def _tiny(A: Array) -> float:
+    """The dtype's smallest normal number (``smallest_normal`` is the Array API's name for tiny)."""
     xp = namespace(A)
-    return float(xp.finfo(A.dtype).tiny)
+    return float(xp.finfo(A.dtype).smallest_normal)
 
 
 def _clamped_log(A: Array) -> Array:
@@ -63,6 +79,13 @@ class SquaredError:
         backward_element=r"\frac{\partial \ell_s}{\partial <A>_{sj}} = <A>_{sj} - <T>_{sj}",
         jacobian=r"\frac{\partial \ell}{\partial a} = (a - t)^\top",
         text="ℓ = ½ Σ (t − a)²;  ∂ℓ/∂a = a − t",
+        notations=_loss_notations(
+            r"\tfrac{1}{2} \sum_{j} (<T>_{<sj>} - <A>_{<sj>})^{2}",
+            "sum((<T> - <A>) ** 2) / 2",
+            r"<A> - <T>",
+            "<A> - <T>",
+            r"\frac{\partial \ell_s}{\partial <A>_{<sj>}} = <A>_{<sj>} - <T>_{<sj>}",
+        ),
     )
 
     def value(self, A: Array, T: Array) -> Array:
@@ -85,6 +108,13 @@ class MeanSquaredError:
         backward_element=r"\frac{\partial \ell_s}{\partial <A>_{sj}} = \tfrac{2}{C}(<A>_{sj} - <T>_{sj})",
         jacobian=r"\frac{\partial \ell}{\partial a} = \tfrac{2}{C}(a - t)^\top",
         text="ℓ = (1/C) Σ (t − a)²;  ∂ℓ/∂a = 2(a − t)/C",
+        notations=_loss_notations(
+            r"\tfrac{1}{<n>} \sum_{j} (<T>_{<sj>} - <A>_{<sj>})^{2}",
+            "sum((<T> - <A>) ** 2) / <n>",
+            r"\tfrac{2}{<n>} (<A> - <T>)",
+            "2 / <n> * (<A> - <T>)",
+            r"\frac{\partial \ell_s}{\partial <A>_{<sj>}} = \tfrac{2}{<n>}(<A>_{<sj>} - <T>_{<sj>})",
+        ),
     )
 
     def value(self, A: Array, T: Array) -> Array:
@@ -93,6 +123,81 @@ class MeanSquaredError:
 
     def grad(self, A: Array, T: Array) -> Array:
         return (2.0 / A.shape[1]) * (A - T)
+
+
+def _per_ln(base: float) -> str:
+    """The code for the 1/ln b factor of a log base: nothing for the natural log."""
+    return "" if base == math.e else f" / log({base!r})"
+
+
+def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
+    """The output-layer simplification of softmax + cross-entropy, step by step, in both notations.
+
+    Into the softmax VJP Ŷ ⊙ (G − (G ⊙ Ŷ)11ᵀ) goes G = ∂ℓ/∂Ŷ = −(1/ln b) T ⊘ Ŷ (placeholder ``<dA>``):
+    then Ŷ ⊙ G = −T/ln b and (G ⊙ Ŷ)11ᵀ = −T11ᵀ/ln b, so ∂ℓ/∂Z = ((T11ᵀ) ⊙ Ŷ − T)/ln b, which is
+    (Ŷ − T)/ln b exactly when each sample's targets sum to one (row notation; the column notation
+    sums columns with 11ᵀ on the left).
+    """
+    _, k = _base_tex(base)  # the 1/ln b factor, empty for the natural log
+    per_ln = _per_ln(base)
+    G = r"\frac{\partial \ell}{\partial <A>}"
+    row = {
+        "substitute": Rule(
+            lhs=rf"<A> \odot {G}", lhs_code="<A> * <dA>", tex=rf"-{k} <T>", code=f"-<T>{per_ln}"
+        ),
+        "substitute_sum": Rule(
+            lhs=rf"\left({G} \odot <A>\right)\mathbf{{1}}\mathbf{{1}}^\top",
+            lhs_code="(<dA> * <A>) @ ones(<n>, <n>)",
+            tex=rf"-{k} <T>\mathbf{{1}}\mathbf{{1}}^\top",
+            code=f"-<T> @ ones(<n>, <n>){per_ln}",
+        ),
+        "general": Rule(
+            tex=rf"{k}\left(\left(<T>\mathbf{{1}}\mathbf{{1}}^\top\right) \odot <A> - <T>\right)",
+            code=f"((<T> @ ones(<n>, <n>)) * <A> - <T>){per_ln}",
+            element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{sj}}}} = {k}\left(<A>_{{sj}}"
+            r" \sum_{k} <T>_{sk} - <T>_{sj}\right)",
+            element_code=f"(einsum('sk,j->sj', <T>, ones(<n>)) * <A> - <T>){per_ln}",
+        ),
+        "assumption": Rule(
+            lhs=r"<T>\mathbf{1}",
+            lhs_code="<T> @ ones(<n>, 1)",
+            tex=r"\mathbf{1}",
+            code="ones(S, 1)",
+        ),
+        "simplified": Rule(
+            tex=rf"{k}(<A> - <T>)",
+            code=f"(<A> - <T>){per_ln}",
+            element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{sj}}}} = {k}(<A>_{{sj}} - <T>_{{sj}})",
+        ),
+    }
+    column = {
+        "substitute": row["substitute"],
+        "substitute_sum": Rule(
+            lhs=rf"\mathbf{{1}}\mathbf{{1}}^\top\left({G} \odot <A>\right)",
+            lhs_code="ones(<n>, <n>) @ (<dA> * <A>)",
+            tex=rf"-{k} \mathbf{{1}}\mathbf{{1}}^\top <T>",
+            code=f"-ones(<n>, <n>) @ <T>{per_ln}",
+        ),
+        "general": Rule(
+            tex=rf"{k}\left(\left(\mathbf{{1}}\mathbf{{1}}^\top <T>\right) \odot <A> - <T>\right)",
+            code=f"((ones(<n>, <n>) @ <T>) * <A> - <T>){per_ln}",
+            element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{js}}}} = {k}\left(<A>_{{js}}"
+            r" \sum_{k} <T>_{ks} - <T>_{js}\right)",
+            element_code=f"(einsum('ks,j->js', <T>, ones(<n>)) * <A> - <T>){per_ln}",
+        ),
+        "assumption": Rule(
+            lhs=r"\mathbf{1}^\top <T>",
+            lhs_code="ones(1, <n>) @ <T>",
+            tex=r"\mathbf{1}^\top",
+            code="ones(1, S)",
+        ),
+        "simplified": Rule(
+            tex=rf"{k}(<A> - <T>)",
+            code=f"(<A> - <T>){per_ln}",
+            element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{js}}}} = {k}(<A>_{{js}} - <T>_{{js}})",
+        ),
+    }
+    return {"row": row, "column": column}
 
 
 def _base_tex(base: float) -> tuple[str, str]:
@@ -127,6 +232,14 @@ class CrossEntropy:
                 ),
                 jacobian=rf"\frac{{\partial \ell}}{{\partial a}} = -{factor} (t \oslash a)^\top",
                 text=f"ℓ = −Σ t log_{self.base:g} a;  ∂ℓ/∂a = −(1/ln {self.base:g}) t ⊘ a",
+                notations=_loss_notations(
+                    rf"-\sum_{{j}} <T>_{{<sj>}} {log} <A>_{{<sj>}}",
+                    f"-sum(<T> * log(<A>)){_per_ln(self.base)}",
+                    rf"-{factor} <T> \oslash <A>",
+                    f"-<T> / <A>{_per_ln(self.base)}",
+                    rf"\frac{{\partial \ell_s}}{{\partial <A>_{{<sj>}}}} = -{factor}"
+                    r" \frac{<T>_{<sj>}}{<A>_{<sj>}}",
+                ),
             ),
         )
 
@@ -162,6 +275,14 @@ class BinaryCrossEntropy:
         ),
         jacobian=r"\frac{\partial \ell}{\partial a} = \left((a - t) \oslash (a \odot (1 - a))\right)^\top",
         text="ℓ = −Σ [t ln a + (1 − t) ln(1 − a)];  ∂ℓ/∂a = (a − t) ⊘ (a(1 − a))",
+        notations=_loss_notations(
+            r"-\sum_{j} \left[<T>_{<sj>} \ln <A>_{<sj>} + (1 - <T>_{<sj>}) \ln(1 - <A>_{<sj>})\right]",
+            "-sum(<T> * log(<A>) + (1 - <T>) * log(1 - <A>))",
+            r"(<A> - <T>) \oslash (<A> \odot (1 - <A>))",
+            "(<A> - <T>) / (<A> * (1 - <A>))",
+            r"\frac{\partial \ell_s}{\partial <A>_{<sj>}} = \frac{<A>_{<sj>} - <T>_{<sj>}}"
+            r"{<A>_{<sj>}(1 - <A>_{<sj>})}",
+        ),
     )
 
     def value(self, A: Array, T: Array) -> Array:
@@ -203,6 +324,7 @@ class SoftmaxCrossEntropy:
             ),
             jacobian=rf"\frac{{\partial \ell}}{{\partial z}} = {factor} (\hat{{y}} - t)^\top",
             text=f"ℓ = −Σ t log_{self.base:g} softmax(z);  ∂ℓ/∂z = (ŷ − t)/ln {self.base:g}",
+            notations=_softmax_cross_entropy_notations(self.base),
         )
 
     def value(self, Z: Array, T: Array) -> Array:
@@ -233,6 +355,23 @@ class SigmoidBinaryCrossEntropy:
         backward_element=r"\frac{\partial \ell_s}{\partial <Z>_{sj}} = \sigma(<Z>_{sj}) - <T>_{sj}",
         jacobian=r"\frac{\partial \ell}{\partial z} = (\sigma(z) - t)^\top",
         text="ℓ = −t ln σ(z) − (1 − t) ln(1 − σ(z));  ∂ℓ/∂z = σ(z) − t",
+        notations=dict.fromkeys(
+            ("row", "column"),
+            {
+                # σ′ = Ŷ ⊙ (1 − Ŷ) cancels the denominator of ∂ℓ/∂Ŷ: exact wherever 0 < Ŷ < 1
+                "substitute": Rule(
+                    lhs=r"(<A> - <T>) \oslash (<A> \odot (1 - <A>)) \odot <A> \odot (1 - <A>)",
+                    lhs_code="(<A> - <T>) / (<A> * (1 - <A>)) * (<A> * (1 - <A>))",
+                    tex=r"<A> - <T>",
+                    code="<A> - <T>",
+                ),
+                "simplified": Rule(
+                    tex=r"<A> - <T>",
+                    code="<A> - <T>",
+                    element=r"\frac{\partial \ell_s}{\partial <Z>_{<sj>}} = <A>_{<sj>} - <T>_{<sj>}",
+                ),
+            },
+        ),
     )
 
     def value(self, Z: Array, T: Array) -> Array:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmath.backend import namespace, to_numpy
+from nnmath.backend import check_same_namespace, convert, dtype_name, namespace, to_numpy
 from nnmath.errors import DataError, ShapeError
 from nnmath.initializers import initialize
 from nnmath.layers import Elementwise, Linear, Softmax, activation_layer
@@ -89,7 +89,13 @@ class MLP:
         )
 
     def copy(self) -> MLP:
-        return self.astype(self.dtype)
+        """An independent copy, in the same array library, dtype and device as this model."""
+        W = self.linears[0].W
+        if isinstance(W, np.ndarray):
+            return self.astype(self.dtype)
+        import array_api_compat
+
+        return convert(self, namespace(W), dtype=self.dtype, device=array_api_compat.device(W))
 
     # ---- description -------------------------------------------------------------------------
 
@@ -128,7 +134,7 @@ class MLP:
     def summary(self) -> str:
         """A table of the layers, their shapes and parameter counts."""
         rows = [
-            f"MLP {self.spec}  ({np.dtype(self.dtype).name}, {self.parameter_count} parameters)",
+            f"MLP {self.spec}  ({dtype_name(self.dtype)}, {self.parameter_count} parameters)",
             f"{'layer':<7}{'W':<14}{'b':<10}{'activation':<18}{'parameters':>10}",
         ]
         for index, (linear, activation) in enumerate(
@@ -142,13 +148,14 @@ class MLP:
         return "\n".join(rows)
 
     def __repr__(self) -> str:
-        return f"MLP('{self.spec}', dtype={np.dtype(self.dtype).name})"
+        return f"MLP('{self.spec}', dtype={dtype_name(self.dtype)})"
 
     # ---- forward -----------------------------------------------------------------------------
 
     def check_input(self, X: Array) -> None:
         """Refuse an input that is not (S, n_in) or holds NaN/Inf, naming the layer or row."""
         first = self.linears[0]
+        check_same_namespace("input X", X, first.W)
         if X.ndim != 2 or X.shape[1] != first.n_in:
             raise ShapeError(
                 f"layer 1 ({first.describe()}) expects inputs of shape (S, {first.n_in}), one "
@@ -195,26 +202,30 @@ class MLP:
                 grads_b.append(grads["b"])
         return Gradients(W=grads_W[::-1], b=grads_b[::-1], X=dY)
 
-    def loss_and_gradients(self, X: Array, T: Array, loss: Loss) -> tuple[float, Gradients]:
+    def loss_and_gradients(
+        self, X: Array, T: Array, loss: Loss, *, check: bool = True
+    ) -> tuple[float, Gradients]:
         """The cost C = mean ℓ and ∂C/∂(every W, b, X); uses the fused output pair when there is one.
 
-        T may be class labels (S,) or targets (S, n_out).
+        T may be class labels (S,) or targets (S, n_out). ``check=False`` skips the input check
+        (a training loop validates X once, not once per batch).
         """
         T = as_targets(T, self.n_out, self.dtype)
         fused = fuse(self.output, loss)
         if fused is not None:
-            Z, caches = self.forward(X, stop=len(self.layers) - 1)
+            Z, caches = self.forward(X, stop=len(self.layers) - 1, check=check)
             return float(cost(fused, Z, T)), self.backward(caches, cost_gradient(fused, Z, T))
-        A, caches = self.forward(X)
+        A, caches = self.forward(X, check=check)
         return float(cost(loss, A, T)), self.backward(caches, cost_gradient(loss, A, T))
 
-    def cost(self, X: Array, T: Array, loss: Loss) -> float:
+    def cost(self, X: Array, T: Array, loss: Loss, *, check: bool = True) -> float:
         """C = (1/S) Σ ℓ(a_s, t_s), through the fused pair where there is one."""
         T = as_targets(T, self.n_out, self.dtype)
         fused = fuse(self.output, loss)
         if fused is not None:
-            return float(cost(fused, self.forward(X, stop=len(self.layers) - 1)[0], T))
-        return float(cost(loss, self.predict(X), T))
+            Z = self.forward(X, stop=len(self.layers) - 1, check=check)[0]
+            return float(cost(fused, Z, T))
+        return float(cost(loss, self.forward(X, check=check)[0], T))
 
     # ---- Jacobians by the chain rule -----------------------------------------------------------
 
@@ -228,7 +239,7 @@ class MLP:
         layer_jacobians = [layer.jacobian(c) for layer, c in zip(self.layers, caches, strict=True)]
         xp = namespace(X)
         n = self.n_out
-        after = xp.broadcast_to(xp.eye(n, dtype=X.dtype)[None], (X.shape[0], n, n))
+        after = xp.broadcast_to(xp.eye(n, dtype=X.dtype)[None, :, :], (X.shape[0], n, n))
         params: list[dict[str, Array]] = []
         for layer, cache, J in zip(
             reversed(self.layers), reversed(caches), reversed(layer_jacobians), strict=True

@@ -1,0 +1,268 @@
+"""ONNX export: a network, or a whole model file with its preprocessing, as an ONNX graph.
+
+The graph is the forward pass written with ONNX operators, one Gemm per Linear layer and one
+operator per activation:
+
+    z = (x − mean) / scale                    Sub, Div      (when there is an input standardizer)
+    Y = X Wᵀ + b                              Gemm(transB=1) with W of shape (out, in), as stored
+    relu, sigmoid, tanh, softplus             Relu, Sigmoid, Tanh, Softplus
+    leaky_relu(s), elu(α)                     LeakyRelu(alpha=s), Elu(alpha=α)
+    softmax                                   Softmax(axis=1)
+    gelu (tanh form)                          Gelu(approximate="tanh") from opset 20; below that
+                                              ½ z (1 + tanh(√(2/π)(z + 0.044715 z³))) from
+                                              Mul, Add and Tanh
+    identity                                  nothing
+    y = a · scale + mean                      Mul, Add      (regression with a target standardizer)
+    P = [1 − p, p]                            Sub, Concat   (a model file's single sigmoid unit)
+
+The input is ``X`` (N, n_in) with N free, the output ``Y``. Standardization is baked in, so the
+graph takes raw features. Two limits of ONNX and onnxruntime to know: operator attributes are
+float32, so LeakyRelu's and Elu's α are rounded to float32 even in a float64 graph, and
+onnxruntime's CPU kernels for LeakyRelu, Elu and Softplus exist in float32 only (float32 is the
+default here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from nnmath.activations import GELU_CUBIC, SQRT_2_OVER_PI
+from nnmath.backend import dtype_name, to_numpy
+from nnmath.errors import DataError, ShapeError, SpecError
+from nnmath.interop import ONNX_DEFAULT_OPSET, ONNX_GELU_OPSET, ONNX_MIN_OPSET
+from nnmath.modelfile import TrainedModel, atomic_write, nnmath_version
+from nnmath.network import MLP
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as error:  # pragma: no cover - onnx is an optional extra
+    raise ImportError(
+        "ONNX export needs the onnx package; install it with 'pip install nnmath[onnx]' "
+        "(or 'pip install onnx onnxruntime')"
+    ) from error
+
+DEFAULT_OPSET = ONNX_DEFAULT_OPSET
+GELU_OPSET = ONNX_GELU_OPSET
+MIN_OPSET = ONNX_MIN_OPSET
+ELEMENT_TYPES = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE}
+
+_SIMPLE_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}
+
+
+class _Graph:
+    """The nodes and constants of a graph under construction, with fresh names for tensors."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def name(self, stem: str) -> str:
+        self._count += 1
+        return f"{stem}_{self._count}"
+
+    def constant(self, stem: str, value: Any) -> str:
+        """An initializer holding ``value`` in the graph's dtype; returns its name."""
+        name = self.name(stem)
+        array = np.asarray(to_numpy(value), dtype=self.dtype)
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], stem: str, **attributes: Any) -> str:
+        """Append one node and return the name of its output."""
+        output = self.name(stem)
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attributes))
+        return output
+
+
+def _gelu_from_parts(graph: _Graph, z: str) -> str:
+    """½ z (1 + tanh(√(2/π)(z + 0.044715 z³))) from Mul, Add and Tanh (any opset)."""
+    z3 = graph.op("Mul", [z, graph.op("Mul", [z, z], "z_squared")], "z_cubed")
+    inner = graph.op(
+        "Add", [z, graph.op("Mul", [z3, graph.constant("k", GELU_CUBIC)], "kz3")], "u0"
+    )
+    u = graph.op("Mul", [inner, graph.constant("c", SQRT_2_OVER_PI)], "u")
+    one_plus = graph.op("Add", [graph.op("Tanh", [u], "tanh_u"), graph.constant("one", 1.0)], "1p")
+    half_z = graph.op("Mul", [z, graph.constant("half", 0.5)], "half_z")
+    return graph.op("Mul", [half_z, one_plus], "gelu")
+
+
+def _activation(graph: _Graph, name: str, parameter: float | None, z: str, opset: int) -> str:
+    """The node(s) for one activation applied to tensor ``z``; returns the output's name."""
+    if name == "identity":
+        return z
+    if name in _SIMPLE_OPS:
+        return graph.op(_SIMPLE_OPS[name], [z], name)
+    if name == "leaky_relu":
+        return graph.op("LeakyRelu", [z], name, alpha=0.01 if parameter is None else parameter)
+    if name == "elu":
+        return graph.op("Elu", [z], name, alpha=1.0 if parameter is None else parameter)
+    if name == "softmax":
+        return graph.op("Softmax", [z], name, axis=1)
+    if name == "gelu":
+        if opset >= GELU_OPSET:
+            return graph.op("Gelu", [z], name, approximate="tanh")
+        return _gelu_from_parts(graph, z)
+    raise SpecError(f"activation {name!r} has no ONNX export")
+
+
+def _moments(standardizer: Any, size: int, what: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, scale) of a standardizer (anything with 1-D ``mean`` and ``scale``), checked."""
+    if standardizer is None:
+        return None
+    mean = np.asarray(to_numpy(standardizer.mean), dtype=np.float64).reshape(-1)
+    scale = np.asarray(to_numpy(standardizer.scale), dtype=np.float64).reshape(-1)
+    if mean.shape != (size,) or scale.shape != (size,):
+        raise ShapeError(
+            f"the {what} standardizer has {mean.size} means and {scale.size} scales, but the "
+            f"network has {size} {what} columns; export the standardizer fitted for this model"
+        )
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+        raise DataError(f"the {what} standardizer needs finite means and finite, positive scales")
+    return mean, scale
+
+
+def _check_options(dtype: Any, opset: int) -> str:
+    """The dtype's name, after checking it and the opset."""
+    name = dtype_name(dtype)
+    if name not in ELEMENT_TYPES:
+        raise SpecError(f"ONNX export writes float32 or float64, got dtype {name}")
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise SpecError(
+            f"opset {opset!r} is outside what this exporter writes with onnx {onnx.__version__}: "
+            f"choose {MIN_OPSET} … {newest}"
+        )
+    return name
+
+
+def _trained_model_parts(model: TrainedModel) -> tuple[MLP, Any, Any, bool, dict[str, str]]:
+    """(network, input and target standardizers, two-column output?, metadata) of a model file."""
+    network = model.network
+    classifier = model.task == "classification"
+    metadata = {"task": model.task}
+    for key in ("class_names", "feature_names", "target_name"):
+        value = getattr(model, key)
+        if value is not None:
+            metadata[key] = json.dumps(value)
+    targets = None if classifier else model.target_standardizer
+    return network, model.standardizer, targets, classifier and network.n_out == 1, metadata
+
+
+def to_onnx(
+    model: MLP | TrainedModel,
+    *,
+    standardizer: Any = None,
+    target_standardizer: Any = None,
+    opset: int = DEFAULT_OPSET,
+    dtype: Any = np.float32,
+    metadata: dict[str, str] | None = None,
+) -> onnx.ModelProto:
+    """The ONNX model of a network's forward pass, checked with ``onnx.checker``.
+
+    - An :class:`~nnmath.network.MLP`: the graph computes ``MLP.predict``, after (x − mean)/scale
+      when ``standardizer`` (anything with 1-D ``mean`` and ``scale``) is given, and followed by
+      a · scale + mean when ``target_standardizer`` is given.
+    - A :class:`~nnmath.modelfile.TrainedModel` (a loaded ``.nnm`` file): its own standardizers are
+      baked in and the graph computes the file's ``predict_proba`` (classification: one column per
+      class, so a single sigmoid unit p becomes [1 − p, p]) or ``predict`` (regression, in the
+      data's units), from raw features. Class, feature and target names go into the metadata.
+
+    ``dtype`` is float32 (what every runtime runs) or float64; ``metadata`` adds string key/value
+    pairs (``spec`` and ``standardized_input`` are always written).
+    """
+    name = _check_options(dtype, opset)
+    two_columns, extra = False, {}
+    if isinstance(model, TrainedModel):
+        network, std_in, std_out, two_columns, extra = _trained_model_parts(model)
+        standardizer = std_in if standardizer is None else standardizer
+        target_standardizer = std_out if target_standardizer is None else target_standardizer
+    else:
+        network = model
+    graph = _Graph(np.dtype(name))
+    current = "X"
+    moments = _moments(standardizer, network.n_in, "input")
+    if moments is not None:
+        mean, scale = moments
+        current = graph.op("Sub", [current, graph.constant("mean", mean)], "centered")
+        current = graph.op("Div", [current, graph.constant("scale", scale)], "standardized")
+    for index, (linear, layer) in enumerate(
+        zip(network.linears, network.spec.layers, strict=True), 1
+    ):
+        W = graph.constant(f"W{index}", linear.W)
+        b = graph.constant(f"b{index}", linear.b)
+        current = graph.op("Gemm", [current, W, b], f"z{index}", transB=1)
+        current = _activation(graph, layer.activation, layer.parameter, current, opset)
+    target_moments = _moments(target_standardizer, network.n_out, "target")
+    if target_moments is not None:
+        mean, scale = target_moments
+        current = graph.op("Mul", [current, graph.constant("target_scale", scale)], "scaled")
+        current = graph.op("Add", [current, graph.constant("target_mean", mean)], "targets")
+    n_out = network.n_out
+    if two_columns:  # P = [1 − p, p] for one sigmoid unit
+        complement = graph.op("Sub", [graph.constant("one", np.ones(1)), current], "complement")
+        current = graph.op("Concat", [complement, current], "probabilities", axis=1)
+        n_out = 2
+    graph.nodes[-1].output[0] = "Y"  # the last node writes the graph's output directly
+
+    element = ELEMENT_TYPES[name]
+    onnx_graph = helper.make_graph(
+        graph.nodes,
+        "nnmath_mlp",
+        [helper.make_tensor_value_info("X", element, ["N", network.n_in])],
+        [helper.make_tensor_value_info("Y", element, ["N", n_out])],
+        initializer=graph.initializers,
+        doc_string=f"nnmath MLP {network.spec}",
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    onnx_model = helper.make_model(
+        onnx_graph,
+        opset_imports=opsets,
+        producer_name="nnmath",
+        producer_version=nnmath_version(),
+        ir_version=helper.find_min_ir_version_for(opsets),
+    )
+    properties = {"spec": str(network.spec), "standardized_input": str(moments is not None).lower()}
+    properties.update(extra)
+    properties.update(metadata or {})
+    helper.set_model_props(onnx_model, properties)
+    onnx.checker.check_model(onnx_model, full_check=True)
+    return onnx_model
+
+
+def export_onnx(
+    model: MLP | TrainedModel,
+    path: str | os.PathLike[str],
+    *,
+    standardizer: Any = None,
+    target_standardizer: Any = None,
+    opset: int = DEFAULT_OPSET,
+    dtype: Any = np.float32,
+    metadata: dict[str, str] | None = None,
+) -> onnx.ModelProto:
+    """Write ``model`` as an ONNX file at ``path`` and return the ONNX model.
+
+    See :func:`to_onnx` for the options. The file is written only after ``onnx.checker`` passed,
+    atomically (a temporary sibling renamed over ``path``), so a failed export leaves any existing
+    file untouched.
+    """
+    onnx_model = to_onnx(
+        model,
+        standardizer=standardizer,
+        target_standardizer=target_standardizer,
+        opset=opset,
+        dtype=dtype,
+        metadata=metadata,
+    )
+    data = onnx_model.SerializeToString()
+    atomic_write(path, lambda file: file.write(data))
+    return onnx_model
+
+
+__all__ = ["DEFAULT_OPSET", "export_onnx", "to_onnx"]
