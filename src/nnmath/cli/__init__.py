@@ -13,7 +13,7 @@ import sys
 
 from nnmath.errors import NNMathError
 
-COMMANDS = ("gradcheck",)
+COMMANDS = ("gradcheck", "train", "evaluate", "predict", "info", "datasets", "export", "derive", "check")
 
 
 def build_parser() -> argparse.ArgumentParser:

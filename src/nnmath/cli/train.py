@@ -1,0 +1,251 @@
+"""``nnmath train``: train a network on a built-in data set or a file, save it and its plots."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from nnmath import plotting
+from nnmath.callbacks import stream_is_terminal
+from nnmath.datasets import Dataset
+from nnmath.errors import SpecError
+from nnmath.losses import LOSSES
+from nnmath.modelfile import TrainedModel, load_checkpoint
+from nnmath.optimizers import OPTIMIZERS
+from nnmath.training import TrainConfig, TrainingResult, train_dataset
+
+EPILOG = """\
+examples:
+  nnmath train                                   digits, 64-512relu-10softmax, a few seconds
+  nnmath train --data iris --epochs 50
+  nnmath train --data spirals --spec 64relu-64relu --plots runs/spirals
+  nnmath train --data mnist1d --epochs 40 --quiet
+  nnmath train --data houses.csv --target price --spec 32relu --patience 10
+  nnmath train --data iris --checkpoint iris.ckpt --epochs 20
+  nnmath train --resume iris.ckpt --epochs 40     continue to epoch 40, bit for bit
+
+SPEC is a full network (64-128relu-10softmax) or only its hidden layers (128relu,
+256relu-256relu): the input width comes from the data, the output layer from the task
+(softmax over the classes, or identity for regression). Without --spec, each built-in set
+has tuned defaults ('nnmath datasets' lists them). Inputs are standardised with the
+training split's statistics; 20% of the rows (or the set's own test split) are held out
+and the held-out metrics are printed at the end. The model file keeps the network, the
+standardisation and the class names: see 'nnmath info', 'nnmath evaluate', 'nnmath predict'.
+"""
+
+# Options that a resumed run may change; every other setting comes from the checkpoint.
+RESUMABLE = ("epochs",)
+CONFIG_OPTIONS = (
+    "data",
+    "target",
+    "spec",
+    "loss",
+    "optimizer",
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "seed",
+    "test_fraction",
+    "validation_fraction",
+    "patience",
+    "schedule",
+    "clip_norm",
+    "dtype",
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a network on a data set and save the model and its plots",
+        description="Train an MLP by mini-batch gradient descent, print its held-out accuracy\n"
+        "(or R²), and save the model file and PNG plots. With no options: the digits set.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        metavar="NAME|PATH",
+        help="a built-in set (see 'nnmath datasets'; default digits) or a .csv/.npz/.parquet file",
+    )
+    data.add_argument(
+        "--target", metavar="COLUMN", help="the target column of a file (default: last)"
+    )
+    data.add_argument(
+        "--test-fraction", type=float, metavar="F", help="held-out fraction (default 0.2)"
+    )
+    data.add_argument(
+        "--validation-fraction",
+        type=float,
+        metavar="F",
+        help="fraction of the training rows used for validation curves and early stopping "
+        "(default 0.1, but 0 for mnist1d; 0 for none)",
+    )
+    model = parser.add_argument_group("network and training")
+    model.add_argument("--spec", help="network, e.g. 128relu or 64-128relu-10softmax")
+    model.add_argument("--loss", choices=list(LOSSES), help="default: matches the output layer")
+    model.add_argument("--optimizer", choices=list(OPTIMIZERS), help="default adam")
+    model.add_argument("--learning-rate", "--lr", type=float, metavar="LR")
+    model.add_argument("--epochs", type=int)
+    model.add_argument("--batch-size", type=int)
+    model.add_argument("--seed", type=int, help="seed of the split, weights and shuffling (0)")
+    model.add_argument("--patience", type=int, help="stop after this many epochs without progress")
+    model.add_argument(
+        "--schedule",
+        choices=["constant", "cosine", "step", "exponential"],
+        help="learning-rate schedule over the epochs (default constant)",
+    )
+    model.add_argument("--clip-norm", type=float, metavar="C", help="clip gradients to norm C")
+    model.add_argument("--dtype", choices=["float32", "float64"], help="default float64")
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--output", "-o", metavar="PATH", help="model file (default runs/DATA/model.nnm)"
+    )
+    output.add_argument("--plots", metavar="DIR", help="plot directory (default: the model's)")
+    output.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    output.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint after each epoch")
+    output.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint")
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress bar, short output")
+    output.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> tuple[TrainConfig, Any]:
+    """The run's config (from the options, or from the checkpoint when resuming) and the state."""
+    given = {
+        name: getattr(args, name) for name in CONFIG_OPTIONS if getattr(args, name) is not None
+    }
+    if args.resume is None:
+        return TrainConfig.from_dict(given), None
+    checkpoint = load_checkpoint(args.resume)
+    if checkpoint.config is None:
+        raise SpecError(
+            f"{args.resume} was not written by 'nnmath train --checkpoint'; resume it from Python "
+            "with fit(..., resume=load_checkpoint(path).state)"
+        )
+    stored = checkpoint.config
+    for name, value in given.items():
+        if name not in RESUMABLE and value != stored.get(name):
+            raise SpecError(
+                f"--{name.replace('_', '-')} {value} differs from the checkpoint's "
+                f"{stored.get(name)!r}; a resumed run keeps its settings (only --epochs may "
+                "change): drop the option"
+            )
+    return TrainConfig.from_dict({**stored, **given}), checkpoint.state
+
+
+def _describe_start(model: TrainedModel, train: Dataset, test: Dataset, config: TrainConfig) -> str:
+    outputs = (
+        f"{len(model.class_names or [])} classes"
+        if model.task == "classification"
+        else f"{model.network.n_out} target(s)"
+    )
+    network = model.network
+    return (
+        f"data: {train.name} ({train.n_samples} training rows, {test.n_samples} held out; "
+        f"{train.n_features} features, {outputs})\n"
+        f"network: {network.spec} ({network.dtype}, {network.parameter_count:,} parameters), "
+        f"loss {model.loss.name}, {config.optimizer} lr {config.learning_rate:g}, "
+        f"{config.epochs} epochs of batch {config.batch_size}"
+        + (f", validation {config.validation_fraction:g}" if config.validation_fraction else "")
+    )
+
+
+def _format_metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(
+        f"{key} {value:.4f}" if key != "epoch" else f"epoch {int(value)}"
+        for key, value in metrics.items()
+        if key != "learning_rate"
+    )
+
+
+def _headline(result: TrainingResult) -> str:
+    test = result.test_metrics
+    n = result.test.n_samples
+    if "accuracy" in test:
+        right = round(test["accuracy"] * n)
+        return f"held-out accuracy: {test['accuracy']:.2%} ({right}/{n})"
+    return (
+        f"held-out R²: {test['r2']:.4f}  (MSE {test['mse']:.4g}, MAE {test['mae']:.4g}, {n} rows)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config, state = _config(args)
+    talk = not args.quiet and not args.json
+    output = Path(args.output) if args.output else Path("runs") / _run_name(config) / "model.nnm"
+    checkpoint = args.checkpoint or args.resume
+
+    def on_start(model: TrainedModel, train: Dataset, test: Dataset, resolved: TrainConfig) -> None:
+        if talk:
+            print(_describe_start(model, train, test, resolved), flush=True)
+            if state is not None:
+                print(f"resuming from {args.resume} after epoch {state.epoch}", flush=True)
+
+    progress = False if args.quiet else stream_is_terminal(sys.stderr)
+    result = train_dataset(
+        config, progress=progress, checkpoint=checkpoint, resume=state, on_start=on_start
+    )
+    result.model.save(output)
+
+    plots: list[str] = []
+    plot_note = None
+    if not args.no_plots:
+        if plotting.available():
+            directory = Path(args.plots) if args.plots else output.parent
+            paths = plotting.save_training_plots(
+                directory,
+                result.model,
+                result.history,
+                result.test.X,
+                result.test.y,
+                X_train=result.train.X,
+                y_train=result.train.y,
+                name=result.train.name,
+            )
+            plots = [str(path) for path in paths]
+        else:
+            plot_note = f"plots skipped: matplotlib is not installed ({plotting.PLOT_EXTRA})"
+
+    if args.json:
+        report = {
+            "data": result.train.name,
+            "task": result.model.task,
+            "spec": str(result.model.network.spec),
+            "config": result.config.to_dict(),
+            "epochs_run": result.history.epochs,
+            "best_epoch": result.history.best_epoch,
+            "stopped_early": result.history.stopped_early,
+            "final": result.history.last(),
+            "test": result.test_metrics,
+            "n_train": result.train.n_samples,
+            "n_test": result.test.n_samples,
+            "seconds": round(result.seconds, 3),
+            "model": str(output),
+            "plots": plots,
+            "checkpoint": checkpoint,
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+    if talk:
+        print(_format_metrics(result.history.last()))
+        if result.history.best_epoch is not None:
+            print(f"restored the weights of epoch {result.history.best_epoch} (best val. score)")
+    print(f"{_headline(result)}  [{result.seconds:.1f} s]")
+    print(f"saved model: {output}")
+    if plots and talk:
+        print(f"saved plots: {', '.join(plots)}")
+    if plot_note:
+        print(plot_note, file=sys.stderr)
+    if talk:
+        print(f"next: nnmath info {output}  |  nnmath evaluate {output}")
+    return 0
+
+
+def _run_name(config: TrainConfig) -> str:
+    """runs/NAME/: the built-in set's name, or a data file's stem."""
+    return Path(config.data).stem if config.data else "digits"

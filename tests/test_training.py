@@ -1,0 +1,380 @@
+"""The training loop: determinism, divergence, resume, early stopping, callbacks, clipping."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+
+from nnmath.callbacks import ProgressBar, StopWhen
+from nnmath.errors import DataError, DivergenceError, ShapeError, SpecError
+from nnmath.losses import get_loss
+from nnmath.modelfile import TrainedModel, load_checkpoint, save_checkpoint
+from nnmath.network import MLP
+from nnmath.optimizers import SGD, Adam
+from nnmath.schedules import make_schedule
+from nnmath.training import (
+    TrainingState,
+    backprop,
+    complete_spec,
+    evaluate_arrays,
+    fit,
+)
+
+
+def blobs(seed: int = 0, n: int = 90, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Three overlapping Gaussian clouds in 4-D: learnable, but not in one step."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    centers = rng.normal(0, 1.5, size=(classes, 4))
+    return centers[y] + rng.normal(0, 1.0, size=(n, 4)), y.astype(np.int64)
+
+
+def regression(seed: int = 0, n: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = np.sin(X[:, :1]) + 0.5 * X[:, 1:2] ** 2 + 0.1 * rng.normal(size=(n, 1))
+    return X, y
+
+
+def weights(model: MLP) -> list[np.ndarray]:
+    return [p.copy() for p in model.parameters()]
+
+
+def same_bits(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(
+        x.dtype == y.dtype and x.tobytes() == y.tobytes() for x, y in zip(a, b, strict=True)
+    )
+
+
+# ---- determinism ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_same_seed_gives_bit_identical_weights(dtype: type) -> None:
+    X, y = blobs()
+    runs = []
+    for _ in range(2):
+        model = MLP("4-8relu-3softmax", seed=1, dtype=dtype)
+        fit(model, X, y, epochs=3, batch_size=16, seed=7, validation_fraction=0.2)
+        runs.append(weights(model))
+    assert runs[0][0].dtype == dtype
+    assert same_bits(runs[0], runs[1])
+
+
+def test_another_seed_shuffles_differently() -> None:
+    X, y = blobs()
+    a, b = MLP("4-8relu-3softmax", seed=1), MLP("4-8relu-3softmax", seed=1)
+    fit(a, X, y, epochs=2, batch_size=16, seed=7)
+    fit(b, X, y, epochs=2, batch_size=16, seed=8)
+    assert not same_bits(weights(a), weights(b))
+
+
+def test_training_reduces_the_loss_and_history_has_the_task_metrics() -> None:
+    X, y = blobs()
+    model = MLP("4-16relu-3softmax", seed=0)
+    history = fit(
+        model, X, y, epochs=15, batch_size=16, learning_rate=0.01, validation_fraction=0.2
+    )
+    assert history.epochs == 15
+    assert set(history.metrics) == {
+        "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"
+    }  # fmt: skip
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["accuracy"][-1] > 0.8
+    assert history["epoch"] == [float(e) for e in range(1, 16)]
+
+    Xr, yr = regression()
+    model = MLP("3-16tanh-1", seed=0)
+    history = fit(model, Xr, yr, epochs=5, batch_size=16, learning_rate=0.01)
+    assert {"loss", "mse", "mae", "r2"} <= set(history.metrics)
+    # with the mse loss, the logged loss is the mean squared error of the same predictions
+    assert history["loss"][-1] == pytest.approx(history["mse"][-1], rel=1e-12)
+
+
+def test_float_labels_for_a_softmax_network_are_classes() -> None:
+    X, y = blobs()
+    a, b = MLP("4-8relu-3softmax", seed=0), MLP("4-8relu-3softmax", seed=0)
+    history = fit(a, X, y.astype(np.float64), epochs=2)
+    fit(b, X, y, epochs=2)
+    assert "accuracy" in history and same_bits(weights(a), weights(b))
+    with pytest.raises(DataError, match="whole numbers"):
+        fit(a, X, y + 0.5, epochs=1)
+
+
+def test_epoch_metrics_are_the_models_values_at_the_end_of_the_epoch() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax", seed=0)
+    history = fit(model, X, y, epochs=2, batch_size=32)
+    loss = get_loss("cross-entropy")
+    assert history["loss"][-1] == pytest.approx(model.cost(X, y, loss), rel=1e-12)
+    predicted = model.predict(X).argmax(axis=1)
+    assert history["accuracy"][-1] == pytest.approx(np.mean(predicted == y))
+
+
+# ---- divergence -------------------------------------------------------------------------------
+
+
+def test_divergence_stops_at_once_with_a_remedy() -> None:
+    X, y = regression()
+    model = MLP("3-32relu-32relu-1", seed=0)
+    with pytest.raises(DivergenceError) as caught:
+        fit(model, X * 100, y * 1e3, optimizer=SGD(1e6), epochs=50, batch_size=8)
+    message = str(caught.value)
+    assert "epoch 1, batch" in message
+    assert "learning rate" in message and "clip" in message and "standardise" in message
+    assert "nan" in message or "inf" in message
+    # the error is raised on the batch that diverged, long before 50 epochs of NaN
+    batch = int(message.split("batch ")[1].split(" ")[0])
+    assert batch <= 10
+
+
+def test_divergence_is_a_floating_point_error_for_python_callers() -> None:
+    X, y = blobs()
+    with pytest.raises(FloatingPointError):
+        fit(MLP("4-8relu-3softmax"), X * 1e3, y, optimizer=SGD(1e12), epochs=5, batch_size=8)
+
+
+# ---- checkpoints and resume -------------------------------------------------------------------
+
+
+def test_resume_from_a_checkpoint_ends_bit_identical(tmp_path) -> None:
+    X, y = blobs()
+    settings = dict(
+        loss="cross-entropy",
+        epochs=6,
+        batch_size=16,
+        validation_fraction=0.2,
+        patience=50,  # early stopping state travels in the checkpoint, without stopping
+        schedule="cosine",
+        clip_norm=5.0,
+    )
+    states: list[TrainingState] = []
+    full = MLP("4-8relu-3softmax", seed=3)
+    history_full = fit(
+        full, X, y, optimizer=Adam(0.01), seed=11, checkpoint=states.append, **settings
+    )
+    assert [s.epoch for s in states] == [1, 2, 3, 4, 5, 6]
+
+    # Round trip the epoch-3 checkpoint through a file, then continue in a fresh model.
+    path = tmp_path / "run.ckpt"
+    save_checkpoint(
+        path, TrainedModel(full, get_loss("cross-entropy"), "classification"), states[2]
+    )
+    checkpoint = load_checkpoint(path)
+    fresh = MLP("4-8relu-3softmax", seed=999)  # other weights: they must come from the checkpoint
+    history_resumed = fit(fresh, X, y, seed=12345, resume=checkpoint.state, **settings)
+
+    assert same_bits(weights(full), weights(fresh))
+    assert history_resumed.metrics == history_full.metrics
+    assert history_resumed.best_epoch == history_full.best_epoch
+
+
+def test_checkpoint_path_writes_a_loadable_file(tmp_path) -> None:
+    X, y = blobs()
+    path = tmp_path / "ckpt.nnm"
+    model = MLP("4-8relu-3softmax", seed=0)
+    fit(model, X, y, epochs=2, batch_size=32, checkpoint=path)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.state.epoch == 2
+    assert same_bits(checkpoint.state.weights, weights(model))
+    assert checkpoint.state.optimizer["name"] == "adam"
+
+
+# ---- early stopping ---------------------------------------------------------------------------
+
+
+def test_early_stopping_restores_the_best_weights() -> None:
+    # A wide network on few noisy samples overfits: the validation loss turns up.
+    X, y = blobs(seed=4, n=60)
+    states: list[TrainingState] = []
+    model = MLP("4-64relu-3softmax", seed=0)
+    history = fit(
+        model,
+        X,
+        y,
+        learning_rate=0.05,
+        epochs=200,
+        batch_size=8,
+        validation_fraction=0.5,
+        patience=3,
+        checkpoint=states.append,
+    )
+    val_loss = history["val_loss"]
+    best = int(np.argmin(val_loss)) + 1
+    assert history.stopped_early
+    assert history.epochs < 200
+    assert history.best_epoch == best
+    assert history.epochs == best + 3  # stopped after `patience` epochs without improvement
+    assert same_bits(weights(model), states[best - 1].weights)
+    assert not same_bits(weights(model), states[-1].weights)
+
+
+def test_without_patience_the_last_weights_stay() -> None:
+    X, y = blobs()
+    states: list[TrainingState] = []
+    model = MLP("4-8relu-3softmax", seed=0)
+    history = fit(model, X, y, epochs=3, checkpoint=states.append)
+    assert history.best_epoch is None and not history.stopped_early
+    assert same_bits(weights(model), states[-1].weights)
+
+
+# ---- callbacks, schedule, clipping, the gradient hook -----------------------------------------
+
+
+def test_callbacks_see_each_epoch_and_can_stop() -> None:
+    X, y = blobs()
+    seen: list[tuple[int, set[str]]] = []
+
+    class Recorder:
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+            seen.append((epoch, set(logs)))
+            return epoch == 3
+
+        def on_train_end(self, history) -> None:
+            seen.append((-1, set()))
+
+    history = fit(MLP("4-8relu-3softmax"), X, y, epochs=10, callbacks=[Recorder()])
+    assert [e for e, _ in seen] == [1, 2, 3, -1]
+    assert {"loss", "accuracy", "learning_rate"} <= seen[0][1]
+    assert history.epochs == 3
+
+
+def test_stop_when_threshold_is_reached() -> None:
+    X, y = blobs()
+    history = fit(
+        MLP("4-16relu-3softmax"), X, y, epochs=100, learning_rate=0.02,
+        callbacks=[StopWhen("accuracy", 0.8)],
+    )  # fmt: skip
+    assert history["accuracy"][-1] >= 0.8
+    assert all(a < 0.8 for a in history["accuracy"][:-1])
+    with pytest.raises(SpecError, match="val_loss"):
+        fit(MLP("4-8relu-3softmax"), X, y, epochs=1, callbacks=[StopWhen("val_loss", 0.1)])
+
+
+def test_schedule_sets_the_learning_rate_of_each_epoch() -> None:
+    X, y = blobs()
+    schedule = make_schedule("step", 0.1, step_size=2, gamma=0.5)
+    history = fit(MLP("4-8relu-3softmax"), X, y, optimizer=SGD(0.1), epochs=5, schedule=schedule)
+    assert history["learning_rate"] == [0.1, 0.1, 0.05, 0.05, 0.025]
+
+
+def test_clip_norm_bounds_each_step() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax", seed=0)
+    before = weights(model)
+    # one full-batch SGD step: θ changes by η g with ‖g‖ clipped to 0.01
+    fit(model, X, y, optimizer=SGD(0.5), epochs=1, batch_size=len(X), clip_norm=0.01)
+    step = math.sqrt(
+        sum(float(np.sum((a - b) ** 2)) for a, b in zip(weights(model), before, strict=True))
+    )
+    assert step == pytest.approx(0.5 * 0.01, rel=1e-4)
+
+
+def test_the_gradient_function_is_one_swappable_call() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax", seed=0)
+    reference = backprop(model, get_loss("cross-entropy"))
+    calls = []
+
+    def counting(Xb: np.ndarray, Tb: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        calls.append(len(Xb))
+        return reference(Xb, Tb)
+
+    fit(model, X, y, epochs=2, batch_size=40, gradients=counting)
+    assert calls == [40, 40, 10, 40, 40, 10]  # every batch of every epoch, the last one smaller
+
+
+def test_fast_step_plugs_into_fit() -> None:
+    fast = pytest.importorskip("nnmath.fast")
+    X, y = blobs()
+    loss = get_loss("cross-entropy")
+    a, b = MLP("4-8relu-3softmax", seed=0), MLP("4-8relu-3softmax", seed=0)
+    fit(a, X, y, epochs=3, batch_size=16, seed=1)
+    step = fast.FastStep(b, loss, 16)
+    fit(b, X, y, epochs=3, batch_size=16, seed=1, gradients=step.loss_and_gradients)
+    for p, q in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-12)
+
+
+# ---- input validation, once -------------------------------------------------------------------
+
+
+def test_bad_inputs_are_refused_before_training() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax")
+    bad = X.copy()
+    bad[5, 2] = np.nan
+    with pytest.raises(DataError, match="row 5"):
+        fit(model, bad, y, epochs=1)
+    with pytest.raises(DataError, match="label 3"):
+        fit(model, X, np.where(y == 2, 3, y), epochs=1)
+    with pytest.raises(ShapeError, match="rows"):
+        fit(model, X, y[:-1], epochs=1)
+    with pytest.raises(ShapeError, match="expects inputs of shape"):
+        fit(model, X[:, :3], y, epochs=1)
+    with pytest.raises(SpecError, match="batch_size"):
+        fit(model, X, y, batch_size=0)
+    with pytest.raises(DataError, match="validation_fraction"):
+        fit(model, X, y, validation_fraction=1.5)
+    with pytest.raises(SpecError, match="not both"):
+        fit(model, X, y, validation=(X, y), validation_fraction=0.2)
+
+
+def test_evaluate_arrays_matches_the_engine() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax", seed=2)
+    loss = get_loss("cross-entropy")
+    T = np.eye(3)[y]
+    logs = evaluate_arrays(model, X, T, loss, "classification", y)
+    assert logs["loss"] == pytest.approx(model.cost(X, y, loss), rel=1e-13)
+
+
+# ---- specs for data ---------------------------------------------------------------------------
+
+
+def test_complete_spec_fills_input_and_output_from_the_data() -> None:
+    assert str(complete_spec("128relu", 64, 10, "classification")) == "64-128relu-10softmax"
+    assert str(complete_spec("8tanh-4tanh", 3, 2, "regression")) == "3-8tanh-4tanh-2"
+    assert str(complete_spec("4-8relu-3softmax", 4, 3, "classification")) == "4-8relu-3softmax"
+    assert str(complete_spec("2-8tanh-1sigmoid", 2, 2, "classification")) == "2-8tanh-1sigmoid"
+    assert str(complete_spec(None, 5, 1, "regression", hidden="16relu")) == "5-16relu-1"
+    assert str(complete_spec("16relu-3softmax", 4, 3, "classification")) == "4-16relu-3softmax"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("5-8relu-3softmax", "starts with 5 inputs but the data has 4 features"),
+        ("4-8relu-2softmax", "must be '3softmax'"),
+        ("4-8relu-3", "must be '3softmax'"),
+        ("4-8relu-3sigmoid", "must be '3softmax'"),
+        ("8relu-x", "not SIZE"),
+    ],
+)
+def test_complete_spec_names_a_mismatch(spec: str, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        complete_spec(spec, 4, 3, "classification")
+
+
+def test_regression_spec_refuses_softmax() -> None:
+    with pytest.raises(SpecError, match="identity output"):
+        complete_spec("3-8relu-1softmax", 3, 1, "regression")
+
+
+# ---- the progress bar -------------------------------------------------------------------------
+
+
+def test_progress_bar_is_off_when_the_stream_is_not_a_terminal() -> None:
+    assert not ProgressBar(3, stream=io.StringIO()).enabled
+
+
+def test_progress_bar_shows_loss_and_metrics() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(2, enabled=True, stream=stream)
+    bar.on_epoch_end(1, {"loss": 0.5, "accuracy": 0.75, "learning_rate": 0.1})
+    bar.on_train_end(None)
+    text = stream.getvalue()
+    assert "loss=0.5" in text and "accuracy=0.75" in text and "1/2" in text
