@@ -7,9 +7,10 @@ from the explicit generator ``rng``). Each mini-batch (X_b, T_b) takes one step:
     g ← g · min(1, c / ‖g‖)          only with clip_norm = c (‖g‖ the norm of all gradients at once)
     θ ← optimizer.step(θ, g)         in place
 
-``gradients`` is one swappable function (default :func:`backprop`, the engine's δ recursion), so a
-faster implementation of the same math can plug in without touching the loop. The inputs are
-validated once per ``fit``, never per batch.
+``gradients`` is one swappable function (default :func:`default_gradients`: ``fast.FastStep`` for
+float32 NumPy models, else :func:`backprop`, the engine's δ recursion), so a faster implementation
+of the same math plugs in without touching the loop. The inputs are validated once per ``fit``,
+never per batch.
 
 After each epoch the model is evaluated on the whole training set (``loss`` and ``accuracy`` for
 classification; ``loss``, ``mse``, ``mae`` and ``r2`` for regression) and on the validation set
@@ -83,6 +84,16 @@ def backprop(model: MLP, loss: Loss) -> GradientFn:
         return value, grads.flat()
 
     return gradients
+
+
+def default_gradients(model: MLP, loss: Loss, batch_size: int) -> GradientFn:
+    """``fast.FastStep`` for a float32 NumPy model (the same math in reused buffers, see
+    docs/speed.md), :func:`backprop` for any other (float64 stays on the engine's own path)."""
+    if isinstance(model.linears[0].W, np.ndarray) and model.dtype == np.float32:
+        from nnmath.fast import FastStep
+
+        return FastStep(model, loss, batch_size).loss_and_gradients
+    return backprop(model, loss)
 
 
 def evaluate_arrays(
@@ -404,7 +415,8 @@ def fit(
     - checkpoint: a path (a checkpoint file is written after every epoch, atomically) or a
       function that receives each epoch's TrainingState; ``resume`` continues from one, to the
       same total of ``epochs``.
-    - gradients: the per-batch (X_b, T_b) -> (cost, grads) function, :func:`backprop` by default.
+    - gradients: the per-batch (X_b, T_b) -> (cost, grads) function; by default
+      :func:`default_gradients` (the fast step for float32 NumPy models, else :func:`backprop`).
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise SpecError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
@@ -438,7 +450,7 @@ def fit(
         loss = get_loss(loss)
     optimizer = _as_optimizer(optimizer, learning_rate, resume)
     params = model.parameters()
-    gradients = backprop(model, loss) if gradients is None else gradients
+    gradients = default_gradients(model, loss, batch_size) if gradients is None else gradients
 
     if resume is not None:
         rng = _rng_from_state(resume.rng_state)

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nnmath {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`nnmath info MODEL | head`): not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
