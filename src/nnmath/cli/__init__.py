@@ -13,7 +13,17 @@ import sys
 
 from nnmath.errors import NNMathError
 
-COMMANDS = ("gradcheck", "train", "evaluate", "predict", "info", "datasets", "export", "derive", "check")
+COMMANDS = (
+    "gradcheck",
+    "train",
+    "evaluate",
+    "predict",
+    "info",
+    "datasets",
+    "export",
+    "derive",
+    "check",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
