@@ -6,11 +6,14 @@ stratified 80/20 split of the 1797 images (pixels scaled to [0, 1]), and are sco
 held-out 20 %. Each run is timed from the call to the fitted model; runs alternate between the
 contestants so that drift in the machine's load hits them alike.
 
-- nnmath fit: ``nnmath.training.fit`` with ``FastStep.loss_and_gradients`` as its per-batch
-  gradient function and ``optimizers.SGD`` (it also evaluates the training set after every epoch).
+- nnmath fit: ``nnmath.training.fit(model, X, y, optimizer=SGD(η), …)`` exactly as a user calls it
+  (for a float32 model it trains through ``FastStep``, plain SGD fused into its backward pass, and
+  evaluates the loss and accuracy of the whole training set after every epoch).
 - nnmath loop: ``datasets.batches`` and ``FastStep.sgd_step``: the bare training loop.
-- nnmath numba fit / loop: the same with FastStep's numba kernel (when numba is installed).
-- nnmath engine: ``fit`` with the engine's clear gradients (``training.backprop``), for reference.
+- nnmath numba fit / loop: the same with FastStep's numba kernel (``fit(..., kernel="numba")``,
+  when numba is installed).
+- nnmath engine: ``fit`` with the engine's clear gradients (``training.backprop``) and
+  ``optimizers.SGD``, for reference.
 - scikit-learn: ``MLPClassifier(solver="sgd", momentum=0, alpha=0, tol=0)``, all epochs run.
 """
 
@@ -51,15 +54,13 @@ def _spec(n_in: int, n_out: int) -> str:
 def nnmath_fit(
     X: np.ndarray, y: np.ndarray, epochs: int, kernel: str | None
 ) -> Callable[[np.ndarray], Any]:
-    """``fit`` with FastStep's gradients (kernel "numpy" or "numba"), or the engine's (None)."""
+    """``training.fit`` as a user calls it (kernel "numpy" or "numba"), or with the engine's
+    gradients (None)."""
     from nnmath.training import backprop, fit
 
     model = MLP(_spec(X.shape[1], 10), seed=0, dtype=np.float32)
     loss = get_loss("cross-entropy")
-    if kernel is None:
-        gradients = backprop(model, loss)
-    else:
-        gradients = FastStep(model, loss, BATCH_SIZE, kernel=kernel).loss_and_gradients
+    options: dict[str, Any] = {"kernel": kernel} if kernel else {"gradients": backprop(model, loss)}
     fit(
         model,
         X,
@@ -69,7 +70,7 @@ def nnmath_fit(
         epochs=epochs,
         batch_size=BATCH_SIZE,
         seed=0,
-        gradients=gradients,
+        **options,
     )
     return model.predict
 

@@ -299,6 +299,99 @@ def test_fast_step_plugs_into_fit() -> None:
         np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("spec", "data", "optimizer"),
+    [
+        ("4-16relu-3softmax", blobs, lambda: SGD(0.1)),  # the fused SGD step
+        ("4-16relu-3softmax", blobs, lambda: Adam(0.01)),  # the fast gradients and Adam
+        ("3-16tanh-1", regression, lambda: SGD(0.05)),  # regression metrics, mse
+    ],
+)
+def test_fast_fit_logs_what_the_engine_path_logs(spec, data, optimizer) -> None:
+    # float32 trains through FastStep (gradients, fused SGD, per-epoch evaluation); the float64
+    # copy of the same weights through the engine's backprop and evaluate_arrays.
+    X, y = data(n=100)
+    X, y, X_val, y_val = X[20:], y[20:], X[:20], y[:20]
+    fast, engine = MLP(spec, seed=4, dtype=np.float32), MLP(spec, seed=4)
+    assert same_bits(weights(fast), [w.astype(np.float32) for w in weights(engine)])
+    loss = get_loss("cross-entropy" if fast.output == "softmax" else "mse")
+    settings = dict(loss=loss, epochs=4, batch_size=16, seed=5, validation=(X_val, y_val))
+    h_fast = fit(fast, X, y, optimizer=optimizer(), **settings)
+    h_engine = fit(
+        engine, X, y, optimizer=optimizer(), gradients=backprop(engine, loss), **settings
+    )
+    assert set(h_fast.metrics) == set(h_engine.metrics)
+    for key, values in h_engine.metrics.items():
+        if key.endswith("accuracy"):  # a float32 round-off may move one sample across the border
+            n = len(y) if key == "accuracy" else len(y_val)
+            np.testing.assert_allclose(h_fast[key], values, rtol=0, atol=1.01 / n, err_msg=key)
+        else:
+            np.testing.assert_allclose(h_fast[key], values, rtol=2e-4, atol=1e-6, err_msg=key)
+    for p, q in zip(weights(fast), weights(engine), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_epoch_metrics_are_the_engines_on_the_same_weights() -> None:
+    # After every epoch of a float32 run, the logged metrics equal evaluate_arrays (the engine's
+    # forward pass) on the weights of that moment, training and validation set alike.
+    X, y = blobs(n=350)  # more rows than one chunk of a FastStep with batch size 16
+    X, y, X_val, y_val = X[50:], y[50:], X[:50], y[:50]
+    model = MLP("4-16relu-8relu-3softmax", seed=0, dtype=np.float32)
+    loss = get_loss("cross-entropy")
+    T, T_val = np.eye(3, dtype=np.float32)[y], np.eye(3, dtype=np.float32)[y_val]
+    X32, X_val32 = X.astype(np.float32), X_val.astype(np.float32)
+    checked = []
+
+    class Compare:
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+            train = evaluate_arrays(model, X32, T, loss, "classification", y)
+            val = evaluate_arrays(model, X_val32, T_val, loss, "classification", y_val)
+            assert logs["loss"] == pytest.approx(train["loss"], rel=1e-5)
+            assert logs["accuracy"] == train["accuracy"]
+            assert logs["val_loss"] == pytest.approx(val["loss"], rel=1e-5)
+            assert logs["val_accuracy"] == val["accuracy"]
+            checked.append(epoch)
+            return False
+
+    fit(model, X, y, loss=loss, optimizer=SGD(0.1), epochs=3, batch_size=16,
+        validation=(X_val, y_val), callbacks=[Compare()])  # fmt: skip
+    assert checked == [1, 2, 3]
+
+
+def test_fused_sgd_equals_the_optimizer_and_keeps_its_step_count(monkeypatch) -> None:
+    from nnmath.fast import FastStep
+
+    fused_steps = []
+    sgd_step = FastStep.sgd_step
+    monkeypatch.setattr(
+        FastStep, "sgd_step", lambda self, *args: fused_steps.append(1) or sgd_step(self, *args)
+    )
+    X, y = blobs()
+    loss = get_loss("cross-entropy")
+    a, b = MLP("4-8relu-3softmax", seed=0, dtype=np.float32), MLP("4-8relu-3softmax", seed=0)
+    b = b.astype(np.float32)
+    sgd_a, sgd_b = SGD(0.1), SGD(0.1)
+    fit(a, X, y, loss=loss, optimizer=sgd_a, epochs=3, batch_size=16)  # fused into FastStep
+    fit(b, X, y, loss=loss, optimizer=sgd_b, epochs=3, batch_size=16, gradients=backprop(b, loss))
+    assert sgd_a.t == sgd_b.t == len(fused_steps) == 3 * math.ceil(len(X) / 16)
+    for p, q in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-5, atol=1e-6)
+    # and a float32 run resumed from a checkpoint ends bit-identical on this path too
+    states: list[TrainingState] = []
+    full = MLP("4-8relu-3softmax", seed=3, dtype=np.float32)
+    settings = dict(loss=loss, epochs=4, batch_size=16, validation_fraction=0.2)
+    fit(full, X, y, optimizer=SGD(0.1), checkpoint=states.append, **settings)
+    fresh = MLP("4-8relu-3softmax", seed=9, dtype=np.float32)
+    fit(fresh, X, y, resume=states[1], **settings)
+    assert same_bits(weights(full), weights(fresh))
+
+
+def test_fit_refuses_an_unknown_kernel() -> None:
+    X, y = blobs()
+    with pytest.raises(SpecError, match="kernel"):
+        fit(MLP("4-8relu-3softmax"), X, y, kernel="fortran")
+
+
 # ---- input validation, once -------------------------------------------------------------------
 
 

@@ -9,14 +9,16 @@ from the explicit generator ``rng``). Each mini-batch (X_b, T_b) takes one step:
 
 ``gradients`` is one swappable function (default :func:`default_gradients`: ``fast.FastStep`` for
 float32 NumPy models, else :func:`backprop`, the engine's δ recursion), so a faster implementation
-of the same math plugs in without touching the loop. The inputs are validated once per ``fit``,
-never per batch.
+of the same math plugs in without touching the loop. On the default fast step, plain SGD is the
+step's fused ``sgd_step`` (:func:`batch_update`). The inputs are validated once per ``fit``, never
+per batch.
 
 After each epoch the model is evaluated on the whole training set (``loss`` and ``accuracy`` for
 classification; ``loss``, ``mse``, ``mae`` and ``r2`` for regression) and on the validation set
 (the same names prefixed ``val_``): these are the values of the weights at the end of the epoch,
-not running averages over batches. A NaN or Inf loss stops training at once with a
-:class:`~nnmath.errors.DivergenceError` naming the epoch and batch.
+not running averages over batches. A float32 model is evaluated through a ``FastStep``'s buffers,
+any other by the engine's forward pass (:func:`epoch_evaluator`). A NaN or Inf loss stops training
+at once with a :class:`~nnmath.errors.DivergenceError` naming the epoch and batch.
 
 Same seed, same data, same settings: bit-identical weights (float64 and float32 alike), and a run
 resumed from the checkpoint of epoch k ends exactly where the uninterrupted run does.
@@ -37,11 +39,12 @@ import numpy as np
 from nnmath.callbacks import Callback, ProgressBar
 from nnmath.datasets import Dataset, Standardizer, batches, load_dataset, split_for_evaluation
 from nnmath.errors import DataError, DivergenceError, ShapeError, SpecError
+from nnmath.fast import FastStep
 from nnmath.losses import Loss, as_targets, cost, fuse, get_loss
 from nnmath.metrics import classification_metrics, regression_metrics
 from nnmath.modelfile import TrainedModel, save_checkpoint
 from nnmath.network import MLP
-from nnmath.optimizers import Optimizer, clip_grad_norm, make_optimizer
+from nnmath.optimizers import SGD, Optimizer, clip_grad_norm, make_optimizer
 from nnmath.schedules import Schedule, make_schedule
 from nnmath.spec import NetworkSpec, parse_spec
 
@@ -86,14 +89,18 @@ def backprop(model: MLP, loss: Loss) -> GradientFn:
     return gradients
 
 
-def default_gradients(model: MLP, loss: Loss, batch_size: int) -> GradientFn:
-    """``fast.FastStep`` for a float32 NumPy model (the same math in reused buffers, see
-    docs/speed.md), :func:`backprop` for any other (float64 stays on the engine's own path)."""
+def fast_step(model: MLP, loss: Loss, batch_size: int, kernel: str = "numpy") -> FastStep | None:
+    """``fast.FastStep`` (the same math in reused buffers, see docs/speed.md) for a float32 NumPy
+    model, None for any other (float64 stays on the engine's own path)."""
     if isinstance(model.linears[0].W, np.ndarray) and model.dtype == np.float32:
-        from nnmath.fast import FastStep
+        return FastStep(model, loss, batch_size, kernel=kernel)
+    return None
 
-        return FastStep(model, loss, batch_size).loss_and_gradients
-    return backprop(model, loss)
+
+def default_gradients(model: MLP, loss: Loss, batch_size: int) -> GradientFn:
+    """:func:`fast_step`'s ``loss_and_gradients`` for a float32 NumPy model, else :func:`backprop`."""
+    step = fast_step(model, loss, batch_size)
+    return backprop(model, loss) if step is None else step.loss_and_gradients
 
 
 def evaluate_arrays(
@@ -113,6 +120,74 @@ def evaluate_arrays(
     else:
         logs.update(regression_metrics(T, A))
     return logs
+
+
+def evaluate_fast(
+    step: FastStep, X: Array, T: Array, task: str, labels: Array | None = None
+) -> dict[str, float]:
+    """:func:`evaluate_arrays` through a ``FastStep``'s buffers (``FastStep.evaluate``, in chunks
+    of its batch size): the same cost and metrics, with no engine forward pass."""
+    value, A = step.evaluate(X, T if labels is None else labels)
+    logs = {"loss": float(value)}
+    if task == CLASSIFICATION:
+        logs.update(classification_metrics(labels, A))
+    else:
+        logs.update(regression_metrics(T, A))
+    return logs
+
+
+def batch_update(
+    gradients: GradientFn,
+    optimizer: Optimizer,
+    params: Sequence[Array],
+    clip_norm: float | None = None,
+    step: FastStep | None = None,
+) -> Callable[[Array, Array], float]:
+    """(X_b, T_b) -> C: one batch's update of ``params`` in place, returning the batch's cost.
+
+    In general: C, g = gradients(X_b, T_b); g ← g · min(1, c / ‖g‖) with ``clip_norm`` c;
+    θ ← optimizer.step(θ, g), not taken when C is NaN or Inf. Plain SGD (no momentum, no weight
+    decay, no clipping) on a ``FastStep`` is the step's fused ``sgd_step``: the same update with η
+    folded into the backward pass (float32 round-off apart), no optimizer call, and the update of a
+    batch whose cost is not finite already made when C is returned.
+    """
+    plain_sgd = type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay
+    if step is not None and plain_sgd and clip_norm is None:
+
+        def fused(X: Array, T: Array) -> float:
+            optimizer.t += 1  # the optimizer's step count, as optimizer.step would keep it
+            return step.sgd_step(X, T, optimizer.learning_rate)
+
+        return fused
+
+    def update(X: Array, T: Array) -> float:
+        value, grads = gradients(X, T)
+        if math.isfinite(value):
+            if clip_norm is not None:
+                clip_grad_norm(grads, clip_norm)
+            optimizer.step(params, grads)
+        return value
+
+    return update
+
+
+EVALUATION_ROWS = 1024
+"""The rows per chunk of the fast per-epoch evaluation (its buffers hold this many)."""
+
+
+def epoch_evaluator(
+    model: MLP, loss: Loss, task: str, n_rows: int
+) -> Callable[[Array, Array, Array | None], dict[str, float]]:
+    """(X, T, labels) -> the logs of :func:`evaluate_arrays`, as ``fit`` computes them per epoch.
+
+    A float32 NumPy model is evaluated through its own ``FastStep`` (:func:`evaluate_fast`, in
+    chunks of up to ``EVALUATION_ROWS`` rows); any other through the engine's forward pass, so
+    float64 training logs exactly what it always has.
+    """
+    step = fast_step(model, loss, max(1, min(n_rows, EVALUATION_ROWS)))
+    if step is None:
+        return lambda X, T, labels: evaluate_arrays(model, X, T, loss, task, labels)
+    return lambda X, T, labels: evaluate_fast(step, X, T, task, labels)
 
 
 @dataclass
@@ -393,6 +468,7 @@ def fit(
     resume: TrainingState | None = None,
     gradients: GradientFn | None = None,
     task: str | None = None,
+    kernel: str = "numpy",
 ) -> History:
     """Train ``model`` in place on (X, y) by mini-batch gradient descent; return the History.
 
@@ -417,6 +493,12 @@ def fit(
       same total of ``epochs``.
     - gradients: the per-batch (X_b, T_b) -> (cost, grads) function; by default
       :func:`default_gradients` (the fast step for float32 NumPy models, else :func:`backprop`).
+      With the fast step, plain SGD (no momentum, weight decay or clipping) is its fused
+      ``sgd_step`` (see :func:`batch_update`), and the per-epoch metrics of a float32 model are
+      computed through a FastStep too (:func:`epoch_evaluator`); float64 runs the engine's path.
+    - kernel: the fast step's kernel for a float32 model, "numpy", "numba" (``pip install
+      'nnmath[numba]'``: a compiled step, faster on small networks, but the first call in a
+      process loads or compiles it, ~0.3–2 s) or "auto" (numba where installed and able).
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise SpecError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
@@ -428,6 +510,8 @@ def fit(
         raise SpecError(f"patience must be a whole number ≥ 1, got {patience!r}")
     if validation is not None and validation_fraction:
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
+    if kernel not in ("numpy", "numba", "auto"):
+        raise SpecError(f"kernel must be 'numpy', 'numba' or 'auto', got {kernel!r}")
 
     # Validate and convert once: every batch below runs unchecked.
     X = np.asarray(X)
@@ -450,7 +534,9 @@ def fit(
         loss = get_loss(loss)
     optimizer = _as_optimizer(optimizer, learning_rate, resume)
     params = model.parameters()
-    gradients = default_gradients(model, loss, batch_size) if gradients is None else gradients
+    step = fast_step(model, loss, batch_size, kernel) if gradients is None else None
+    if gradients is None:
+        gradients = backprop(model, loss) if step is None else step.loss_and_gradients
 
     if resume is not None:
         rng = _rng_from_state(resume.rng_state)
@@ -486,7 +572,7 @@ def fit(
             model.n_out,
             model.dtype,
         )
-        labels_val = y_val if task == CLASSIFICATION else None
+        labels_val = y_val.astype(np.int64) if task == CLASSIFICATION else None
 
     monitor = monitor or ("val_loss" if validation is not None else "loss")
     early: EarlyStopping | None = None
@@ -499,6 +585,12 @@ def fit(
     callbacks = [*callbacks, bar]
     stopped = resume is not None and resume.stopped
     n_batches = math.ceil(len(X) / batch_size)
+    # the fast step takes class labels as they are: no one-hot rows gathered per batch
+    targets = labels if step is not None and labels is not None else T
+    update = batch_update(gradients, optimizer, params, clip_norm, step)
+    evaluate = epoch_evaluator(
+        model, loss, task, max(len(X), 0 if validation is None else len(X_val))
+    )
 
     try:
         # Overflow inside a diverging step is reported below as a DivergenceError, not as warnings.
@@ -510,17 +602,14 @@ def fit(
                 if schedule is not None:
                     optimizer.learning_rate = schedule(epoch - 1)
                 for batch, rows in enumerate(batches(len(X), batch_size, rng), start=1):
-                    value, grads = gradients(X[rows], T[rows])
+                    value = update(X[rows], targets[rows])
                     if not math.isfinite(value):
                         raise _divergence(epoch, batch, n_batches, value, optimizer.learning_rate)
-                    if clip_norm is not None:
-                        clip_grad_norm(grads, clip_norm)
-                    optimizer.step(params, grads)
 
                 logs: dict[str, float] = {"epoch": float(epoch)}
-                logs.update(evaluate_arrays(model, X, T, loss, task, labels))
+                logs.update(evaluate(X, T, labels))
                 if validation is not None:
-                    val = evaluate_arrays(model, X_val, T_val, loss, task, labels_val)
+                    val = evaluate(X_val, T_val, labels_val)
                     logs.update({f"val_{key}": value for key, value in val.items()})
                 logs["learning_rate"] = float(optimizer.learning_rate)
                 _check_finite_logs(logs, epoch, optimizer.learning_rate)
