@@ -37,7 +37,7 @@ class Rule:
 
     ``tex`` is the right-hand side in matrix form and ``element`` the whole equation in element form
     (LaTeX templates); ``code`` is the right-hand side in the derivations' safe NumPy subset (names,
-    ``+ - * / @ **``, ``.T`` and the functions of ``nnmath.derivation.evaluate``), so that the
+    ``+ - * / @ **``, ``.T`` and the functions of ``nnmath.derivation.functions``), so that the
     printed formula is the one evaluated. ``element_code`` (einsum, with the element form's indices)
     is given where the element form is not the matrix form entry by entry. An identity (a step of a
     simplification) also has its left-hand side, ``lhs`` and ``lhs_code``. Placeholders are those of

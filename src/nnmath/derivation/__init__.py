@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nnmath.derivation.check import Verdict, check_formula
 from nnmath.derivation.document import Check, Derivation, Equation, Section, derive
-from nnmath.derivation.evaluate import FormulaSyntaxError, UnknownNameError, evaluate, parse
+from nnmath.derivation.evaluate import evaluate
 from nnmath.derivation.example import (
     WorkedExample,
     example_json,
@@ -30,6 +30,7 @@ from nnmath.derivation.example import (
 )
 from nnmath.derivation.notation import COLUMN, NOTATIONS, ROW, Notation, get_notation
 from nnmath.derivation.render import to_json, to_latex, to_markdown
+from nnmath.derivation.syntax import FormulaSyntaxError, UnknownNameError, parse
 from nnmath.derivation.verify import Problem, make_problem, verify
 
 __all__ = [

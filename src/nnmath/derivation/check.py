@@ -24,16 +24,9 @@ from typing import Any
 import numpy as np
 
 from nnmath.derivation.document import Derivation
-from nnmath.derivation.evaluate import (
-    FormulaShapeError,
-    FormulaValueError,
-    Parsed,
-    UnknownNameError,
-    evaluate,
-    format_shape,
-    infer_shape,
-    parse,
-)
+from nnmath.derivation.evaluate import FormulaValueError, evaluate
+from nnmath.derivation.shapes import FormulaShapeError, format_shape, infer_shape
+from nnmath.derivation.syntax import Parsed, UnknownNameError, parse
 from nnmath.derivation.verify import Problem, environment, forward_values
 from nnmath.errors import SpecError
 from nnmath.gradcheck import relative_error

@@ -17,8 +17,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from nnmath.derivation.evaluate import Shape, infer_shape, parse
 from nnmath.derivation.notation import Notation, Symbol, get_notation, shapes_and_dims
+from nnmath.derivation.shapes import Shape, infer_shape
+from nnmath.derivation.syntax import parse
 from nnmath.errors import SpecError
 from nnmath.layers import LINEAR_TEX, Rule, activation_layer
 from nnmath.losses import Loss, fuse

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from nnmath.derivation.document import Derivation, Equation
-from nnmath.derivation.evaluate import evaluate, parse, to_tex
+from nnmath.derivation.evaluate import evaluate
 from nnmath.derivation.render import loss_name
+from nnmath.derivation.syntax import parse
+from nnmath.derivation.typeset import to_tex
 from nnmath.derivation.verify import Problem, environment
 from nnmath.errors import ShapeError, SpecError
 from nnmath.losses import as_targets

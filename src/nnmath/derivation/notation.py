@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmath.derivation.evaluate import Shape
+from nnmath.derivation.shapes import Shape
 from nnmath.errors import SpecError
 
 NOTATIONS = ("row", "column")

@@ -14,7 +14,9 @@ import re
 from typing import Any
 
 from nnmath.derivation.document import Check, Derivation, Equation
-from nnmath.derivation.evaluate import format_shape, parse, shape_tex, tex_shape
+from nnmath.derivation.shapes import format_shape
+from nnmath.derivation.syntax import parse
+from nnmath.derivation.typeset import shape_tex, tex_shape
 
 
 def _title(derivation: Derivation) -> str:
@@ -71,7 +73,7 @@ def _shapes(derivation: Derivation, equation: Equation) -> str:
     """The shapes line: each operand's shape under it, then the result's shape."""
     symbols = {code: symbol.tex for code, symbol in derivation.symbols.items()}
     shapes, dims = derivation.shapes()
-    from nnmath.derivation.evaluate import infer_shape
+    from nnmath.derivation.shapes import infer_shape
 
     parsed = parse(equation.code)
     result = infer_shape(parsed.expression, shapes, dims)

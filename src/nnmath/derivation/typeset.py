@@ -1,0 +1,151 @@
+"""Typesetting formulas: a parsed formula as LaTeX, optionally with each operand's shape under it.
+
+Operators print as the derivation documents write them: @ as juxtaposition, * as ⊙ (or a plain
+product with a scalar), / as ⊘ (or a fraction bar), a comparison as an indicator 𝟙[…].
+:func:`shape_tex` writes a formula with each operand's shape under it, the line that lets a reader
+check that products conform.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+
+from nnmath.derivation.functions import FUNCTIONS
+from nnmath.derivation.shapes import Dim, Shape, infer_shape
+from nnmath.derivation.syntax import Parsed, describe, parse, refuse
+
+_ENTRYWISE = (ast.Mult, ast.Div)
+_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.MatMult: 2, ast.Pow: 4}
+
+
+def tex_shape(shape: Shape) -> str:
+    return r" \times ".join(str(d) for d in shape) if shape else r"\text{scalar}"
+
+
+def _brace(body: str, shape: Shape) -> str:
+    if not shape:
+        return body
+    return rf"\underbrace{{{body}}}_{{{tex_shape(shape)}}}"
+
+
+def _ones_tex(node: ast.Call) -> str:
+    """ones(S, 1) is the column 1, ones(1, S) the row 1ᵀ, ones(n, n) the matrix 11ᵀ."""
+
+    def unit(arg: ast.expr) -> bool:
+        return isinstance(arg, ast.Constant) and arg.value == 1
+
+    if len(node.args) == 2 and unit(node.args[0]) and not unit(node.args[1]):
+        return r"\mathbf{1}^\top"
+    if len(node.args) == 2 and not unit(node.args[0]) and not unit(node.args[1]):
+        return r"\mathbf{1}\mathbf{1}^\top"
+    return r"\mathbf{1}"
+
+
+def _tex(
+    node: ast.expr,
+    symbols: Mapping[str, str],
+    shapes: Mapping[str, Shape],
+    dims: Mapping[str, Dim],
+    leaf: Callable[[ast.expr, str], str],
+) -> str:
+    def shape(n: ast.expr) -> Shape:
+        return infer_shape(n, shapes, dims)
+
+    def tex(n: ast.expr) -> str:
+        return _tex(n, symbols, shapes, dims, leaf)
+
+    def sub(n: ast.expr, parent: int, parent_op: ast.operator | None = None) -> str:
+        text = tex(n)
+        if isinstance(n, ast.BinOp) and _PRECEDENCE[type(n.op)] < parent:
+            return rf"\left({text}\right)"
+        mixed = (
+            isinstance(n, ast.BinOp)
+            and parent_op is not None
+            and {type(n.op), type(parent_op)} & {ast.MatMult}
+            and {type(n.op), type(parent_op)} & set(_ENTRYWISE)
+        )
+        if mixed:
+            return rf"\left({text}\right)"  # (A ⊙ B) C: keep ⊙ and the matrix product apart
+        if isinstance(n, ast.UnaryOp) and parent > 1:
+            return rf"\left({text}\right)"
+        return text
+
+    if isinstance(node, ast.Name):
+        return leaf(node, symbols.get(node.id, node.id))
+    if isinstance(node, ast.Constant):
+        return f"{node.value:g}" if isinstance(node.value, float) else str(node.value)
+    if isinstance(node, ast.Attribute):
+        inner = node.value
+        if isinstance(inner, ast.Name):
+            return leaf(node, rf"{{{symbols.get(inner.id, inner.id)}}}^\top")
+        return rf"\left({tex(inner)}\right)^\top"
+    if isinstance(node, ast.UnaryOp):
+        sign = "-" if isinstance(node.op, ast.USub) else "+"
+        return sign + sub(node.operand, 3)
+    if isinstance(node, ast.Compare):
+        parts = [tex(node.left)]
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            parts.append({ast.Gt: ">", ast.GtE: r"\ge", ast.Lt: "<", ast.LtE: r"\le"}[type(op)])
+            parts.append(tex(comparator))
+        return r"\mathbb{1}\left[" + " ".join(parts) + r"\right]"
+    if isinstance(node, ast.BinOp):
+        level = _PRECEDENCE[type(node.op)]
+        left = sub(node.left, level, node.op)
+        tight = isinstance(node.op, (ast.Add, ast.Mult, ast.MatMult))
+        right = sub(node.right, level + (0 if tight else 1), node.op)
+        scalar = not shape(node.left) or not shape(node.right)
+        if isinstance(node.op, ast.Add):
+            return f"{left} + {right}"
+        if isinstance(node.op, ast.Sub):
+            return f"{left} - {right}"
+        if isinstance(node.op, ast.MatMult):
+            return rf"{left}\,{right}"
+        if isinstance(node.op, ast.Mult):
+            return rf"{left}\,{right}" if scalar else rf"{left} \odot {right}"
+        if isinstance(node.op, ast.Div):
+            return rf"{left} / {right}" if not shape(node.right) else rf"{left} \oslash {right}"
+        return rf"{left}^{{{tex(node.right)}}}"
+    if isinstance(node, ast.Call):
+        assert isinstance(node.func, ast.Name)
+        function = FUNCTIONS[node.func.id]
+        if function.kind == "ones":
+            return leaf(node, _ones_tex(node))
+        if function.kind == "eye":
+            return leaf(node, function.tex)
+        args = node.args[1:] if function.kind == "einsum" else node.args
+        inner = ", ".join(tex(a) for a in args)
+        return rf"{function.tex}\left({inner}\right)"
+    raise refuse(describe(node))
+
+
+def to_tex(
+    formula: Parsed | str,
+    symbols: Mapping[str, str],
+    shapes: Mapping[str, Shape],
+    dims: Mapping[str, Dim],
+    leaf: Callable[[ast.expr, str], str] | None = None,
+) -> str:
+    """The right-hand side as LaTeX; ``leaf(node, tex)`` may dress each operand (a name, a
+    transposed name, ones() or eye()), e.g. with its shape or its numbers."""
+    parsed = parse(formula) if isinstance(formula, str) else formula
+    return _tex(parsed.expression, symbols, shapes, dims, leaf or (lambda node, tex: tex))
+
+
+def shape_tex(
+    formula: Parsed | str,
+    symbols: Mapping[str, str],
+    shapes: Mapping[str, Shape],
+    dims: Mapping[str, Dim],
+) -> str:
+    """The right-hand side as LaTeX with each operand's shape written under it (\\underbrace).
+
+    ``symbols`` maps names to their LaTeX; operators print as the document writes them: @ as
+    juxtaposition, * as ⊙ (or a plain product with a scalar), / as ⊘ (or a fraction bar).
+    """
+    parsed = parse(formula) if isinstance(formula, str) else formula
+
+    def leaf(node: ast.expr, tex: str) -> str:
+        return _brace(tex, infer_shape(node, shapes, dims))
+
+    return to_tex(parsed, symbols, shapes, dims, leaf)
