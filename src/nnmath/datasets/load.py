@@ -1,0 +1,56 @@
+"""The one entry point for data: a built-in set by name, or the user's file by path."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from nnmath.datasets.builtin import _ALIASES, _BUILTINS
+from nnmath.datasets.dataset import TASKS, Dataset, Task
+from nnmath.datasets.files import _FILE_TYPES, _load_file
+from nnmath.errors import DataError
+
+
+def load_dataset(
+    source: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    target: str | None = None,
+    task: Task | None = None,
+) -> Dataset:
+    """A built-in set by name, or the data in a .csv, .npz or .parquet file.
+
+    A string naming a built-in (see :func:`list_datasets`; ``_`` and ``-`` are interchangeable)
+    loads it: the generated 2-D sets draw from ``np.random.default_rng(seed)``, the others ignore
+    ``seed``. Anything else is a path. For files, ``target`` names the target column (CSV, Parquet;
+    default the last column) or array (.npz; default ``"y"``), and ``task`` forces the task
+    instead of inferring it (rule in :mod:`nnmath.datasets.files`). Errors about a file start with
+    its path.
+    """
+    if task is not None and task not in TASKS:
+        raise DataError(f"task must be 'classification' or 'regression', got {task!r}")
+    if isinstance(source, str):
+        key = source.strip().lower().replace("_", "-")
+        key = _ALIASES.get(key, key)
+        if key in _BUILTINS:
+            builtin = _BUILTINS[key]
+            if target is not None:
+                raise DataError(f"the built-in set {key!r} has a fixed target; drop target=")
+            if task is not None and task != builtin.task:
+                raise DataError(f"the built-in set {key!r} is a {builtin.task} set, not {task}")
+            return builtin.load(seed)
+        path = Path(source)
+        if not (path.suffix or "/" in source or os.sep in source or path.exists()):
+            close = difflib.get_close_matches(key, _BUILTINS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(
+                f"there is no built-in data set {source!r}{hint}; the built-in sets are "
+                f"{', '.join(_BUILTINS)}. To load a file, give its path ending in "
+                f"{', '.join(_FILE_TYPES)}"
+            )
+    path = Path(source)
+    try:
+        return _load_file(path, target, task)
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from err.__cause__
