@@ -9,9 +9,12 @@ contestants so that drift in the machine's load hits them alike.
 - nnmath fit: ``nnmath.training.fit(model, X, y, optimizer=SGD(η), …)`` exactly as a user calls it
   (for a float32 model it trains through ``FastStep``, plain SGD fused into its backward pass, and
   evaluates the loss and accuracy of the whole training set after every epoch).
+- nnmath fit (running metrics): ``fit(..., train_metrics="running")``: the training loss logged
+  as the running mean of the batch costs, with no pass over the training set after each epoch.
+  This is what scikit-learn's ``fit`` logs (``loss_curve_``), so it is the like-for-like row.
 - nnmath loop: ``datasets.batches`` and ``FastStep.sgd_step``: the bare training loop.
-- nnmath numba fit / loop: the same with FastStep's numba kernel (``fit(..., kernel="numba")``,
-  when numba is installed).
+- nnmath numba fit / fit (running metrics) / loop: the same with FastStep's numba kernel
+  (``fit(..., kernel="numba")``, when numba is installed).
 - nnmath engine: ``fit`` with the engine's clear gradients (``training.backprop``) and
   ``optimizers.SGD``, for reference.
 - scikit-learn: ``MLPClassifier(solver="sgd", momentum=0, alpha=0, tol=0)``, all epochs run.
@@ -52,10 +55,10 @@ def _spec(n_in: int, n_out: int) -> str:
 
 
 def nnmath_fit(
-    X: np.ndarray, y: np.ndarray, epochs: int, kernel: str | None
+    X: np.ndarray, y: np.ndarray, epochs: int, kernel: str | None, train_metrics: str = "exact"
 ) -> Callable[[np.ndarray], Any]:
     """``training.fit`` as a user calls it (kernel "numpy" or "numba"), or with the engine's
-    gradients (None)."""
+    gradients (None); ``train_metrics`` "exact" (the default) or "running"."""
     from nnmath.training import backprop, fit
 
     model = MLP(_spec(X.shape[1], 10), seed=0, dtype=np.float32)
@@ -70,6 +73,7 @@ def nnmath_fit(
         epochs=epochs,
         batch_size=BATCH_SIZE,
         seed=0,
+        train_metrics=train_metrics,
         **options,
     )
     return model.predict
@@ -118,10 +122,14 @@ def run(rounds: int, epochs: int = EPOCHS, numba: bool = False) -> dict[str, Any
     X, X_test, y, y_test = load_split()
     contestants: dict[str, Callable[[], Callable[[np.ndarray], Any]]] = {
         "nnmath fit": lambda: nnmath_fit(X, y, epochs, "numpy"),
+        "nnmath fit (running metrics)": lambda: nnmath_fit(X, y, epochs, "numpy", "running"),
         "nnmath loop": lambda: nnmath_loop(X, y, epochs),
     }
     if numba:
         contestants["nnmath numba fit"] = lambda: nnmath_fit(X, y, epochs, "numba")
+        contestants["nnmath numba fit (running metrics)"] = lambda: nnmath_fit(
+            X, y, epochs, "numba", "running"
+        )
         contestants["nnmath numba loop"] = lambda: nnmath_loop(X, y, epochs, "numba")
     contestants["nnmath engine"] = lambda: nnmath_fit(X, y, epochs, None)
     contestants["scikit-learn"] = lambda: sklearn_fit(X, y, epochs)

@@ -392,6 +392,71 @@ def test_fit_refuses_an_unknown_kernel() -> None:
         fit(MLP("4-8relu-3softmax"), X, y, kernel="fortran")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_running_loss_is_the_batch_size_weighted_mean_of_the_batch_costs(dtype) -> None:
+    X, y = blobs(n=90)
+    X, y, X_val, y_val = X[10:], y[10:], X[:10], y[:10]  # 80 rows: batches of 32, 32, 16
+    model = MLP("4-8relu-3softmax", seed=0, dtype=dtype)
+    loss = get_loss("cross-entropy")
+    reference = backprop(model, loss)
+    costs: list[tuple[int, float]] = []
+
+    def recording(Xb: np.ndarray, Tb: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        value, grads = reference(Xb, Tb)
+        costs.append((len(Xb), value))
+        return value, grads
+
+    history = fit(model, X, y, loss=loss, optimizer=SGD(0.1), epochs=3, batch_size=32,
+                  validation=(X_val, y_val), gradients=recording, train_metrics="running")  # fmt: skip
+    assert [n for n, _ in costs] == [32, 32, 16] * 3
+    for epoch in range(3):
+        batch = costs[3 * epoch : 3 * epoch + 3]
+        expected = sum(n * c for n, c in batch) / 80
+        assert history["loss"][epoch] == pytest.approx(expected, rel=1e-12)
+        assert history["loss"][epoch] != pytest.approx(batch[-1][1], rel=1e-6)  # not the last one
+    # the training set is not evaluated again; validation stays exact, on the final weights
+    assert set(history.metrics) == {"epoch", "loss", "val_loss", "val_accuracy", "learning_rate"}
+    T_val = np.eye(3, dtype=dtype)[y_val]
+    val = evaluate_arrays(model, X_val.astype(dtype), T_val, loss, "classification", y_val)
+    assert history["val_loss"][-1] == pytest.approx(val["loss"], rel=1e-5)
+    assert history["val_accuracy"][-1] == val["accuracy"]
+
+
+def test_running_loss_on_the_fused_fast_step_and_same_weights_as_exact(monkeypatch) -> None:
+    from nnmath.fast import FastStep
+
+    costs: list[tuple[int, float]] = []
+    sgd_step = FastStep.sgd_step
+
+    def recording(self: FastStep, Xb: np.ndarray, Tb: np.ndarray, learning_rate: float) -> float:
+        value = sgd_step(self, Xb, Tb, learning_rate)
+        costs.append((len(Xb), value))
+        return value
+
+    monkeypatch.setattr(FastStep, "sgd_step", recording)
+    X, y = blobs(n=100)
+    settings = dict(optimizer="sgd", learning_rate=0.1, epochs=2, batch_size=16, seed=2)
+    a = MLP("4-8relu-3softmax", seed=0, dtype=np.float32)
+    b = MLP("4-8relu-3softmax", seed=0, dtype=np.float32)
+    running = fit(a, X, y, train_metrics="running", **settings)
+    n_batches = math.ceil(len(X) / 16)
+    assert len(costs) == 2 * n_batches
+    for epoch in range(2):
+        batch = costs[n_batches * epoch : n_batches * (epoch + 1)]
+        expected = sum(n * c for n, c in batch) / len(X)
+        assert running["loss"][epoch] == pytest.approx(expected, rel=1e-12)
+    exact = fit(b, X, y, **settings)  # the default: the training metrics on end-of-epoch weights
+    assert "accuracy" in exact and "accuracy" not in running
+    assert same_bits(weights(a), weights(b))  # only the logging differs
+    assert running["loss"] != exact["loss"]
+
+
+def test_fit_refuses_an_unknown_train_metrics_option() -> None:
+    X, y = blobs()
+    with pytest.raises(SpecError, match="train_metrics must be 'exact'.*'running'.*'mean'"):
+        fit(MLP("4-8relu-3softmax"), X, y, train_metrics="mean")
+
+
 # ---- input validation, once -------------------------------------------------------------------
 
 

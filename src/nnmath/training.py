@@ -17,8 +17,12 @@ After each epoch the model is evaluated on the whole training set (``loss`` and 
 classification; ``loss``, ``mse``, ``mae`` and ``r2`` for regression) and on the validation set
 (the same names prefixed ``val_``): these are the values of the weights at the end of the epoch,
 not running averages over batches. A float32 model is evaluated through a ``FastStep``'s buffers,
-any other by the engine's forward pass (:func:`epoch_evaluator`). A NaN or Inf loss stops training
-at once with a :class:`~nnmath.errors.DivergenceError` naming the epoch and batch.
+any other by the engine's forward pass (:func:`epoch_evaluator`). With ``train_metrics="running"``
+the training set is not evaluated again: ``loss`` is then the running mean of the batch costs
+(Σ_b |b| C_b / S over the epoch's batches, each C_b on the weights before its own step), as
+scikit-learn and Keras report it, and no other training metric is logged (the validation metrics
+stay exact). A NaN or Inf loss stops training at once with a
+:class:`~nnmath.errors.DivergenceError` naming the epoch and batch.
 
 Same seed, same data, same settings: bit-identical weights (float64 and float32 alike), and a run
 resumed from the checkpoint of epoch k ends exactly where the uninterrupted run does.
@@ -32,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,6 +58,9 @@ GradientFn = Callable[[Array, Array], tuple[float, list[Array]]]
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+TRAIN_METRICS = ("exact", "running")
+"""How ``fit`` logs the training metrics: the whole training set on the end-of-epoch weights
+("exact"), or the running mean of the epoch's batch costs ("running", the loss only)."""
 
 # ---- the pieces fit is made of --------------------------------------------------------------------
 
@@ -469,6 +476,7 @@ def fit(
     gradients: GradientFn | None = None,
     task: str | None = None,
     kernel: str = "numpy",
+    train_metrics: Literal["exact", "running"] = "exact",
 ) -> History:
     """Train ``model`` in place on (X, y) by mini-batch gradient descent; return the History.
 
@@ -499,6 +507,13 @@ def fit(
     - kernel: the fast step's kernel for a float32 model, "numpy", "numba" (``pip install
       'nnmath[numba]'``: a compiled step, faster on small networks, but the first call in a
       process loads or compiles it, ~0.3–2 s) or "auto" (numba where installed and able).
+    - train_metrics: "exact" (default): after each epoch, the training set's ``loss`` and
+      ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights, one more pass over
+      it. "running": no such pass; ``loss`` is the mean of the batch costs the steps computed,
+      weighted by batch size, Σ_b |b| C_b / S (each C_b on the weights before its own step: what
+      scikit-learn's ``loss_curve_`` and Keras's ``fit`` report), and no other training metric is
+      logged (no ``accuracy``, ``mse``, …; monitor ``loss`` or a ``val_`` metric). Validation
+      metrics are exact either way.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise SpecError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
@@ -512,6 +527,12 @@ def fit(
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
     if kernel not in ("numpy", "numba", "auto"):
         raise SpecError(f"kernel must be 'numpy', 'numba' or 'auto', got {kernel!r}")
+    if train_metrics not in TRAIN_METRICS:
+        raise SpecError(
+            f"train_metrics must be 'exact' (the whole training set evaluated after each epoch) "
+            f"or 'running' (the mean of the epoch's batch costs), got {train_metrics!r}"
+        )
+    exact = train_metrics == "exact"
 
     # Validate and convert once: every batch below runs unchecked.
     X = np.asarray(X)
@@ -589,7 +610,7 @@ def fit(
     targets = labels if step is not None and labels is not None else T
     update = batch_update(gradients, optimizer, params, clip_norm, step)
     evaluate = epoch_evaluator(
-        model, loss, task, max(len(X), 0 if validation is None else len(X_val))
+        model, loss, task, max(len(X) if exact else 0, 0 if validation is None else len(X_val))
     )
 
     try:
@@ -601,13 +622,18 @@ def fit(
                 began = time.perf_counter()
                 if schedule is not None:
                     optimizer.learning_rate = schedule(epoch - 1)
+                total = 0.0  # Σ_b |b| C_b: the running loss's numerator
                 for batch, rows in enumerate(batches(len(X), batch_size, rng), start=1):
                     value = update(X[rows], targets[rows])
                     if not math.isfinite(value):
                         raise _divergence(epoch, batch, n_batches, value, optimizer.learning_rate)
+                    total += len(rows) * value
 
                 logs: dict[str, float] = {"epoch": float(epoch)}
-                logs.update(evaluate(X, T, labels))
+                if exact:
+                    logs.update(evaluate(X, T, labels))
+                else:
+                    logs["loss"] = total / max(len(X), 1)
                 if validation is not None:
                     val = evaluate(X_val, T_val, labels_val)
                     logs.update({f"val_{key}": value for key, value in val.items()})
