@@ -121,12 +121,7 @@ def evaluate_arrays(
     A, _ = model.layers[-1].forward(Z)
     fused = fuse(model.output, loss)
     value = cost(fused, Z, T) if fused is not None else cost(loss, A, T)
-    logs = {"loss": float(value)}
-    if task == CLASSIFICATION:
-        logs.update(classification_metrics(labels, A))
-    else:
-        logs.update(regression_metrics(T, A))
-    return logs
+    return _logs(value, A, T, task, labels)
 
 
 def evaluate_fast(
@@ -135,6 +130,11 @@ def evaluate_fast(
     """:func:`evaluate_arrays` through a ``FastStep``'s buffers (``FastStep.evaluate``, in chunks
     of its batch size): the same cost and metrics, with no engine forward pass."""
     value, A = step.evaluate(X, T if labels is None else labels)
+    return _logs(value, A, T, task, labels)
+
+
+def _logs(value: float, A: Array, T: Array, task: str, labels: Array | None) -> dict[str, float]:
+    """The cost and the task's metrics of the outputs A: accuracy, or MSE, MAE and R²."""
     logs = {"loss": float(value)}
     if task == CLASSIFICATION:
         logs.update(classification_metrics(labels, A))
