@@ -318,12 +318,19 @@ class SoftmaxCrossEntropy:
             forward_element=(
                 rf"\ell_s = -\sum_{{j}} <T>_{{sj}} {log} \frac{{e^{{<Z>_{{sj}}}}}}{{\sum_k e^{{<Z>_{{sk}}}}}}"
             ),
-            backward=rf"\frac{{\partial \ell}}{{\partial <Z>}} = {factor} (\hat{{Y}} - <T>)",
-            backward_element=(
-                rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{sj}}}} = {factor} (\hat{{Y}}_{{sj}} - <T>_{{sj}})"
+            backward=(
+                rf"\frac{{\partial \ell}}{{\partial <Z>}} = {factor} "
+                r"\left((<T>\mathbf{1}) \odot \hat{Y} - <T>\right)"
             ),
-            jacobian=rf"\frac{{\partial \ell}}{{\partial z}} = {factor} (\hat{{y}} - t)^\top",
-            text=f"ℓ = −Σ t log_{self.base:g} softmax(z);  ∂ℓ/∂z = (ŷ − t)/ln {self.base:g}",
+            backward_element=(
+                rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{sj}}}} = {factor} "
+                r"\left(\hat{Y}_{sj} \sum_{k} <T>_{sk} - <T>_{sj}\right)"
+            ),
+            jacobian=rf"\frac{{\partial \ell}}{{\partial z}} = {factor} ((t^\top \mathbf{{1}})\,\hat{{y}} - t)^\top",
+            text=(
+                f"ℓ = −Σ t log_{self.base:g} softmax(z);  ∂ℓ/∂z = ((Σt) ŷ − t)/ln {self.base:g}, "
+                f"= (ŷ − t)/ln {self.base:g} when t sums to one"
+            ),
             notations=_softmax_cross_entropy_notations(self.base),
         )
 
