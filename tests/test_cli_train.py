@@ -205,3 +205,44 @@ def test_float32_training(workdir: Path, capsys) -> None:
     code, out, _ = run(capsys, "train", *QUICK, "--dtype", "float32", "-o", "f32.nnm", "--json")
     assert code == 0 and json.loads(out)["config"]["dtype"] == "float32"
     assert load_model("f32.nnm").network.dtype == np.float32
+
+
+def test_kernel_choice_reaches_fit_and_trains_the_same_network(workdir: Path, capsys) -> None:
+    """--kernel picks the float32 step's kernel; numba (when installed) trains to the same weights."""
+    code, out, _ = run(
+        capsys,
+        "train",
+        *QUICK,
+        "--dtype",
+        "float32",
+        "--kernel",
+        "numpy",
+        "--spec",
+        "16relu",
+        "-o",
+        "numpy.nnm",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["config"]["kernel"] == "numpy"
+    pytest.importorskip("numba")
+    code, out, _ = run(
+        capsys,
+        "train",
+        *QUICK,
+        "--dtype",
+        "float32",
+        "--kernel",
+        "numba",
+        "--spec",
+        "16relu",
+        "-o",
+        "numba.nnm",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["config"]["kernel"] == "numba"
+    for a, b in zip(
+        load_model("numpy.nnm").network.parameters(),
+        load_model("numba.nnm").network.parameters(),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

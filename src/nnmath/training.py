@@ -774,6 +774,7 @@ class TrainConfig:
     schedule: str | None = None
     clip_norm: float | None = None
     dtype: str = "float64"
+    kernel: str = "numpy"
     standardize: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -894,6 +895,7 @@ def train_dataset(
         patience=config.patience,
         schedule=config.schedule,
         clip_norm=config.clip_norm,
+        kernel=config.kernel,
         callbacks=callbacks,
         progress=progress,
         checkpoint=write,

@@ -54,6 +54,7 @@ CONFIG_OPTIONS = (
     "schedule",
     "clip_norm",
     "dtype",
+    "kernel",
 )
 
 
@@ -101,6 +102,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     model.add_argument("--clip-norm", type=float, metavar="C", help="clip gradients to norm C")
     model.add_argument("--dtype", choices=["float32", "float64"], help="default float64")
+    model.add_argument(
+        "--kernel",
+        choices=["numpy", "numba", "auto"],
+        help="the float32 training step's kernel (default numpy; numba needs nnmath[numba])",
+    )
     output = parser.add_argument_group("output")
     output.add_argument(
         "--output", "-o", metavar="PATH", help="model file (default runs/DATA/model.nnm)"
