@@ -7,10 +7,13 @@ the SHA-256 of every other array), and the weights ``W1, b1, W2, b2, …``. A ch
 archive with ``"format": "nnmath-checkpoint"``, the training state in the header and its arrays
 under ``state.*``.
 
-Writes go to a temporary file in the target's directory, are flushed and fsynced, then renamed
-over the target (``os.replace``), so a crash mid-save leaves the old file intact. Reads check the
-zip signature, the header, the version, the keys, the shapes and the checksum, and turn every
-failure into a :class:`~nnmath.errors.ModelFileError` that says what is wrong with the file.
+Writes go to a temporary file ``.NAME.XXXXXXXX.tmp`` in the target's directory, locked while it is
+written, flushed and fsynced, then renamed over the target (``os.replace``), so a crash mid-save
+leaves the old file intact; the next save to the same path removes the temporary files that no
+live save holds. Reads trust nothing: the archive's structure, every array's declared size and
+the zip CRCs (:mod:`nnmath.archive`), then the header's keys and types, the version, the shapes
+against the spec and the checksum; every failure is a :class:`~nnmath.errors.ModelFileError`
+that says what is wrong with the file.
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -32,6 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from nnmath.archive import read_npz
 from nnmath.datasets import Standardizer
 from nnmath.errors import DataError, ModelFileError, NNMathError, ShapeError
 from nnmath.losses import CrossEntropy, Loss, get_loss
@@ -50,6 +53,13 @@ CHECKPOINT_FORMAT = "nnmath-checkpoint"
 HEADER_KEY = "__nnmath__"
 ZIP_SIGNATURE = b"PK\x03\x04"
 REQUIRED_KEYS = ("format", "format_version", "spec", "dtype", "loss", "task", "arrays", "sha256")
+MAX_SPEC_LENGTH = 10_000
+"""Characters allowed in a stored spec (a 1,000-layer network needs about 8,000)."""
+
+try:  # a save holds an advisory lock on its temporary file; POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: stale temporary files are then left alone
+    fcntl = None  # type: ignore[assignment]
 
 
 def nnmath_version() -> str:
@@ -62,27 +72,81 @@ def nnmath_version() -> str:
 # ---- writing files atomically -----------------------------------------------------------------
 
 
+def _temporary_pattern(path: Path) -> re.Pattern[str]:
+    """The names ``tempfile.mkstemp(prefix=".NAME.", suffix=".tmp")`` gives: 8 random characters."""
+    return re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of interrupted saves to ``path``; returns those removed.
+
+    Only files named as :func:`atomic_write` names them (``.NAME.XXXXXXXX.tmp`` beside the target)
+    and only stale ones: a save in progress holds a lock on its file, so a file whose lock can be
+    taken belongs to a save that died (killed, power lost). Without ``fcntl`` (Windows) nothing
+    is removed.
+    """
+    path, removed = Path(path), []
+    if fcntl is None or not path.parent.is_dir():
+        return removed
+    pattern = _temporary_pattern(path)
+    for candidate in path.parent.iterdir():
+        if not pattern.fullmatch(candidate.name) or candidate.is_symlink():
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            descriptor = os.open(candidate, os.O_RDONLY)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a live save
+                candidate.unlink()
+                removed.append(candidate)
+            finally:
+                os.close(descriptor)
+    return removed
+
+
+def _locked_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path``, locked for as long as its descriptor stays open.
+
+    A concurrent :func:`remove_stale_temporaries` may remove the file between its creation and
+    the lock; then it is no longer at its name, and another is made.
+    """
+    while True:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+        if fcntl is None:
+            return descriptor, temporary
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(temporary).st_ino == os.fstat(descriptor).st_ino:
+                return descriptor, temporary
+        os.close(descriptor)
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Write a file via ``write(file)`` into a temporary sibling, fsync it, then rename it over path.
 
     Readers see either the old file or the complete new one, never a partial write; on any error
     the temporary file is removed and the old file is left untouched. Missing parent directories
-    are created.
+    are created, and the temporary files of earlier saves to ``path`` that were interrupted are
+    removed (:func:`remove_stale_temporaries`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    descriptor, temporary = _locked_temporary(path)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with os.fdopen(descriptor, "wb", closefd=False) as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        os.replace(temporary, path)  # still locked, so no other save takes it for stale
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    finally:
+        os.close(descriptor)
     try:  # make the rename itself durable; not every platform lets a directory be opened
         directory = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -110,6 +174,13 @@ class TrainedModel:
     It takes raw inputs (one sample per row, columns in ``feature_names`` order), standardises them
     with ``standardizer``, runs the network and, for regression, maps the outputs back to the
     data's units with ``target_standardizer``. ``class_names[c]`` is the label of output class c.
+    ``created`` and ``written_by`` say when and by which nnmath its file was written (None for a
+    model that was not loaded from a file).
+
+    What each method returns, as everywhere in nnmath: ``predict`` gives the answer in the data's
+    own terms (class names, or values in the target's units), ``predict_proba`` the class
+    probabilities, ``predict_classes`` the class indices, and ``outputs`` the network's raw output
+    a⁽ᴷ⁾ (what ``MLP.predict`` and ``FastStep.predict`` return, having no labels to map it to).
     """
 
     network: MLP
@@ -121,6 +192,8 @@ class TrainedModel:
     standardizer: Standardizer | None = None
     target_standardizer: Standardizer | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    created: str | None = None
+    written_by: str | None = None
 
     @property
     def n_classes(self) -> int:
@@ -197,8 +270,16 @@ class TrainedModel:
         return logs
 
     def describe(self) -> dict[str, Any]:
-        """Architecture, loss, names, preprocessing and metadata as plain JSON-ready values."""
-        return _header(self)
+        """Architecture, loss, names, preprocessing and metadata as plain JSON-ready values.
+
+        ``created`` and ``nnmath_version`` are those of the file the model was loaded from (None
+        and this nnmath's version for a model not loaded from a file).
+        """
+        return dict(
+            _header(self),
+            created=self.created,
+            nnmath_version=self.written_by or nnmath_version(),
+        )
 
     def summary(self) -> str:
         """The network's layer table, then the task, loss, classes and preprocessing."""
@@ -221,10 +302,12 @@ class TrainedModel:
         return "\n".join(lines)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this model to ``path`` atomically (see :func:`save_model`); returns the path."""
         return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainedModel:
+        """The model in the file at ``path`` (see :func:`load_model`)."""
         return load_model(path)
 
 
@@ -342,26 +425,22 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.nd
             f"{path}: not an nnmath model file (it is not an .npz/zip archive; it starts with "
             f"{start!r}); give a .nnm file written by 'nnmath train' or save_model"
         )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if HEADER_KEY not in names:
-                raise ModelFileError(
-                    f"{path}: an .npz archive but not an nnmath model file (no {HEADER_KEY!r} "
-                    f"header; arrays: {', '.join(names) or 'none'})"
-                )
-            arrays = {name: archive[name] for name in names}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
+    arrays = read_npz(path, where=str(path), error=ModelFileError)
+    if HEADER_KEY not in arrays:
         raise ModelFileError(
-            f"{path}: the file is truncated or corrupted ({error}); save or copy it again"
-        ) from error
+            f"{path}: an .npz archive but not an nnmath model file (no {HEADER_KEY!r} "
+            f"header; arrays: {', '.join(arrays) or 'none'})"
+        )
     raw = arrays.pop(HEADER_KEY)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(
+            f"{path}: the header is not a byte string (got {raw.dtype} {raw.shape})"
+        )
     try:
-        header = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
-        raise ModelFileError(f"{path}: the header is not valid JSON ({error})") from error
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+        raise ModelFileError(f"{path}: the header is not valid JSON ({reason})") from error
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: the header is not a JSON object")
     _check_header(path, header, arrays)
@@ -386,6 +465,7 @@ def _check_header(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarr
     missing = [key for key in REQUIRED_KEYS if key not in header]
     if missing:
         raise ModelFileError(f"{path}: the header lacks {', '.join(map(repr, missing))}")
+    _check_header_types(path, header)
     if sorted(arrays) != sorted(header["arrays"]):
         lost = sorted(set(header["arrays"]) - set(arrays))
         extra = sorted(set(arrays) - set(header["arrays"]))
@@ -400,10 +480,91 @@ def _check_header(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarr
         )
 
 
+_NONE = type(None)
+_HEADER_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (str,),
+    "format_version": (int,),
+    "nnmath_version": (str, _NONE),
+    "created": (str, _NONE),
+    "spec": (str,),
+    "dtype": (str,),
+    "loss": (dict,),
+    "task": (str,),
+    "class_names": (list, _NONE),
+    "feature_names": (list, _NONE),
+    "target_name": (str, _NONE),
+    "preprocessing": (dict, _NONE),
+    "training": (dict, _NONE),
+    "arrays": (list,),
+    "sha256": (str,),
+    "state": (dict,),
+    "config": (dict, _NONE),
+}
+"""The JSON type of every header value nnmath reads (``int`` never admits true/false)."""
+
+_TEXT_LISTS = ("arrays", "class_names", "feature_names")
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", dict: "an object", list: "a list", _NONE: "null"}
+    return " or ".join(names[t] for t in types)
+
+
+def _check_header_types(path: Path, header: dict[str, Any]) -> None:
+    """Every known header value has its JSON type; lists of names hold strings; the spec is short."""
+    for key, types in _HEADER_TYPES.items():
+        value = header.get(key)
+        if key not in header or (isinstance(value, types) and not isinstance(value, bool)):
+            continue
+        raise ModelFileError(
+            f"{path}: the header's {key!r} must be {_type_names(types)}, got "
+            f"{type(value).__name__} {_short(value)}; the file is corrupted or was not written "
+            "by nnmath"
+        )
+    for key in _TEXT_LISTS:
+        values = header.get(key) or []
+        if not all(isinstance(value, str) for value in values):
+            raise ModelFileError(f"{path}: the header's {key!r} must be a list of strings")
+    if len(header["spec"]) > MAX_SPEC_LENGTH:
+        raise ModelFileError(
+            f"{path}: the header's spec has {len(header['spec']):,} characters, more than "
+            f"{MAX_SPEC_LENGTH:,}; the file is corrupted or was not written by nnmath"
+        )
+    loss, base = header["loss"], header["loss"].get("base")
+    if not isinstance(loss.get("name"), str):
+        raise ModelFileError(f"{path}: the header's loss has no name (got {_short(loss)})")
+    if base is not None and (isinstance(base, bool) or not isinstance(base, int | float)):
+        raise ModelFileError(f"{path}: the header's loss base must be a number, got {_short(base)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_weight_shapes(path: Path, spec: Any, arrays: dict[str, np.ndarray]) -> None:
+    """W⁽ˡ⁾ has shape (n_l, n_{l−1}) and b⁽ˡ⁾ (n_l,), as the spec says, before any network is built
+    (a header's spec of 10⁸ units is refused here, not after allocating its weights)."""
+    for index, (n_in, n_out) in enumerate(
+        zip(spec.sizes[:-1], spec.sizes[1:], strict=True), start=1
+    ):
+        W, b = arrays.get(f"W{index}"), arrays.get(f"b{index}")
+        if W is None or b is None:
+            raise ModelFileError(f"{path}: the file lacks the weights of layer {index} of {spec}")
+        if W.shape != (n_out, n_in) or b.shape != (n_out,):
+            raise ModelFileError(
+                f"{path}: the file describes an invalid model: layer {index} of {spec} expects W "
+                f"of shape {(n_out, n_in)} and b of shape {(n_out,)}, got {W.shape} and {b.shape}"
+            )
+
+
 def _model_from(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> TrainedModel:
     try:
         spec = parse_spec(header["spec"])
+        _check_weight_shapes(path, spec, arrays)
         dtype = np.dtype(header["dtype"])
+        if dtype not in (np.float32, np.float64):
+            raise ModelFileError(f"{path}: the header's dtype is {dtype}, not float32 or float64")
         weights = []
         for index in range(1, len(spec.layers) + 1):
             W, b = arrays[f"W{index}"], arrays[f"b{index}"]
@@ -429,12 +590,14 @@ def _model_from(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray
             standardizer=None if inputs is None else Standardizer.from_dict(inputs),
             target_standardizer=None if targets is None else Standardizer.from_dict(targets),
             metadata=header.get("training") or {},
+            created=header.get("created"),
+            written_by=header.get("nnmath_version"),
         )
     except ModelFileError:
         raise
     except KeyError as error:
         raise ModelFileError(f"{path}: the file lacks {error}; it is incomplete") from error
-    except (NNMathError, TypeError, AttributeError) as error:
+    except (NNMathError, TypeError, AttributeError, ValueError) as error:
         raise ModelFileError(f"{path}: the file describes an invalid model: {error}") from error
     _check_consistent(path, model)
     return model
@@ -488,8 +651,76 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     model = _model_from(path, header, arrays)
     try:
         state = TrainingState.from_parts(header["state"], arrays)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         raise ModelFileError(f"{path}: the training state is incomplete ({error})") from error
     if len(state.weights) != len(model.network.parameters()):
         raise ModelFileError(f"{path}: the training state does not match the network")
     return Checkpoint(model, state, header.get("config"))
+
+
+# ---- the front door: save and load what nnmath trains -----------------------------------------
+
+_OUTPUT_LOSSES = {"softmax": "cross-entropy", "sigmoid": "binary-cross-entropy"}
+"""The loss ``fit`` uses by default for a classifier's output (``training.default_loss_name``);
+any other output gets mse."""
+
+_CLASSIFICATION_LOSSES = ("cross-entropy", "binary-cross-entropy")
+
+
+def as_trained_model(
+    network: MLP,
+    *,
+    loss: Loss | str | None = None,
+    task: str | None = None,
+    class_names: list[str] | None = None,
+    feature_names: list[str] | None = None,
+    target_name: str | None = None,
+) -> TrainedModel:
+    """A bare MLP as a TrainedModel, with the loss and task that ``fit`` assumes by default.
+
+    loss: a Loss or its name; default cross-entropy for a softmax output, binary cross-entropy for
+    a sigmoid output, mse otherwise. task: default classification for those two losses, else
+    regression. No standardizers: the model takes the inputs the network was trained on.
+    """
+    if isinstance(loss, str) or loss is None:
+        loss = get_loss(loss or _OUTPUT_LOSSES.get(network.output, "mse"))
+    if task is None:
+        task = "classification" if loss.name in _CLASSIFICATION_LOSSES else "regression"
+    return TrainedModel(
+        network=network,
+        loss=loss,
+        task=task,
+        class_names=class_names,
+        feature_names=feature_names,
+        target_name=target_name,
+    )
+
+
+def save(model: Any, path: str | os.PathLike[str], **details: Any) -> Path:
+    """Save a model to ``path`` (conventionally ``.nnm``), atomically; returns the path.
+
+    ``model`` is a :class:`TrainedModel` (saved as it is), a bare :class:`~nnmath.network.MLP`
+    (wrapped by :func:`as_trained_model`, which takes ``details``: loss, task, class_names,
+    feature_names, target_name), or any object with a ``to_trained_model()`` method.
+    """
+    if isinstance(model, MLP):
+        model = as_trained_model(model, **details)
+    elif details:
+        raise ModelFileError(
+            f"save takes {', '.join(details)} only for a bare MLP; a "
+            f"{type(model).__name__} already carries them"
+        )
+    elif hasattr(model, "to_trained_model"):
+        model = model.to_trained_model()
+    if not isinstance(model, TrainedModel):
+        raise ModelFileError(
+            f"cannot save a {type(model).__name__}; save an MLP or a TrainedModel "
+            "(or an object with a to_trained_model() method)"
+        )
+    return save_model(model, path)
+
+
+def load(path: str | os.PathLike[str]) -> TrainedModel:
+    """The model saved at ``path`` as a TrainedModel (``.network`` is its MLP); a checkpoint's
+    model too. Every check of :func:`load_model` applies."""
+    return load_model(path)
