@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+import nnmath
 from nnmath.errors import NNMathError
 
 COMMANDS = (
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The mathematics of neural networks, verified: train, derive and check MLPs.",
         epilog="Run 'nnmath COMMAND --help' for the options of one command.",
     )
+    parser.add_argument("--version", action="version", version=f"nnmath {nnmath.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"nnmath.cli.{name}")
