@@ -100,7 +100,7 @@ class _Member:
 
     def __init__(self, info: zipfile.ZipInfo, file: IO[bytes], where: str, error: type) -> None:
         self.info, self.name = info, info.filename.removesuffix(".npy")
-        label = f"{where}: member {info.filename!r}"
+        label = f"{_prefix(where)}member {info.filename!r}"
         try:
             version = npy_format.read_magic(file)
             if version == (1, 0):
@@ -148,6 +148,11 @@ class _Member:
         return array.reshape(self.shape, order="F" if self.fortran_order else "C")
 
 
+def _prefix(where: str) -> str:
+    """ "FILE: " to start a message with, or nothing when the caller names the file itself."""
+    return f"{where}: " if where else ""
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:200] if text else type(error).__name__
@@ -157,19 +162,25 @@ def _members(archive: zipfile.ZipFile, where: str, error: type) -> list[zipfile.
     """The archive's entries, after checking that each is a plain, unique ``.npy`` member."""
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
-        raise error(f"{where}: the archive has {len(infos):,} members, more than {MAX_MEMBERS:,}")
+        raise error(
+            f"{_prefix(where)}the archive has {len(infos):,} members, more than {MAX_MEMBERS:,}"
+        )
     seen: set[str] = set()
     for info in infos:
         name = info.filename
         if info.flag_bits & 0x1:
-            raise error(f"{where}: member {name!r} is encrypted; nnmath reads plain .npz files")
+            raise error(
+                f"{_prefix(where)}member {name!r} is encrypted; nnmath reads plain .npz files"
+            )
         if not name.endswith(".npy") or info.is_dir():
             raise error(
-                f"{where}: member {name!r} is not a .npy array; an .npz archive holds only .npy "
+                f"{_prefix(where)}member {name!r} is not a .npy array; an .npz archive holds only .npy "
                 "arrays (write it with np.savez)"
             )
         if name in seen:
-            raise error(f"{where}: the member {name!r} appears twice; the archive is corrupted")
+            raise error(
+                f"{_prefix(where)}the member {name!r} appears twice; the archive is corrupted"
+            )
         seen.add(name)
     return infos
 
@@ -179,7 +190,7 @@ def read_npz(
 ) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` archive (a path or its bytes), checked as the module says.
 
-    ``where`` names the file in messages; ``error`` is the class raised (DataError or
+    ``where`` names the file at the start of messages ("" leaves that to the caller); ``error`` is the class raised (DataError or
     ModelFileError). Member names lose their ``.npy`` suffix, as with ``np.load``.
     """
     file = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
@@ -191,7 +202,7 @@ def read_npz(
                 with archive.open(info) as stream:
                     members.append(_Member(info, stream, where, error))
             total = sum(member.data_bytes for member in members)
-            check_fits_in_memory(total, f"{where}: the arrays this archive declares", error)
+            check_fits_in_memory(total, f"{_prefix(where)}the arrays this archive declares", error)
             arrays = {}
             for member in members:
                 with archive.open(member.info) as stream:
@@ -201,6 +212,6 @@ def read_npz(
         raise
     except _ZIP_ERRORS as err:
         raise error(
-            f"{where}: not a readable .npz archive, or truncated or corrupted "
+            f"{_prefix(where)}not a readable .npz archive, or truncated or corrupted "
             f"({_first_line(err)}); write or copy the file again"
         ) from err

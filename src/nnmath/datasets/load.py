@@ -1,4 +1,5 @@
-"""The one entry point for data: a built-in set by name, or the user's file by path."""
+"""The entry points for data: a built-in set by name or the user's file (load_dataset), and the
+feature columns a saved model needs from a file (read_features)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import difflib
 import os
 from pathlib import Path
 
+import numpy as np
+
 from nnmath.datasets.builtin import _ALIASES, _BUILTINS
 from nnmath.datasets.dataset import TASKS, Dataset, Task
-from nnmath.datasets.files import _FILE_TYPES, _load_file
+from nnmath.datasets.files import _FILE_TYPES, _checked_source, _load_file, features_of
+from nnmath.datasets.readers import DataSource
 from nnmath.errors import DataError
 
 
@@ -54,3 +58,25 @@ def load_dataset(
         return _load_file(path, target, task)
     except DataError as err:
         raise DataError(f"{path}: {err}") from err.__cause__
+
+
+def read_features(
+    source: str | os.PathLike[str] | DataSource,
+    feature_names: list[str] | None,
+    n_features: int,
+) -> np.ndarray:
+    """The feature matrix X (S, n_features), float64, that a model needs from a data file.
+
+    ``source`` is a .csv, .parquet or .npz path, or a :class:`DataSource` (e.g. bytes read from
+    standard input). With ``feature_names`` (a saved model's), those columns are taken by name
+    and any other column (an id, the true label) is ignored; without, the file must have exactly
+    ``n_features`` columns, taken in order. The same reader and checks as :func:`load_dataset`;
+    errors start with the file's name.
+    """
+    name = source.name if isinstance(source, DataSource) else str(source)
+    try:
+        if not isinstance(source, DataSource):
+            source = _checked_source(Path(source))
+        return features_of(source, feature_names, n_features)
+    except DataError as err:
+        raise DataError(f"{name}: {err}") from err.__cause__
