@@ -339,7 +339,7 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     path = write(tmp_path / "t.parquet", "")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     message = error_of(path)
-    assert "pyarrow" in message and "nnmath[data]" in message
+    assert "pyarrow" in message and "nnmath[files]" in message
 
 
 # --- The Dataset container ---------------------------------------------------------------------

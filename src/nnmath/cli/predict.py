@@ -1,4 +1,4 @@
-"""``nnmath predict MODEL INPUT.csv``: predictions for the rows of a CSV file, as CSV."""
+"""``nnmath predict MODEL INPUT``: a saved model's predictions for the rows of a data file."""
 
 from __future__ import annotations
 
@@ -6,128 +6,145 @@ import argparse
 import csv
 import io
 import json
-import math
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from nnmath.datasets import FILE_TYPES, DataSource, read_features
 from nnmath.errors import DataError
 from nnmath.modelfile import TrainedModel, atomic_write, load_model
 
 EPILOG = """\
 examples:
   nnmath predict runs/iris/model.nnm flowers.csv                 CSV to the terminal
-  nnmath predict runs/iris/model.nnm flowers.csv -o predicted.csv
-  nnmath predict runs/iris/model.nnm flowers.csv --json
+  nnmath predict runs/iris/model.nnm flowers.parquet -o predicted.csv
+  cat flowers.csv | nnmath predict runs/iris/model.nnm - -o -    a filter: stdin to stdout
+  nnmath predict runs/iris/model.nnm flowers.csv --json --precision 4
 
-INPUT.csv is comma-separated with a header row naming the columns. It must have a column for
-each of the model's features ('nnmath info MODEL' lists them); other columns (an id, the true
-label) are ignored. Inputs are standardised by the model itself: give raw values.
-Output: one row per input row, the column 'prediction' (the predicted class name, or the
-predicted value for regression) and, for classifiers, 'p_CLASS' with each class's probability.
+INPUT is a .csv (comma-separated, a header row naming the columns), .parquet or .npz file (an
+array X, with feature_names to match columns by name), or '-' for standard input (CSV unless
+--format says otherwise). It needs a column for each of the model's features ('nnmath info MODEL'
+lists them); other columns (an id, the true label) are ignored. Inputs are standardised by the
+model itself: give raw values. It is read by the same reader as 'nnmath train'.
+
+Output: one row per input row, the column 'prediction' (what the model's predict() returns: the
+class name, or the value in the target's units for regression) and, for classifiers, 'p_CLASS'
+with each class's probability (predict_proba()). Numbers are written at full precision (the
+shortest text that reads back to the same value) unless --precision N asks for N significant
+digits.
 """
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "predict",
-        help="predict the class (and its probabilities) of each row of a CSV file",
-        description="Run a saved model on the rows of a CSV file and write the predictions.",
+        help="predict the class (and its probabilities) or value of each row of a data file",
+        description="Run a saved model on the rows of a CSV, Parquet or NPZ file (or standard "
+        "input) and write the predictions as CSV or JSON.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL", help="a .nnm model file")
-    parser.add_argument("input", metavar="INPUT.csv", help="rows to predict, with a header row")
-    parser.add_argument("--output", "-o", metavar="OUT.csv", help="write here (default: stdout)")
-    parser.add_argument("--json", action="store_true", help="print JSON records instead of CSV")
+    parser.add_argument(
+        "input", metavar="INPUT", help="rows to predict: a .csv, .parquet or .npz file, or '-'"
+    )
+    parser.add_argument(
+        "--output", "-o", metavar="OUT", help="write here; '-' or absent: standard output"
+    )
+    parser.add_argument(
+        "--format",
+        choices=[kind.lstrip(".") for kind in FILE_TYPES],
+        help="the input's format (default: its suffix; csv for '-')",
+    )
+    parser.add_argument("--json", action="store_true", help="write JSON records instead of CSV")
+    parser.add_argument(
+        "--precision",
+        type=int,
+        metavar="N",
+        help="write numbers with N significant digits (default: full precision)",
+    )
     return parser
 
 
-def read_features(path: str | Path, model: TrainedModel) -> np.ndarray:
-    """The model's feature columns of a CSV file as float64 (S, n), or a DataError naming the cell."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; give the path of a CSV file with a header row")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as file:
-            rows = [(number, row) for number, row in enumerate(csv.reader(file), 1) if row]
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error}); save it as UTF-8 CSV") from error
-    except csv.Error as error:
-        raise DataError(f"{path}: not valid CSV ({error})") from error
-    if not rows:
-        raise DataError(f"{path}: the file is empty; it needs a header row and data rows")
-    header = [cell.strip() for cell in rows[0][1]]
-    data = rows[1:]
-    if not data:
-        raise DataError(f"{path}: the file has a header but no data rows")
-    wanted = model.feature_names or header
-    if model.feature_names is None and len(header) != model.network.n_in:
-        raise DataError(
-            f"{path}: the model takes {model.network.n_in} features, the file has "
-            f"{len(header)} columns"
-        )
-    missing = [name for name in wanted if name not in header]
-    if missing:
-        raise DataError(
-            f"{path}: no column {', '.join(map(repr, missing[:5]))}"
-            + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
-            + f"; the model needs the columns {', '.join(wanted)}"
-        )
-    columns = [header.index(name) for name in wanted]
-    X = np.empty((len(data), len(columns)))
-    for i, (line, row) in enumerate(data):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}, line {line}: {len(row)} fields but the header has {len(header)} columns"
-            )
-        for j, column in enumerate(columns):
-            cell = row[column].strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise DataError(
-                    f"{path}, line {line}, column {wanted[j]!r}: {cell!r} is not a finite "
-                    "number; every feature value must be a number"
-                )
-            X[i, j] = value
-    return X
+def check_output(output: str | None) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    if output in (None, "-"):
+        return
+    path = Path(output)  # type: ignore[arg-type]
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give a file name for the predictions (-o)")
+    parent = path.parent
+    while not parent.exists():  # atomic_write creates the missing folders
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: cannot write in {parent}; choose another place for -o")
+
+
+def input_source(argument: str, file_format: str | None) -> DataSource | str:
+    """The input as a DataSource: standard input's bytes for '-', else the path."""
+    if argument != "-":
+        return DataSource.from_path(argument, file_format) if file_format else argument
+    return DataSource.from_bytes(sys.stdin.buffer.read(), file_format or "csv")
+
+
+def number_text(value: np.floating, precision: int | None) -> str:
+    """A number as text: the shortest that reads back to the same value in its own dtype (float32
+    0.1 is "0.1", not 0.10000000149011612), or ``precision`` significant digits."""
+    if precision is not None:
+        return f"{float(value):.{precision}g}"
+    return str(value) if isinstance(value, np.float32) else repr(float(value))
 
 
 def prediction_table(model: TrainedModel, X: np.ndarray) -> tuple[list[str], list[list[object]]]:
-    """(header, rows): the prediction and, for classifiers, each class's probability."""
+    """(header, rows): ``model.predict`` and, for classifiers, ``model.predict_proba``."""
+    predicted = model.predict(X)
     if model.task == "classification":
         P = model.predict_proba(X)
         names = model.class_names or [str(c) for c in range(model.n_classes)]
-        predicted = np.asarray(names)[P.argmax(axis=1)]
         header = ["prediction", *(f"p_{name}" for name in names)]
-        rows = [
-            [str(label), *(float(p) for p in probs)]
-            for label, probs in zip(predicted, P, strict=True)
-        ]
-        return header, rows
-    Y = model.predict(X)
-    header = ["prediction"] if Y.shape[1] == 1 else [f"prediction_{k}" for k in range(Y.shape[1])]
-    return header, [[float(v) for v in row] for row in Y]
+        return header, [[str(label), *probs] for label, probs in zip(predicted, P, strict=True)]
+    k = predicted.shape[1]
+    header = ["prediction"] if k == 1 else [f"prediction_{j}" for j in range(k)]
+    return header, [list(row) for row in predicted]
+
+
+def format_table(
+    header: list[str], rows: list[list[object]], as_json: bool, precision: int | None
+) -> str:
+    """The table as CSV text, or as a JSON list of records; numbers as :func:`number_text` says."""
+    texts = [
+        [v if isinstance(v, str) else number_text(v, precision) for v in row]  # type: ignore[arg-type]
+        for row in rows
+    ]
+    if as_json:  # numbers as JSON numbers, from the same text
+        records = [_record(header, row, line) for row, line in zip(rows, texts, strict=True)]
+        return json.dumps(records, indent=2) + "\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(texts)
+    return buffer.getvalue()
+
+
+def _record(header: list[str], row: list[object], texts: list[str]) -> dict[str, object]:
+    values = [v if isinstance(v, str) else float(t) for v, t in zip(row, texts, strict=True)]
+    return dict(zip(header, values, strict=True))
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.precision is not None and not 1 <= args.precision <= 17:
+        raise DataError(f"--precision must be between 1 and 17 digits, got {args.precision}")
+    check_output(args.output)
     model = load_model(args.model)
-    X = read_features(args.input, model)
+    source = input_source(args.input, args.format)
+    X = read_features(source, model.feature_names, model.network.n_in)
     header, rows = prediction_table(model, X)
-    if args.json:
-        text = json.dumps([dict(zip(header, row, strict=True)) for row in rows], indent=2) + "\n"
-    else:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows([f"{v:.6g}" if isinstance(v, float) else v for v in row] for row in rows)
-        text = buffer.getvalue()
-    if args.output:
-        path = atomic_write(args.output, lambda file: file.write(text.encode("utf-8")))
-        print(f"wrote {len(rows)} predictions to {path}")
-    else:
-        print(text, end="")
+    text = format_table(header, rows, args.json, args.precision)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    path = atomic_write(args.output, lambda file: file.write(text.encode("utf-8")))
+    print(f"wrote {len(rows)} predictions to {path}")
     return 0

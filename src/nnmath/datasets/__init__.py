@@ -10,8 +10,9 @@ Conventions, stated once:
   splits and the mini-batch order. Nothing reads or changes NumPy's global random state.
 - Every problem with the data raises :class:`~nnmath.errors.DataError` with a message that names
   the place (file, line, column, value) and what to do about it.
-- scikit-learn, mnist1d and pyarrow are optional (``pip install 'nnmath[data]'``): they are imported
-  only by the functions that need them.
+- scikit-learn and mnist1d (the bundled sets, ``pip install 'nnmath[data]'``) and pyarrow (CSV and
+  Parquet files, ``pip install 'nnmath[files]'``) are optional: they are imported only by the
+  functions that need them.
 
 One role per module, each re-exported here:
 
@@ -20,8 +21,10 @@ One role per module, each re-exported here:
 - ``splits``: :func:`batches`, :func:`train_test_split`, :func:`split_for_evaluation`.
 - ``generators``: the generated 2-D sets (``make_xor``, ``make_moons``, ...).
 - ``builtin``: the registry of built-in sets and :func:`list_datasets`.
-- ``files``: reading .csv, .npz and .parquet files (formats and task inference in its docstring).
-- ``load``: :func:`load_dataset`, a built-in name or a file path.
+- ``readers``: reading .csv, .parquet and .npz files into columns, checked (:class:`DataSource`).
+- ``files``: those columns as a Dataset or a feature matrix (formats and task inference).
+- ``load``: :func:`load_dataset`, a built-in name or a file path; :func:`read_features`, the
+  columns a saved model needs.
 """
 
 from __future__ import annotations
@@ -41,13 +44,16 @@ from nnmath.datasets.generators import (
     make_spirals,
     make_xor,
 )
-from nnmath.datasets.load import load_dataset
+from nnmath.datasets.load import load_dataset, read_features
 from nnmath.datasets.preprocessing import Standardizer
+from nnmath.datasets.readers import FILE_TYPES, DataSource
 from nnmath.datasets.splits import _subset as _subset
 from nnmath.datasets.splits import batches, split_for_evaluation, train_test_split
 
 __all__ = [
+    "FILE_TYPES",
     "MAX_INFERRED_CLASSES",
+    "DataSource",
     "Dataset",
     "DatasetInfo",
     "Standardizer",
@@ -61,6 +67,7 @@ __all__ = [
     "make_spirals",
     "make_xor",
     "one_hot",
+    "read_features",
     "split_for_evaluation",
     "train_test_split",
 ]

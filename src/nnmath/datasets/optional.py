@@ -1,7 +1,9 @@
-"""Optional packages (scikit-learn, mnist1d, pyarrow), imported only by the code that needs them.
+"""Optional packages, imported only by the code that needs them, each named with its extra.
 
-They come with the data extra (``pip install 'nnmath[data]'``); a missing one raises a DataError
-that names the package and the extra.
+- scikit-learn and mnist1d load the bundled data sets: ``pip install 'nnmath[data]'``;
+- pyarrow reads CSV and Parquet files: ``pip install 'nnmath[files]'``.
+
+A missing one raises a DataError that names the package and the extra that provides it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from types import ModuleType
 from nnmath.errors import DataError
 
 _DATA_EXTRA = "pip install 'nnmath[data]'"
-
+"""How to install what the bundled data sets need."""
 
 _PACKAGE_OF_MODULE = {"sklearn": "scikit-learn", "mnist1d": "mnist1d", "pyarrow": "pyarrow"}
+_EXTRA_OF_PACKAGE = {"scikit-learn": "data", "mnist1d": "data", "pyarrow": "files"}
 
 
 def _import_optional(module: str, purpose: str) -> ModuleType:
@@ -23,7 +26,8 @@ def _import_optional(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         package = _PACKAGE_OF_MODULE.get(module.split(".")[0], module)
+        extra = _EXTRA_OF_PACKAGE.get(package, "all")
         raise DataError(
             f"{purpose} needs the optional package {package!r}, which is not installed "
-            f"({err}); install the data extra: {_DATA_EXTRA}"
+            f"({err}); install it with: pip install 'nnmath[{extra}]'"
         ) from err
