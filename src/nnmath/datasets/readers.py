@@ -202,7 +202,10 @@ def read_csv(source: DataSource) -> Table:
         table = pcsv.read_csv(source.pyarrow_input(), **options)
     except (pa.ArrowException, OSError, ValueError) as err:
         raise _diagnose_csv(source, str(err).splitlines()[0][:300]) from err
-    header = [str(name).strip() for name in table.column_names]
+    try:
+        header = [str(name).strip() for name in table.column_names]
+    except UnicodeError:  # a header that is not UTF-8
+        raise _diagnose_csv(source, "it is not UTF-8 text; save it as UTF-8 CSV") from None
     if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
         raise DataError(
             f"the header {header[0]!r} has a single column; nnmath reads comma-separated values: "
