@@ -447,3 +447,15 @@ def test_batches_cover_every_index_once(n_samples, batch_size):
 def test_batches_reject_a_zero_batch_size():
     with pytest.raises(DataError, match="batch_size"):
         batches(10, 0, np.random.default_rng(0))
+
+
+def test_without_pyarrow_only_csv_and_parquet_files_need_it(tmp_path, monkeypatch):
+    """The bundled sets and .npz files load without pyarrow; a CSV file names the files extra."""
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.csv", None)
+    assert load_dataset("xor").n_samples > 0 and load_dataset("iris").n_samples == 150
+    np.savez(tmp_path / "t.npz", X=np.zeros((4, 2)), y=np.array([0, 1, 0, 1]))
+    assert load_dataset(tmp_path / "t.npz").n_samples == 4
+    message = error_of(write(tmp_path / "t.csv", "a,b\n1,0\n2,1\n"))
+    assert "reading CSV files needs the optional package 'pyarrow'" in message
+    assert "pip install 'nnmath[files]'" in message

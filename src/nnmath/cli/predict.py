@@ -145,6 +145,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
         return 0
-    path = atomic_write(args.output, lambda file: file.write(text.encode("utf-8")))
+    try:
+        path = atomic_write(args.output, lambda file: file.write(text.encode("utf-8")))
+    except OSError as error:  # found only when writing: a disk full, a folder that cannot be made
+        raise DataError(
+            f"{args.output}: could not write the predictions ({error.strerror or error}); "
+            "choose another place for -o"
+        ) from error
     print(f"wrote {len(rows)} predictions to {path}")
     return 0
