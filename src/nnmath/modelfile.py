@@ -63,6 +63,7 @@ except ImportError:  # pragma: no cover - Windows: stale temporary files are the
 
 
 def nnmath_version() -> str:
+    """This nnmath's version, from the installed package's metadata ("unknown" without one)."""
     try:
         return importlib_metadata.version("nnmath")
     except importlib_metadata.PackageNotFoundError:

@@ -10,6 +10,7 @@ from nnmath.modelfile import load_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath info`` and its options."""
     parser = subparsers.add_parser(
         "info",
         help="show a model file's network, preprocessing, classes and training metadata",
@@ -57,6 +58,7 @@ def training_lines(meta: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load (and so check) the model file, then print its summary or its header as JSON."""
     model = load_model(args.model)
     if args.json:  # the file's header: "created" is when the file was written
         print(json.dumps(model.describe(), indent=2))

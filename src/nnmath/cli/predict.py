@@ -38,6 +38,7 @@ digits.
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath predict`` and its options."""
     parser = subparsers.add_parser(
         "predict",
         help="predict the class (and its probabilities) or value of each row of a data file",
@@ -134,6 +135,7 @@ def _record(header: list[str], row: list[object], texts: list[str]) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the output, load the model, read the rows, write the predictions; exit status 0."""
     if args.precision is not None and not 1 <= args.precision <= 17:
         raise DataError(f"--precision must be between 1 and 17 digits, got {args.precision}")
     check_output(args.output)

@@ -58,6 +58,8 @@ def load_dataset(
         return _load_file(path, target, task)
     except DataError as err:
         raise DataError(f"{path}: {err}") from err.__cause__
+    except OSError as err:  # unreadable: permissions, a device error
+        raise DataError(f"{path}: could not read the file ({err.strerror or err})") from err
 
 
 def read_features(
@@ -80,3 +82,5 @@ def read_features(
         return features_of(source, feature_names, n_features)
     except DataError as err:
         raise DataError(f"{name}: {err}") from err.__cause__
+    except OSError as err:  # unreadable: permissions, a device error
+        raise DataError(f"{name}: could not read the file ({err.strerror or err})") from err
