@@ -61,7 +61,9 @@ def contenders(path: Path, features: int) -> dict[str, Callable[[], object]]:
     runs: dict[str, Callable[[], object]] = {
         "nnmath load_dataset": lambda: load_dataset(path),
         "nnmath read_features": lambda: read_features(path, names, features),
-        "pyarrow read_csv": lambda: pcsv.read_csv(path, parse_options=parse, convert_options=options),
+        "pyarrow read_csv": lambda: pcsv.read_csv(
+            path, parse_options=parse, convert_options=options
+        ),
     }
     if pandas is not None:
         runs["pandas read_csv + to_numpy"] = lambda: pandas.read_csv(path).to_numpy()
