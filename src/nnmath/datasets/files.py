@@ -57,8 +57,15 @@ def _as_numbers(cells: np.ndarray) -> np.ndarray | None:
         return None
     try:
         return np.char.strip(cells.astype(str)).astype(np.float64)
-    except ValueError:
-        return None
+    except ValueError:  # a non-number, or text NumPy refuses and Python reads ("1_000")
+        pass
+    numbers = np.empty(len(cells))
+    for i, cell in enumerate(cells):
+        value = _number(cell)
+        if value is None:
+            return None
+        numbers[i] = value
+    return numbers
 
 
 def _label_name(label: object) -> str:
