@@ -26,8 +26,9 @@ from nnmath import modelfile
 from nnmath.cli import main
 from nnmath.datasets import DataSource, load_dataset, read_features
 from nnmath.errors import DataError, ModelFileError
-from nnmath.modelfile import HEADER_KEY, load_model, save_model
+from nnmath.modelfile import HEADER_KEY, load_checkpoint, load_model, save_model
 from nnmath.network import MLP
+from nnmath.training import fit
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -181,6 +182,37 @@ def test_model_headers_with_values_of_any_type(folder: Path, key: str, value: ob
     rewrite_header(path, lambda header: set_key(header, key, value))
     only(ModelFileError, lambda: load_model(path))
     assert main(["info", str(path), "--json"]) in (0, 2)
+
+
+STATE_KEYS = [
+    "epoch",
+    "optimizer",
+    "optimizer_scalars",
+    "rng_state",
+    "history",
+    "early_stopping",
+    "stopped",
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(folder: Path) -> bytes:
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    y = np.arange(12) % 2
+    path = folder / "seed.ckpt"
+    fit(MLP("3-4tanh-2softmax", seed=0), X, y, epochs=1, patience=2, checkpoint=path)
+    return path.read_bytes()
+
+
+@fuzz
+@given(key=st.sampled_from(STATE_KEYS), value=JSON)
+def test_checkpoint_states_with_values_of_any_type(
+    folder: Path, checkpoint: bytes, key: str, value: object
+) -> None:
+    path = folder / "state.ckpt"
+    path.write_bytes(checkpoint)
+    rewrite_header(path, lambda header: header["state"].__setitem__(key, value))
+    only(ModelFileError, lambda: load_checkpoint(path))
 
 
 # ---- the crafted cases named in the issue -------------------------------------------------------

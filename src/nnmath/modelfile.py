@@ -652,7 +652,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     model = _model_from(path, header, arrays)
     try:
         state = TrainingState.from_parts(header["state"], arrays)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as error:
         raise ModelFileError(f"{path}: the training state is incomplete ({error})") from error
     if len(state.weights) != len(model.network.parameters()):
         raise ModelFileError(f"{path}: the training state does not match the network")
