@@ -10,6 +10,7 @@ import pytest
 from nnmath.cli import main
 from nnmath.derivation import check_formula, derive, evaluate, make_problem, parse
 from nnmath.derivation.evaluate import (
+    FormulaBudgetError,
     FormulaShapeError,
     FormulaSyntaxError,
     FormulaValueError,
@@ -91,7 +92,7 @@ def test_evaluator_refuses_bad_values_and_shapes_before_computing():
         evaluate("A @ B", env)
     with pytest.raises(FormulaValueError, match="NaN or Inf"):
         evaluate("log(A)", env)
-    with pytest.raises(FormulaShapeError, match="at most"):
+    with pytest.raises(FormulaBudgetError, match="at most"):
         evaluate("ones(100000, 100000)", env)
     with pytest.raises(FormulaValueError):
         evaluate("10 ** 10 ** 10", env)  # float arithmetic: inf, never a huge integer
@@ -146,11 +147,11 @@ def test_flipped_sign_of_the_squared_error_gradient_as_in_the_notes():
 def test_missing_one_over_S():
     result = verdict("dW3 = A2.T @ (Yhat - Y)")
     assert result.mistake == "missing 1/S"
-    assert "S = 4 times" in result.explanation
+    assert "is 4 times the true value" in result.explanation and "(S = 4)" in result.explanation
 
 
 def test_extra_one_over_S():
-    assert verdict("dW3 = A2.T @ dZ3 / S").mistake == "extra 1/S"
+    assert verdict("dW3 = A2.T @ dZ3 / S").mistake == "doubled 1/S"
 
 
 def test_transpose():
@@ -206,9 +207,15 @@ def test_wrong_shape():
 
 
 def test_wrong_shape_that_does_not_conform():
-    result = verdict("dA2 = dZ3 @ W3")
+    result = verdict("dA2 = dZ3 @ W2")
     assert result.mistake == "wrong shape"
     assert "inner sizes" in result.explanation
+
+
+def test_missing_transpose_in_the_row_notation_names_the_factor():
+    result = verdict("dA2 = dZ3 @ W3")
+    assert result.mistake == "missing transpose"
+    assert "W3.T in place of W3" in result.explanation
 
 
 def test_wrong_layer_index_as_in_the_notes():

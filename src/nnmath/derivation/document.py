@@ -360,6 +360,20 @@ class _Builder:
                 f"$\\partial \\ell_s / \\partial \\hat{{y}}_s$:",
             )
         )
+        dYhat = self.d(Yhat)
+        eqs.append(
+            self.equation(
+                Rule(tex=rf"\frac{{1}}{{S}}\, {dl_dYhat.tex}", code=f"{dl_dYhat.code} / S"),
+                {},
+                name=dYhat.code,
+                lhs=dYhat.tex,
+                kind="gradient",
+                width=K,
+                wrt="Yhat",
+                note="The cost's gradient with respect to the predictions carries the cost's "
+                "factor $1/S$ (the steps below keep to $\\ell$ and divide by $S$ at the end):",
+            )
+        )
         eqs.append(
             self.equation(
                 self.rules(K)["jacobian"],

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nnmath.derivation.document import Derivation, Equation
-from nnmath.derivation.evaluate import evaluate
+from nnmath.derivation.evaluate import TRUSTED, evaluate
 from nnmath.derivation.render import loss_name
 from nnmath.derivation.syntax import parse
 from nnmath.derivation.typeset import to_tex
@@ -88,7 +88,7 @@ def worked_example(
     for equation in derivation.equations():
         if not equation.name:
             continue
-        value = evaluate(equation.code, env)
+        value = evaluate(equation.code, env, budget=TRUSTED)
         example.steps.append((equation, value))
         if equation.kind != "forward":
             env[equation.name] = value
@@ -144,7 +144,7 @@ def _substituted(example: WorkedExample, equation: Equation, digits: int) -> str
     symbols = {code: s.tex for code, s in derivation.symbols.items()}
 
     def leaf(node: ast.expr, tex: str) -> str:
-        return matrix_tex(evaluate(parse(ast.unparse(node)), example.env), digits)
+        return matrix_tex(evaluate(parse(ast.unparse(node)), example.env, budget=TRUSTED), digits)
 
     return to_tex(equation.code, symbols, shapes, dims, leaf)
 
