@@ -53,7 +53,7 @@ class Budget:
     operations: float = 2e8
     memory: float = 256 * 2**20
     elements: int = MAX_ELEMENTS
-    seconds: float = 2.0
+    seconds: float = 1.0
 
 
 DEFAULT_BUDGET = Budget()
@@ -78,7 +78,11 @@ def _text(node: ast.AST, width: int = 60) -> str:
 
 
 def _number(x: float) -> str:
-    return f"{x:.2g}" if x >= 1e4 else f"{x:g}"
+    """3e12 → '3.0e12'; small numbers as they are."""
+    if x < 1e4:
+        return f"{x:g}"
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _bytes(n: float) -> str:
@@ -165,19 +169,19 @@ def refuse_over(cost: Estimate, budget: Budget) -> None:
     entries, where = cost.largest
     if entries > budget.elements:
         raise FormulaBudgetError(
-            f"{where!r} would hold {entries} numbers; one value may hold at most {budget.elements}"
+            f"{where} would hold {entries} numbers; one value may hold at most {budget.elements}"
         )
     if cost.operations > budget.operations:
-        operations, where = cost.costliest
+        operations, costliest = cost.costliest
         raise FormulaBudgetError(
-            f"the formula would take about {_number(cost.operations)} operations "
-            f"({where!r} alone {_number(operations)}); the limit is "
+            f"the formula would take about {_number(cost.operations)} operations, "
+            f"{_number(operations)} of them in {costliest}; the limit is "
             f"{_number(budget.operations)}: use smaller operands or fewer products"
         )
     if cost.memory > budget.memory:
         raise FormulaBudgetError(
-            f"the formula's intermediate values would take {_bytes(cost.memory)} together "
-            f"(the largest, {where!r}, {_bytes(BYTES_PER_ENTRY * entries)}); the limit is "
+            f"the formula's intermediate values would take {_bytes(cost.memory)} together (the "
+            f"largest, {where}, {_bytes(BYTES_PER_ENTRY * entries)}); the limit is "
             f"{_bytes(budget.memory)}: use smaller operands or fewer of them"
         )
 

@@ -220,6 +220,11 @@ def check_formula(
     UnknownNameError, and FormulaBudgetError when the formula is too costly to evaluate.
     """
     case = _case(derivation, problem, parse(formula, require_target=True), budget)
+    with np.errstate(all="ignore"):  # a user's value may be huge; comparing it is no error
+        return _checked(case)
+
+
+def _checked(case: _Case) -> Verdict:
     expression = case.parsed.expression
     try:
         symbolic = infer_shape(expression, case.shapes, case.dims)

@@ -15,6 +15,7 @@ lived before the formula language was split by role.
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -159,7 +160,8 @@ def evaluate(
     refuse_over(estimate(parsed.expression, shapes, dims), budget)
     meter = Meter(budget, deadline)
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": NaN, below
             value = np.asarray(_eval(parsed.expression, env, meter), dtype=np.float64)
     except NNMathError:
         raise

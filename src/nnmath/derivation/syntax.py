@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from dataclasses import dataclass
 
 from nnmath.derivation.functions import BINARY, COMPARE, FUNCTIONS
@@ -194,7 +195,9 @@ def depth(node: ast.AST) -> int:
     while stack:
         current, level = stack.pop()
         deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in ast.iter_child_nodes(current))
+        stack.extend(
+            (child, level + isinstance(child, ast.expr)) for child in ast.iter_child_nodes(current)
+        )
     return deepest
 
 
@@ -215,9 +218,16 @@ def _validate_call(node: ast.Call) -> None:
             raise FormulaSyntaxError(
                 "einsum needs a subscript string first, e.g. einsum('sk,si->ki', A, B)"
             )
-        if not _EINSUM.match(args[0].value) or len(args[0].value) > 40:
+        subscripts = args[0].value
+        if not _EINSUM.match(subscripts) or len(subscripts) > 40:
             raise FormulaSyntaxError(
-                f"einsum subscripts {args[0].value!r} must look like 'sk,si->ki' (letters only)"
+                f"einsum subscripts {shown(subscripts, 50)} must look like 'sk,si->ki' (letters only)"
+            )
+        inputs, output = subscripts.split("->")
+        if len(set(output)) != len(output) or not set(output) <= set(inputs):
+            raise FormulaSyntaxError(
+                f"einsum subscripts {subscripts!r}: each output index must appear once, and in "
+                "an input, e.g. 'sk,si->ki'"
             )
         args = args[1:]
     if function.arity is not None and len(args) != function.arity:
@@ -252,7 +262,9 @@ def parse(text: str, *, require_target: bool = False) -> Parsed:
         )
     source = text.strip()
     try:
-        module = ast.parse(source, mode="exec")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: errors below
+            warnings.simplefilter("ignore")
+            module = ast.parse(source, mode="exec")
     except SyntaxError as error:
         raise FormulaSyntaxError(
             f"cannot read {shown(source)} as a formula ({error.msg}); write NAME = EXPRESSION in NumPy "
