@@ -58,9 +58,16 @@ class Problem:
 
 
 def make_problem(
-    derivation: Derivation, *, samples: int = 4, seed: int = 0, model: MLP | None = None
+    derivation: Derivation,
+    *,
+    samples: int = 4,
+    seed: int = 0,
+    model: MLP | None = None,
+    X: np.ndarray | None = None,
+    T: np.ndarray | None = None,
 ) -> Problem:
-    """Random inputs and targets suited to the loss, for the given network or random weights."""
+    """Random inputs and targets suited to the loss, for the given network or random weights;
+    ``X`` and ``T`` (one sample per row; T may be class labels) replace the random ones."""
     rng = np.random.default_rng(seed)
     if model is None:
         network = MLP(derivation.spec, rng=rng)
@@ -73,6 +80,18 @@ def make_problem(
             )
         network, source = model, f"the model's weights, random data (seed {seed})"
     network = network.astype(np.float64)
+    if (X is None) != (T is None):
+        raise ShapeError("give both the inputs and the targets, or neither")
+    if X is not None and T is not None:
+        X, T = np.atleast_2d(np.asarray(X, dtype=np.float64)), np.asarray(T, dtype=np.float64)
+        if X.shape[1] != network.n_in or len(T) != len(X):
+            raise ShapeError(
+                f"{len(X)} input rows of {X.shape[1]} values and {len(T)} target rows; the "
+                f"network takes {network.n_in} inputs per sample and one target row per input row"
+            )
+        weights = "the model's weights" if model is not None else f"random weights (seed {seed})"
+        source = f"{weights}, your inputs and targets"
+        return Problem(network, X, as_targets(T, network.n_out, np.float64), source)
     if samples < 1:
         raise ShapeError(f"--samples must be at least 1, got {samples}")
     X, T = random_problem(network, derivation.loss, samples, rng)
