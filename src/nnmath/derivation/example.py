@@ -252,6 +252,20 @@ def descend(
     """
     network, held = problem.model.copy(), set(frozen)
     X, T = problem.X, problem.T
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging cost is caught below
+        return _descent(network, X, T, loss, learning_rate, steps, held, every)
+
+
+def _descent(
+    network: MLP,
+    X: np.ndarray,
+    T: np.ndarray,
+    loss: Any,
+    learning_rate: float,
+    steps: int,
+    held: set[str],
+    every: int,
+) -> tuple[list[tuple[int, float, float]], MLP]:
     history: list[tuple[int, float, float]] = []
     cost, grads = network.loss_and_gradients(X, T, loss)
     for step in range(1, steps + 1):
