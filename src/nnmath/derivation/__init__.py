@@ -1,7 +1,9 @@
 """Derivations: "write backprop for my neural network", answered for any network nnmath can build.
 
 - :func:`derive` assembles the document (notation, forward pass, loss and cost, the output layer
-  derived step by step, the δ recursion layer by layer) from the primitives' formula records;
+  derived step by step, the δ recursion layer by layer) from the primitives' formula records, as
+  a :class:`Document`: it displays itself in a notebook, is indexed by equation (``d["dW3"]``)
+  and evaluates, verifies and checks in place;
 - :func:`verify` evaluates every equation on numbers and compares it with an independent
   computation (central differences, a numerical Jacobian, the engine's forward pass);
 - :func:`to_markdown`, :func:`to_latex` and :func:`to_json` write it out;
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from nnmath.derivation.budget import DEFAULT_BUDGET, Budget, FormulaBudgetError
 from nnmath.derivation.check import Verdict, check_formula
-from nnmath.derivation.document import Check, Derivation, Equation, Section, derive
+from nnmath.derivation.document import Check, Derivation, Equation, Section
 from nnmath.derivation.evaluate import evaluate
 from nnmath.derivation.example import (
     WorkedExample,
@@ -35,6 +37,7 @@ from nnmath.derivation.example import (
 )
 from nnmath.derivation.inputs import read_rows, read_weights, weights_from_mapping
 from nnmath.derivation.notation import COLUMN, NOTATIONS, ROW, Notation, get_notation
+from nnmath.derivation.notebook import Document, derive
 from nnmath.derivation.render import to_json, to_latex, to_markdown
 from nnmath.derivation.syntax import FormulaSyntaxError, UnknownNameError, parse
 from nnmath.derivation.verify import Problem, make_problem, verify
@@ -48,6 +51,7 @@ __all__ = [
     "Budget",
     "Check",
     "Derivation",
+    "Document",
     "Equation",
     "FormulaBudgetError",
     "FormulaSyntaxError",

@@ -77,6 +77,19 @@ class Verdict:
     shape: str  # the shape of the user's value ("" when it could not be computed)
     expected_shape: str
 
+    def _repr_markdown_(self) -> str:
+        """The verdict as a notebook shows it: the mistake, what was written, what is right."""
+        head = "**✓ correct**" if self.correct else f"**✗ {self.mistake}**: {self.explanation}"
+        rows = [
+            head,
+            "",
+            f"- you wrote: `{self.formula}`" + (f" (shape {self.shape})" if self.shape else ""),
+            f"- correct: `{self.correct_formula}` (shape {self.expected_shape})",
+        ]
+        if self.correct_tex:
+            rows += ["", f"$${self.correct_tex}$$"]
+        return "\n".join(rows)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "correct": self.correct,

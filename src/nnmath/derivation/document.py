@@ -14,15 +14,20 @@ Every equation carries its NumPy code (the Rule's, rendered with the same symbol
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+
+from nnmath.derivation.evaluate import TRUSTED, evaluate
 from nnmath.derivation.notation import Notation, Symbol, get_notation, shapes_and_dims
 from nnmath.derivation.shapes import Shape, infer_shape
 from nnmath.derivation.syntax import parse
 from nnmath.errors import SpecError
+from nnmath.gradcheck import default_loss_name
 from nnmath.layers import LINEAR_TEX, Rule, activation_layer
-from nnmath.losses import Loss, fuse
+from nnmath.losses import Loss, fuse, get_loss
 from nnmath.spec import NetworkSpec, parse_spec
 
 
@@ -60,6 +65,22 @@ class Equation:
         """The equation as one line of code: ``dW3 = A2.T @ dZ3`` (``lhs == rhs`` for identities)."""
         return f"{self.name} = {self.code}" if self.name else f"{self.lhs_code}  ==  {self.code}"
 
+    def evaluate(self, values: Mapping[str, Any]) -> np.ndarray:
+        """The right-hand side on numbers: ``values`` binds the names it uses (see
+        ``Derivation.evaluate`` in :mod:`nnmath.derivation.notebook` for all of them at once)."""
+        return evaluate(self.code, values, budget=TRUSTED)
+
+    def _repr_markdown_(self) -> str:
+        """The equation as a notebook shows it: matrix form, element form, code, check."""
+        lines = [f"$${self.lhs} = {self.tex}$$"]
+        if self.element:
+            lines.append(f"$${self.element}$$")
+        line = f"Code: `{self.assignment}`"
+        if self.result is not None:
+            mark = "✓" if self.result.passed else "✗ FAILED"
+            line += f" — {mark} against {self.result.method}: rel. error {self.result.error:.1e}"
+        return "\n\n".join([*lines, line])
+
 
 @dataclass
 class Section:
@@ -95,6 +116,20 @@ class Derivation:
             if equation.name == name:
                 found = equation
         return found
+
+    @property
+    def names(self) -> list[str]:
+        """Every name an equation defines, in the order the document derives them."""
+        return list(dict.fromkeys(eq.name for eq in self.equations() if eq.name))
+
+    def __getitem__(self, name: str) -> Equation:
+        """``derivation["dW3"]``: the equation that defines dW3 (its final form)."""
+        equation = self.defining(name)
+        if equation is None:
+            raise SpecError(
+                f"no equation defines {name!r}; the names are: {', '.join(self.names)}"
+            )
+        return equation
 
     @property
     def passed(self) -> bool | None:
@@ -603,10 +638,15 @@ def _parenthesized(tex: str) -> str:
     return rf"\left({tex}\right)"
 
 
-def derive(spec: NetworkSpec | str, loss: Loss, notation: Notation | str = "row") -> Derivation:
-    """The backprop derivation of the network ``spec`` with ``loss``, in the given notation."""
+def derive(
+    spec: NetworkSpec | str, loss: Loss | str | None = None, notation: Notation | str = "row"
+) -> Derivation:
+    """The backprop derivation of the network ``spec`` with ``loss`` (a Loss, a loss name, or
+    None for the loss that matches the output activation), in the given notation."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     notation = get_notation(notation) if isinstance(notation, str) else notation
+    if loss is None or isinstance(loss, str):
+        loss = get_loss(loss or default_loss_name(spec.output))
     if not hasattr(loss.tex, "notations") or notation.name not in loss.tex.notations:
         raise SpecError(f"loss {loss.name!r} has no formulas for the {notation.name} notation")
     builder = _Builder(spec, loss, notation)

@@ -34,7 +34,7 @@ from nnmath.losses import as_targets
 from nnmath.network import MLP
 
 
-@dataclass
+@dataclass(repr=False)
 class WorkedExample:
     """The problem, each equation with its value, one SGD step, and the descent that follows."""
 
@@ -54,6 +54,14 @@ class WorkedExample:
     @property
     def step_count(self) -> int:
         return self.history[-1][0] if self.history else 1
+
+    def __repr__(self) -> str:
+        return (
+            f"<worked example of {self.derivation.spec}, S = {self.problem.S}, "
+            f"{self.step_count} step(s): C {self.cost_before!r} → {self.history[-1][2]!r}>"
+            if self.history
+            else f"<worked example of {self.derivation.spec}, S = {self.problem.S}>"
+        )
 
     def _repr_markdown_(self) -> str:
         return example_markdown(self)
