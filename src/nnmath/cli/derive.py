@@ -74,6 +74,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--learning-rate", type=float, default=0.5, help="η of the example's SGD steps (0.5)"
     )
+    _add_number_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON (exact numbers)")
+    return parser
+
+
+def _add_number_options(parser: argparse.ArgumentParser) -> None:
+    """--weights, --input, --target, --steps, --every, --freeze, --digits."""
     numbers = parser.add_argument_group(
         "your own numbers (with --example, and --verify)",
         "Weights, inputs and targets of your own, e.g. a textbook example:\n"
@@ -112,8 +119,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     numbers.add_argument(
         "--digits", type=int, default=4, help="significant digits of the Markdown's matrices (4)"
     )
-    parser.add_argument("--json", action="store_true", help="print JSON (exact numbers)")
-    return parser
 
 
 def _load_model(path: str) -> Any:

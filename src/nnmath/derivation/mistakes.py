@@ -202,14 +202,14 @@ def _loss_gradient_words(derivation: Derivation) -> str:
 
 def factors(derivation: Derivation, S: int) -> list[Factor]:
     """The constants that conventions explain, for this loss, batch size and output width."""
-    loss, n = derivation.loss, derivation.spec.sizes[-1]
-    cost_code = derivation.defining("C").code if derivation.defining("C") else ""
-    found = [
+    equation = derivation.defining("C")
+    cost_code = equation.code if equation else ""
+    return [
         Factor(
             "sign",
             -1.0,
             "flipped sign",
-            f"the sign is flipped: with {loss.name} (C = {cost_code}), "
+            f"the sign is flipped: with {derivation.loss.name} (C = {cost_code}), "
             f"{_loss_gradient_words(derivation)}; the negative points uphill",
         ),
         Factor("S", float(S), "missing 1/S", f"the 1/S of the cost C = (1/S) Σ ℓ_s (S = {S}) is missing"),
@@ -220,53 +220,40 @@ def factors(derivation: Derivation, S: int) -> list[Factor]:
             "1/S is applied twice: the cost's 1/S enters once, at ∂C/∂Z of the output layer, "
             "and the layers below only pass it on",
         ),
+        *_square_factors(derivation),
+        *_log_base_factors(derivation),
     ]
-    if loss.name == "squared-error":
-        found += [
-            Factor(
-                "half",
-                2.0,
-                "missing ½",
-                "the ½ of ℓ = ½ Σ (t − a)² is missing: it cancels "
-                "the 2 of the square, so ∂ℓ/∂a = a − t, not 2(a − t)",
-            ),
-            Factor(
-                "half",
-                0.5,
-                "extra ½",
-                "an extra ½: the ½ of ℓ = ½ Σ (t − a)² already "
-                "cancelled the 2 of the square, so ∂ℓ/∂a = a − t, not (a − t)/2",
-            ),
-        ]
-    if loss.name == "mse":
-        found += [
-            Factor(
-                "half",
-                0.5,
-                "extra ½",
-                f"an extra ½: mse, ℓ = (1/{n}) Σ (t − a)², has no ½, "
-                f"so its gradient keeps the 2 of the square, 2(a − t)/{n}",
-            ),
-            Factor(
-                "outputs",
-                float(n),
-                "missing mean over the outputs",
-                f"mse is a mean over "
-                f"the {n} outputs, ℓ = (1/{n}) Σ (t − a)², and its gradient carries the 1/{n}",
-            ),
-        ]
-    elif n > 1:
-        found.append(
-            Factor(
-                "outputs",
-                1.0 / n,
-                "mean over the outputs",
-                f"a mean over the {n} "
-                f"outputs, but {loss.name} sums over them (ℓ is a sum over j), so "
-                f"there is no 1/{n}",
-            )
-        )
-    return found + _log_base_factors(derivation)
+
+
+def _square_factors(derivation: Derivation) -> list[Factor]:
+    """The ½ of the squared error, and the 1/n of a mean over the n outputs."""
+    name, n = derivation.loss.name, derivation.spec.sizes[-1]
+    if name == "squared-error":
+        return [
+            Factor("half", 2.0, "missing ½", "the ½ of ℓ = ½ Σ (t − a)² is missing: it cancels "
+                   "the 2 of the square, so ∂ℓ/∂a = a − t, not 2(a − t)"),
+            Factor("half", 0.5, "extra ½", "an extra ½: the ½ of ℓ = ½ Σ (t − a)² already "
+                   "cancelled the 2 of the square, so ∂ℓ/∂a = a − t, not (a − t)/2"),
+        ] + _outputs_factor(derivation)  # fmt: skip
+    if name == "mse":
+        return [
+            Factor("half", 0.5, "extra ½", f"an extra ½: mse, ℓ = (1/{n}) Σ (t − a)², has no ½, "
+                   f"so its gradient keeps the 2 of the square, 2(a − t)/{n}"),
+            Factor("outputs", float(n), "missing mean over the outputs", f"mse is a mean over "
+                   f"the {n} outputs, ℓ = (1/{n}) Σ (t − a)², and its gradient carries the 1/{n}"),
+        ]  # fmt: skip
+    return _outputs_factor(derivation)
+
+
+def _outputs_factor(derivation: Derivation) -> list[Factor]:
+    """A mean over the outputs where the loss sums over them: the factor 1/n."""
+    name, n = derivation.loss.name, derivation.spec.sizes[-1]
+    if n == 1:
+        return []
+    return [
+        Factor("outputs", 1.0 / n, "mean over the outputs", f"a mean over the {n} outputs, but "
+               f"{name} sums over them (ℓ is a sum over j), so there is no 1/{n}")
+    ]  # fmt: skip
 
 
 def _log_base_factors(derivation: Derivation) -> list[Factor]:
