@@ -39,7 +39,9 @@ def _mismatch(text: str) -> FormulaShapeError:
     return FormulaShapeError(text)
 
 
-def _broadcast(a: Shape, b: Shape, where: str) -> Shape:
+def _broadcast(a: Shape, b: Shape, where: str | ast.AST) -> Shape:
+    """The shape of an entry-by-entry operation; ``where`` (text, or the node, unparsed only for
+    a message) names it."""
     out: list[Dim] = []
     for i in range(1, max(len(a), len(b)) + 1):
         x = a[-i] if i <= len(a) else 1
@@ -49,8 +51,9 @@ def _broadcast(a: Shape, b: Shape, where: str) -> Shape:
         elif x == 1:
             out.append(y)
         else:
+            place = f"in {ast.unparse(where)!r}" if isinstance(where, ast.AST) else where
             raise _mismatch(
-                f"{where}: shapes ({format_shape(a)}) and ({format_shape(b)}) do not match "
+                f"{place}: shapes ({format_shape(a)}) and ({format_shape(b)}) do not match "
                 "entry by entry"
             )
     return tuple(reversed(out))
@@ -73,6 +76,12 @@ def dimension(node: ast.expr, dims: Mapping[str, Dim]) -> Dim:
 
 
 def _matmul_shape(a: Shape, b: Shape, node: ast.BinOp) -> Shape:
+    if (not a or not b) or len(a) > 2 or len(b) > 2 or a[-1] != (b[0] if len(b) == 1 else b[-2]):
+        return _matmul_refused(a, b, node)
+    return tuple(a[:-1]) + (tuple(b[-1:]) if len(b) == 2 else ())
+
+
+def _matmul_refused(a: Shape, b: Shape, node: ast.BinOp) -> Shape:
     where = f"the product {ast.unparse(node)!r}"
     if not a or not b:
         raise _mismatch(f"{where} multiplies a scalar with @; use * for a scalar factor")
@@ -221,7 +230,7 @@ def _infer(
         b = infer_shape(node.right, shapes, dims, cache)
         if isinstance(node.op, ast.MatMult):
             return _matmul_shape(a, b, node)
-        return _broadcast(a, b, f"in {ast.unparse(node)!r}")
+        return _broadcast(a, b, node)
     if isinstance(node, ast.Call):
         return _call_shape(node, shapes, dims, cache)
     raise refuse(describe(node))

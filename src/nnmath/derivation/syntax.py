@@ -120,15 +120,13 @@ class Parsed:
     @property
     def names(self) -> list[str]:
         """The names the right-hand side uses, in order of first appearance (functions excluded)."""
+        nodes = list(ast.walk(self.expression))
+        called = {id(node.func) for node in nodes if isinstance(node, ast.Call)}
         seen: dict[str, None] = {}
-        for node in ast.walk(self.expression):
-            if isinstance(node, ast.Name) and not _is_function_position(node, self.expression):
+        for node in nodes:
+            if isinstance(node, ast.Name) and id(node) not in called:
                 seen.setdefault(node.id, None)
         return list(seen)
-
-
-def _is_function_position(name: ast.Name, root: ast.expr) -> bool:
-    return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(root))
 
 
 def _validate(node: ast.AST) -> None:
