@@ -242,3 +242,16 @@ def test_a_diverging_descent_stops_with_a_clear_error():
     problem = example_problem(derivation, model=network, X=[[1e3]], T=[[0.0]])
     with pytest.raises(NNMathError, match="smaller --learning-rate"):
         worked_example(derivation, problem, learning_rate=10.0, steps=1000)
+
+
+def test_verify_on_your_own_numbers_and_init_with_random_weights(tmp_path, capsys):
+    column, _ = mazur_files(tmp_path)
+    assert main(["derive", SPEC, "--loss", "squared-error", "--notation", "column", "--verify",
+                 "--weights", str(column), "--input", "0.05,0.10;0.3,0.2",
+                 "--target", "0.01,0.99;0.5,0.5"]) == 0  # fmt: skip
+    page = capsys.readouterr().out
+    assert "All 19 equations checked on the model's weights, your inputs and targets, S = 2" in page
+    model = tmp_path / "random.nnm"
+    assert main(["init", "3-10relu-6relu-3softmax", "--seed", "7", "-o", str(model)]) == 0
+    assert "random weights, seed 7" in capsys.readouterr().out
+    assert main(["derive", "--model", str(model), "--verify"]) == 0
