@@ -218,8 +218,15 @@ def run(args: argparse.Namespace) -> int:
         return _example(args, derivation, network, X, T, command)
     passed = True
     if args.verify:
+        weights = f"the weights of {args.weights or args.model}" if network is not None else ""
         problem = make_problem(
-            derivation, samples=args.samples or 4, seed=args.seed, model=network, X=X, T=T
+            derivation,
+            samples=args.samples or 4,
+            seed=args.seed,
+            model=network,
+            X=X,
+            T=T,
+            weights=weights,
         )
         passed = verify(derivation, problem)
     if args.json:

@@ -65,9 +65,11 @@ def make_problem(
     model: MLP | None = None,
     X: np.ndarray | None = None,
     T: np.ndarray | None = None,
+    weights: str = "",
 ) -> Problem:
     """Random inputs and targets suited to the loss, for the given network or random weights;
-    ``X`` and ``T`` (one sample per row; T may be class labels) replace the random ones."""
+    ``X`` and ``T`` (one sample per row; T may be class labels) replace the random ones, and
+    ``weights`` says where the model's weights came from."""
     rng = np.random.default_rng(seed)
     if model is None:
         network = MLP(derivation.spec, rng=rng)
@@ -89,8 +91,8 @@ def make_problem(
                 f"{len(X)} input rows of {X.shape[1]} values and {len(T)} target rows; the "
                 f"network takes {network.n_in} inputs per sample and one target row per input row"
             )
-        weights = "the model's weights" if model is not None else f"random weights (seed {seed})"
-        source = f"{weights}, your inputs and targets"
+        origin = weights or "the model's weights"
+        source = f"{origin if model is not None else f'random weights (seed {seed})'}, your inputs and targets"
         return Problem(network, X, as_targets(T, network.n_out, np.float64), source)
     if samples < 1:
         raise ShapeError(f"--samples must be at least 1, got {samples}")
