@@ -9,7 +9,9 @@ import pytest
 
 from nnmath.cli import main
 from nnmath.derivation import check_formula, derive, evaluate, make_problem, parse
+from nnmath.derivation.check import checkable, expanded
 from nnmath.derivation.evaluate import (
+    FormulaBudgetError,
     FormulaShapeError,
     FormulaSyntaxError,
     FormulaValueError,
@@ -91,7 +93,7 @@ def test_evaluator_refuses_bad_values_and_shapes_before_computing():
         evaluate("A @ B", env)
     with pytest.raises(FormulaValueError, match="NaN or Inf"):
         evaluate("log(A)", env)
-    with pytest.raises(FormulaShapeError, match="at most"):
+    with pytest.raises(FormulaBudgetError, match="at most"):
         evaluate("ones(100000, 100000)", env)
     with pytest.raises(FormulaValueError):
         evaluate("10 ** 10 ** 10", env)  # float arithmetic: inf, never a huge integer
@@ -146,11 +148,11 @@ def test_flipped_sign_of_the_squared_error_gradient_as_in_the_notes():
 def test_missing_one_over_S():
     result = verdict("dW3 = A2.T @ (Yhat - Y)")
     assert result.mistake == "missing 1/S"
-    assert "S = 4 times" in result.explanation
+    assert "is 4 times the true value" in result.explanation and "(S = 4)" in result.explanation
 
 
 def test_extra_one_over_S():
-    assert verdict("dW3 = A2.T @ dZ3 / S").mistake == "extra 1/S"
+    assert verdict("dW3 = A2.T @ dZ3 / S").mistake == "doubled 1/S"
 
 
 def test_transpose():
@@ -206,9 +208,15 @@ def test_wrong_shape():
 
 
 def test_wrong_shape_that_does_not_conform():
-    result = verdict("dA2 = dZ3 @ W3")
+    result = verdict("dA2 = dZ3 @ W2")
     assert result.mistake == "wrong shape"
     assert "inner sizes" in result.explanation
+
+
+def test_missing_transpose_in_the_row_notation_names_the_factor():
+    result = verdict("dA2 = dZ3 @ W3")
+    assert result.mistake == "missing transpose"
+    assert "W3.T in place of W3" in result.explanation
 
 
 def test_wrong_layer_index_as_in_the_notes():
@@ -274,3 +282,135 @@ def test_json_verdict(capsys):
     assert document["correct_formula"].startswith(
         "dW3 = A2.T @ dZ3, i.e. dW3 = A2.T @ ((Yhat - Y) / S)"
     )
+
+
+# ---- every listed symbol is defined ---------------------------------------------------------------
+
+GIVEN = ("S", "X", "Y")
+
+
+@pytest.mark.parametrize(
+    ("spec", "loss", "notation"),
+    [
+        (SPEC, "cross-entropy", "row"),
+        (SPEC, "cross-entropy", "column"),
+        ("2-2sigmoid-2sigmoid", "squared-error", "row"),
+        ("4-5tanh-1sigmoid", "binary-cross-entropy", "column"),
+        ("3-4leaky_relu-2identity", "mse", "row"),
+    ],
+)
+def test_every_symbol_of_the_notation_table_has_an_equation(spec, loss, notation):
+    derivation = derive(spec, get_loss(loss), notation)
+    for code in derivation.symbols:
+        if code in GIVEN or code[0] in "nWb" and code[1:].isdigit():
+            continue  # the data, the sizes and the parameters are given, not derived
+        assert derivation.defining(code) is not None, f"{code} is listed but never defined"
+    problem = make_problem(derivation, samples=4, seed=0)
+    for code in checkable(derivation):
+        formula = expanded(derivation, code).split(", i.e. ")[-1]  # dl_… written out
+        result = check_formula(derivation, problem, formula)
+        assert result.correct and result.correct_formula, (code, result.explanation)
+
+
+def test_dYhat_is_checked_against_its_own_equation():
+    result = verdict("dYhat = -Y / Yhat")
+    assert result.mistake == "missing 1/S"
+    assert result.correct_formula.startswith("dYhat = dl_dYhat / S, i.e. dYhat = (-Y / Yhat) / S")
+
+
+# ---- named diagnoses ------------------------------------------------------------------------------
+
+
+def test_a_flipped_sign_is_explained_with_the_loss_at_hand():
+    cross_entropy = verdict("dZ3 = (Y - Yhat) / S").explanation
+    assert "cross-entropy" in cross_entropy and "∂ℓ/∂Ŷ = -Y / Yhat" in cross_entropy
+    assert "∂ℓ/∂Z3 = (Yhat - Y)" in cross_entropy and "½" not in cross_entropy
+    squared = verdict("dl_dYhat = Y - Yhat", "2-2sigmoid-2sigmoid", "squared-error").explanation
+    assert "squared-error" in squared and "∂ℓ/∂Ŷ = Yhat - Y" in squared
+    binary = verdict("dZ2 = (Y - Yhat) / S", "4-5tanh-2sigmoid", "binary-cross-entropy")
+    assert binary.mistake == "flipped sign" and "binary-cross-entropy" in binary.explanation
+
+
+@pytest.mark.parametrize(
+    "formula", ["dZ3 = -Y * (1 - Yhat) / S", "dZ3 = dl_dYhat * Yhat * (1 - Yhat) / S"]
+)
+def test_softmax_jacobian_replaced_by_its_diagonal(formula):
+    result = verdict(formula)
+    assert result.mistake == "softmax Jacobian replaced by its diagonal"
+    assert "diag(ŷ) − ŷŷᵀ" in result.explanation
+
+
+def test_the_diagonal_deeper_down_and_with_a_factor():
+    result = verdict("dW3 = A2.T @ (-Y * (1 - Yhat))")
+    assert result.mistake == "softmax Jacobian replaced by its diagonal + missing 1/S"
+
+
+@pytest.mark.parametrize(
+    ("formula", "notation"),
+    [
+        ("dZ3 = ((Y * Yhat) @ ones(3, 3) - Y) / S", "row"),
+        ("dZ3 = (sum(Y * Yhat, axis=1, keepdims=True) - Y) / S", "row"),
+        ("dZ3 = (ones(3, 3) @ (Y * Yhat) - Y) / S", "column"),
+    ],
+)
+def test_the_fused_gradient_with_yhat_inside_the_row_sum(formula, notation):
+    """Notes 002 §2a: ((T ⊙ Y)11ᵀ − T)/S where ((T11ᵀ) ⊙ Y − T)/S belongs."""
+    result = verdict(formula, notation=notation)
+    assert result.mistake == "Ŷ inside the row sum"
+    assert "((T11ᵀ) ⊙ Ŷ − T)/S" in result.explanation
+
+
+@pytest.mark.parametrize(
+    ("formula", "factor"),
+    [
+        ("dW2 = dZ2 @ A1", "A1.T in place of A1"),
+        ("dA1 = W2 @ dZ2", "W2.T in place of W2"),
+        ("dX = W1 @ dZ1", "W1.T in place of W1"),
+    ],
+)
+def test_a_missing_transpose_in_the_column_notation_names_the_factor(formula, factor):
+    result = verdict(formula, notation="column")
+    assert result.mistake == "missing transpose"
+    assert factor in result.explanation and "column notation" in result.explanation
+
+
+def test_notes_004_hidden_layer_order_and_transposes_in_the_column_notation():
+    """Notes 004 §5.1.2: dc/dz^L · W^L for the column dc/dz^L: the factor and the result."""
+    result = verdict("dA1 = dZ2 @ W2", notation="column")
+    assert result.mistake == "missing transpose + transposed"
+    assert "dZ2.T in place of dZ2" in result.explanation
+
+
+def test_an_extra_transpose_names_the_factor():
+    result = verdict("dW3 = A2.T @ dZ3.T")
+    assert result.mistake == "extra transpose"
+    assert "dZ3 in place of dZ3.T" in result.explanation
+
+
+@pytest.mark.parametrize(
+    ("formula", "spec", "loss", "mistake", "said"),
+    [
+        ("dZ3 = (Yhat - Y) / S / 3", SPEC, "cross-entropy", "mean over the outputs", "3 outputs"),
+        ("dW3 = A2.T @ dZ3 / S", SPEC, "cross-entropy", "doubled 1/S", "applied twice"),
+        ("dW3 = A2.T @ (Yhat - Y)", SPEC, "cross-entropy", "missing 1/S", "(S = 4)"),
+        ("dZ2 = 2 * (Yhat - Y) * Yhat * (1 - Yhat) / S", "2-3sigmoid-3sigmoid", "squared-error",
+         "missing ½", "½ Σ (t − a)²"),
+        ("dZ2 = (Yhat - Y) * Yhat * (1 - Yhat) / S / 2", "2-3sigmoid-3sigmoid", "squared-error",
+         "extra ½", "already cancelled"),
+        ("dl_dYhat = 2 * (Yhat - Y)", "2-3identity", "mse", "missing mean over the outputs",
+         "mean over the 3 outputs"),
+        ("dl_dYhat = (Yhat - Y) / 3", "2-3identity", "mse", "extra ½", "has no ½"),
+        ("dZ3 = (Y - Yhat)", SPEC, "cross-entropy", "flipped sign + missing 1/S", "−4 times"),
+        ("dZ2 = (Yhat - Y) * Yhat * (1 - Yhat) / S / 2", "2-2sigmoid-2sigmoid", "squared-error",
+         "extra ½ or mean over the outputs", "two conventions"),
+    ],
+)  # fmt: skip
+def test_constant_factors_explained_by_a_convention(formula, spec, loss, mistake, said):
+    result = verdict(formula, spec, loss)
+    assert result.mistake == mistake
+    assert said in result.explanation
+
+
+def test_an_unexplained_factor_is_reported_as_such():
+    result = verdict("dZ3 = 1.7 * (Yhat - Y) / S")
+    assert result.mistake == "off by a factor 1.7"

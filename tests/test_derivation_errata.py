@@ -119,6 +119,20 @@ def test_001_softmax_jacobian_is_not_p_times_one_minus_p():
     assert not close(J, np.diag(p * (1 - p)))  # p(1 − p): the diagonal only
 
 
+def test_001_quotient_rule_needs_an_outer_product():
+    """dp/do = (exp(o) Σ exp(o_k) − exp(o)ᵀ exp(o)) / (Σ exp(o_k))²: exp(o)ᵀ exp(o) is an inner
+    product, a number, so the line is a vector; the Jacobian needs the outer product exp(o) exp(o)ᵀ:
+    (diag(exp(o)) Σ exp(o_k) − exp(o) exp(o)ᵀ) / (Σ exp(o_k))² = diag(p) − p pᵀ."""
+    o = RNG.normal(size=4)
+    e, total = np.exp(o), np.exp(o).sum()
+    J = numerical_jacobian(lambda o_: softmax(o_[None])[0], o)
+    note = (e * total - e.T @ e) / total**2  # the note's line, as written
+    assert note.shape == (4,)  # not a Jacobian, and not even its diagonal:
+    assert not close(note, np.diag(J))
+    outer = (np.diag(e) * total - np.outer(e, e)) / total**2
+    assert close(outer, J)
+
+
 def test_001_the_product_with_p_times_one_minus_p_does_not_give_p_minus_y():
     o = RNG.normal(size=4)
     p, y = softmax(o[None])[0], np.eye(4)[2]
@@ -261,3 +275,131 @@ def test_003_relu_mask_is_entrywise(request_network):
     assert (
         check_formula(derivation, problem, "dZ2 = dA2").mistake == "missing activation derivative"
     )
+
+
+def test_003_quadratic_form_middle_line_counts_the_diagonal_twice():
+    """∂(xᵀAx)/∂x_k written as ∂/∂x_k Σ_j a_kj x_k x_j + ∂/∂x_k Σ_i a_ik x_i x_k: both sums hold
+    the term a_kk x_k², so the line is ((A + Aᵀ)x)_k + 2 a_kk x_k; the note's next line drops
+    the extra term by differentiating x_k x_k as if it were x_k (two mistakes that cancel)."""
+    n = 4
+    A, x = RNG.normal(size=(n, n)), RNG.normal(size=n)
+    true = numeric_grad(lambda x_: x_ @ A @ x_, x)
+    assert close(true, (A + A.T) @ x)  # the note's result, and nnmath's
+    for k in range(n):
+
+        def note_middle_line(x_, k=k):
+            return sum(A[k, j] * x_[k] * x_[j] for j in range(n)) + sum(
+                A[i, k] * x_[i] * x_[k] for i in range(n)
+            )
+
+        def with_the_diagonal_once(x_, k=k):
+            off = [j for j in range(n) if j != k]
+            return (
+                A[k, k] * x_[k] ** 2
+                + sum(A[k, j] * x_[k] * x_[j] for j in off)
+                + sum(A[i, k] * x_[i] * x_[k] for i in off)
+            )
+
+        note = numeric_grad(note_middle_line, x)[k]
+        assert np.isclose(note, true[k] + 2 * A[k, k] * x[k])  # the diagonal term twice
+        assert not np.isclose(note, true[k])
+        assert np.isclose(numeric_grad(with_the_diagonal_once, x)[k], true[k])
+
+
+def test_003_softmax_derivative_numerator_is_exp_z_i():
+    """∂ŷ_i/∂z_r = ∂/∂z_r (exp(z_r) / Σ_j exp(z_j)): the numerator of ŷ_i is exp(z_i). As
+    written, the derivative is ŷ_r(1 − ŷ_r) for every i, which holds only on the diagonal."""
+    z = RNG.normal(size=4)
+    J = numerical_jacobian(lambda z_: softmax(z_[None])[0], z)  # J[i, r] = ∂ŷ_i/∂z_r
+
+    def note(i, r):
+        return numeric_grad(lambda z_: np.exp(z_[r]) / np.exp(z_).sum(), z)[r]
+
+    def corrected(i, r):
+        return numeric_grad(lambda z_: np.exp(z_[i]) / np.exp(z_).sum(), z)[r]
+
+    written = np.array([[note(i, r) for r in range(4)] for i in range(4)])
+    fixed = np.array([[corrected(i, r) for r in range(4)] for i in range(4)])
+    assert close(fixed, J)
+    assert not close(written, J)
+    assert close(np.diag(written), np.diag(J))  # right on the diagonal, i = r, only
+
+
+def test_003_leaky_relu_derivative_assumes_L_below_one():
+    """d/dx max(Lx, x) = L for x < 0 and 1 for x > 0 holds only for L < 1; for L > 1 the two
+    cases swap. nnmath's leaky ReLU states the assumption and refuses a slope outside [0, 1)."""
+    from nnmath.activations import leaky_relu
+    from nnmath.errors import SpecError
+
+    def derivative(L, x):
+        return numeric_grad(lambda x_: np.maximum(L * x_, x_)[0], np.array([x]))[0]
+
+    for L in (0.0, 0.01, 0.5, -0.5):
+        assert np.isclose(derivative(L, -0.7), L) and np.isclose(derivative(L, 0.7), 1.0)
+    for L in (2.0, 3.0):
+        assert np.isclose(derivative(L, -0.7), 1.0) and np.isclose(derivative(L, 0.7), L)
+    for L in (0.01, 0.5):
+        h = leaky_relu(L)
+        z = np.array([-0.7, 0.7])
+        assert np.allclose(h.df(z, h.f(z)), [derivative(L, -0.7), derivative(L, 0.7)])
+    with pytest.raises(SpecError, match=r"\[0, 1\)"):
+        leaky_relu(2.0)
+
+
+# ---- notes 004 §5.1.2 and §5.2.2, in the note's own column convention ------------------------------
+
+
+def two_layer_column_network(n0=3, n1=4, n2=2):
+    """z¹ = W¹a⁰ + b¹, a¹ = σ(z¹), z² = W²a¹ + b², a² = σ(z²): columns, W of shape n_l × n_{l−1}."""
+    W1, b1 = RNG.normal(size=(n1, n0)), RNG.normal(size=(n1, 1))
+    W2, b2 = RNG.normal(size=(n2, n1)), RNG.normal(size=(n2, 1))
+    a0, t = RNG.normal(size=(n0, 1)), RNG.uniform(size=(n2, 1))
+
+    def cost(W1_):
+        a1 = sigmoid(W1_ @ a0 + b1)
+        return 0.5 * np.sum((t - sigmoid(W2 @ a1 + b2)) ** 2)
+
+    a1 = sigmoid(W1 @ a0 + b1)
+    a2 = sigmoid(W2 @ a1 + b2)
+    delta2 = (a2 - t) * a2 * (1 - a2)  # dc/dz² with the sign of 004 §2.1 corrected
+    return {"W1": W1, "W2": W2, "a0": a0, "a1": a1, "delta2": delta2, "cost": cost}
+
+
+def test_004_5_1_2_hidden_layer_gradient_needs_transposes_in_the_column_convention():
+    """dc/dW^{L−1} = ((dc/dz^L · W^L) ∘ a^{L−1}(1 − a^{L−1})) · a^{L−2}: with the note's own
+    columns (dc/dz^L is n_L × 1, W^L is n_L × n_{L−1}) neither product conforms; the gradient is
+    ((W^{L})ᵀ dc/dz^L ∘ a^{L−1}(1 − a^{L−1})) (a^{L−2})ᵀ, of W^{L−1}'s shape."""
+    net = two_layer_column_network()
+    W2, a0, a1, delta2 = net["W2"], net["a0"], net["a1"], net["delta2"]
+    true = numeric_grad(net["cost"], net["W1"])
+    with pytest.raises(ValueError, match="mismatch"):
+        (delta2 @ W2) * (a1 * (1 - a1)) @ a0  # the note's line, as written
+    with pytest.raises(ValueError, match="mismatch"):
+        ((W2.T @ delta2) * (a1 * (1 - a1))) @ a0  # only the first transpose mended
+    correct = ((W2.T @ delta2) * (a1 * (1 - a1))) @ a0.T
+    assert correct.shape == net["W1"].shape and close(correct, true)
+
+
+def test_004_5_2_2_matrix_form_transposes_until_the_last_line():
+    """§5.2.2 writes dc/dW^L = ((dc/da^L)ᵀ · da^L/dz^L) · dz^L/dW^L with dz^L/dW^L = a^{L−1}, and
+    dc/dz^L = dc/dz^L · a^{L−1}: a row times a column of another length, then a column times a
+    column. Only its last line, (a^L − t) · (a^{L−1})ᵀ / ln b, is the gradient (Σ t = 1)."""
+    n, m = 3, 4
+    W, a_prev = RNG.normal(size=(n, m)), RNG.normal(size=(m, 1))
+    t = np.eye(n)[:, [1]]  # one-hot: the targets sum to one
+
+    def cost(W_):
+        return -np.sum(t * np.log(softmax((W_ @ a_prev).T)[0][:, None]))
+
+    a = softmax((W @ a_prev).T)[0][:, None]
+    dc_da = -t / a
+    J = np.diag(a[:, 0]) - a @ a.T
+    true = numeric_grad(cost, W)
+    with pytest.raises(ValueError, match="mismatch"):
+        (dc_da.T @ J) @ a_prev  # the first line: (1 × n)(m × 1)
+    assert (dc_da.T @ J).shape == (1, n)  # a row, where the note prints a column
+    dc_dz = J.T @ dc_da  # the column the note means
+    with pytest.raises(ValueError, match="mismatch"):
+        dc_dz @ a_prev  # dc/dz^L · dz^L/dW^L: (n × 1)(m × 1)
+    assert close(dc_dz, a - t)
+    assert close((a - t) @ a_prev.T, true)  # the last line

@@ -119,6 +119,25 @@ class GradcheckReport:
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
 
+    def _repr_markdown_(self) -> str:
+        """The report as a notebook shows it: a Markdown table, one row per parameter."""
+        rows = [
+            f"**Gradient check of {self.spec} with {self.loss}**: "
+            + ("all gradients match" if self.passed else "gradient MISMATCH")
+            + f" (central differences, ε = {self.eps:g}; pass: rel. error ≤ {self.rtol:g} or "
+            f"max abs error ≤ {self.atol:g})",
+            "",
+            "| parameter | shape | rel. error | max abs error | kinks | result |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for c in self.checks:
+            shape = " × ".join(map(str, c.shape))
+            rows.append(
+                f"| `{c.name}` | {shape} | {c.relative_error:.2e} | {c.max_abs_error:.2e} | "
+                f"{c.kinks} | {'✓' if c.passed else '✗ MISMATCH'} |"
+            )
+        return "\n".join(rows)
+
     def format(self) -> str:
         """A table a person can read: one row per parameter."""
         lines = [

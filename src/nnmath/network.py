@@ -150,6 +150,23 @@ class MLP:
     def __repr__(self) -> str:
         return f"MLP('{self.spec}', dtype={dtype_name(self.dtype)})"
 
+    def _repr_markdown_(self) -> str:
+        """The summary as a notebook shows it: one row per layer, z = W a + b then the activation."""
+        rows = [
+            f"**MLP {self.spec}** ({dtype_name(self.dtype)}, {self.parameter_count} parameters)",
+            "",
+            "| layer | $W$ | $b$ | activation | parameters |",
+            "| ---: | --- | --- | --- | ---: |",
+        ]
+        for index, (linear, activation) in enumerate(
+            zip(self.linears, self.activations, strict=True), 1
+        ):
+            rows.append(
+                f"| {index} | ${linear.n_out} \\times {linear.n_in}$ | ${linear.n_out}$ | "
+                f"{activation.describe()} | {linear.n_out * linear.n_in + linear.n_out} |"
+            )
+        return "\n".join(rows)
+
     # ---- forward -----------------------------------------------------------------------------
 
     def check_input(self, X: Array) -> None:

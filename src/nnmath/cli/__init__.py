@@ -24,6 +24,7 @@ COMMANDS = (
     "export",
     "derive",
     "check",
+    "init",
 )
 
 

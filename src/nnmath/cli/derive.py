@@ -7,13 +7,18 @@ import sys
 import textwrap
 from typing import Any
 
+import numpy as np
+
 from nnmath.derivation import (
     NOTATIONS,
+    check_writable,
     derive,
     example_json,
     example_markdown,
     example_problem,
     make_problem,
+    read_rows,
+    read_weights,
     to_json,
     to_latex,
     to_markdown,
@@ -21,6 +26,7 @@ from nnmath.derivation import (
     worked_example,
     write_text_atomic,
 )
+from nnmath.derivation.inputs import fit_rows
 from nnmath.derivation.render import summary
 from nnmath.errors import ShapeError, SpecError
 from nnmath.gradcheck import default_loss_name
@@ -41,6 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
         epilog="examples: nnmath derive 3-10relu-6relu-3softmax --loss cross-entropy --verify\n"
         "          nnmath derive 2-2sigmoid-2sigmoid --loss squared-error --example\n"
+        "          nnmath derive 2-2sigmoid-2sigmoid --loss squared-error --notation column \\\n"
+        "              --example --weights mazur.json --input 0.05,0.10 --target 0.01,0.99 \\\n"
+        "              --freeze b --steps 10000 --json\n"
         "          nnmath derive 4-8relu-1sigmoid --notation column --format tex -o d.tex",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -63,10 +72,53 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--samples", type=int, help="batch size S of the numbers (default 4; 2 with --example)"
     )
     parser.add_argument(
-        "--learning-rate", type=float, default=0.5, help="η of the example's SGD step (0.5)"
+        "--learning-rate", type=float, default=0.5, help="η of the example's SGD steps (0.5)"
     )
+    _add_number_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (exact numbers)")
     return parser
+
+
+def _add_number_options(parser: argparse.ArgumentParser) -> None:
+    """--weights, --input, --target, --steps, --every, --freeze, --digits."""
+    numbers = parser.add_argument_group(
+        "your own numbers (with --example, and --verify)",
+        "Weights, inputs and targets of your own, e.g. a textbook example:\n"
+        "--weights w.json --input 0.05,0.10 --target 0.01,0.99 --freeze b --steps 10000",
+    )
+    numbers.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="JSON or NPZ file of W1, b1, W2, … in the layout of --notation (a bias may be "
+        "one number for the whole layer)",
+    )
+    numbers.add_argument(
+        "--input",
+        metavar="X",
+        help="inputs: numbers for one sample (0.05,0.10), ';' between samples, or a CSV file",
+    )
+    numbers.add_argument(
+        "--target", metavar="T", help="targets, as --input (one class index per row also works)"
+    )
+    numbers.add_argument(
+        "--steps", type=int, default=1, help="steps of gradient descent (default 1)"
+    )
+    numbers.add_argument(
+        "--every",
+        type=int,
+        metavar="K",
+        help="report the cost every K steps (default: each of the first 20, else a tenth)",
+    )
+    numbers.add_argument(
+        "--freeze",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="hold parameters fixed: b (every bias), W (every weight) or names such as b1,W2",
+    )
+    numbers.add_argument(
+        "--digits", type=int, default=4, help="significant digits of the Markdown's matrices (4)"
+    )
 
 
 def _load_model(path: str) -> Any:
@@ -86,22 +138,67 @@ def command_line(args: argparse.Namespace, spec: str, loss: str) -> str:
         parts.append(f"--base {args.base:g}")
     if args.notation != "row":
         parts.append(f"--notation {args.notation}")
-    if args.model:
-        parts.append(f"--model {args.model}")
+    for option in ("model", "weights", "input", "target"):
+        if getattr(args, option, None):
+            parts.append(f"--{option} {getattr(args, option)}")
     if args.example:
         parts.append("--example")
         if args.learning_rate != 0.5:
             parts.append(f"--learning-rate {args.learning_rate:g}")
+        parts += [f"--freeze {','.join(args.freeze)}"] if args.freeze else []
+        parts += [f"--steps {args.steps}"] if args.steps != 1 else []
+        parts += [f"--every {args.every}"] if args.every else []
     if args.verify:
         parts.append("--verify")
-    if (args.verify or args.example) and args.seed != 0:
+    if (args.verify or args.example) and args.seed != 0 and not args.input:
         parts.append(f"--seed {args.seed}")
     if args.samples is not None:
         parts.append(f"--samples {args.samples}")
     return " ".join(parts)
 
 
+def _refuse_what_does_not_apply(args: argparse.Namespace) -> None:
+    """Options that would be ignored are refused, naming the option they need."""
+    if args.weights and args.model:
+        raise SpecError("give the weights with --weights or --model, not both")
+    needs_numbers = [o for o in ("weights", "input", "target") if getattr(args, o)]
+    if needs_numbers and not (args.example or args.verify):
+        raise SpecError(f"--{needs_numbers[0]} gives numbers to --example or --verify; add one")
+    example_only = [
+        name
+        for name, used in (
+            ("steps", args.steps != 1),
+            ("every", args.every is not None),
+            ("freeze", bool(args.freeze)),
+            ("learning-rate", args.learning_rate != 0.5),
+        )
+        if used
+    ]
+    if example_only and not args.example:
+        raise SpecError(f"--{example_only[0]} applies to the worked example; add --example")
+    if bool(args.input) != bool(args.target):
+        raise SpecError("give --input and --target together")
+    if args.input and args.samples is not None:
+        raise SpecError("--samples sets the size of random data; with --input leave it out")
+    if args.output:
+        check_writable(args.output)
+
+
+def _user_numbers(
+    args: argparse.Namespace, spec: Any, network: Any
+) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+    """The network (from --weights, --model or None) and the inputs and targets (or None)."""
+    if args.weights:
+        network = read_weights(args.weights, spec, args.notation)
+    X = T = None
+    if args.input:
+        X = fit_rows(read_rows(args.input, "--input"), spec.n_in, "--input")
+        T = fit_rows(read_rows(args.target, "--target"), spec.n_out, "--target")
+    return network, X, T
+
+
 def run(args: argparse.Namespace) -> int:
+    _refuse_what_does_not_apply(args)
     trained = _load_model(args.model) if args.model else None
     if args.spec is None and trained is None:
         raise SpecError("give the network's SPEC (e.g. 3-10relu-6relu-3softmax) or --model FILE")
@@ -116,19 +213,21 @@ def run(args: argparse.Namespace) -> int:
         loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
     derivation = derive(spec, loss, args.notation)
     command = command_line(args, str(spec), loss.name)
-    network = trained.network if trained is not None else None
+    network, X, T = _user_numbers(args, spec, trained.network if trained is not None else None)
     if args.example:
-        if args.format == "tex":
-            raise SpecError("the worked example is Markdown (or --json); leave out --format tex")
-        problem = example_problem(
-            derivation, samples=args.samples or 2, seed=args.seed, model=network
-        )
-        example = worked_example(derivation, problem, args.learning_rate)
-        _emit(example_json(example) if args.json else example_markdown(example, command), args)
-        return 0
+        return _example(args, derivation, network, X, T, command)
     passed = True
     if args.verify:
-        problem = make_problem(derivation, samples=args.samples or 4, seed=args.seed, model=network)
+        weights = f"the weights of {args.weights or args.model}" if network is not None else ""
+        problem = make_problem(
+            derivation,
+            samples=args.samples or 4,
+            seed=args.seed,
+            model=network,
+            X=X,
+            T=T,
+            weights=weights,
+        )
         passed = verify(derivation, problem)
     if args.json:
         text = to_json(derivation)
@@ -140,6 +239,41 @@ def run(args: argparse.Namespace) -> int:
     if args.output and args.verify:
         print(summary(derivation), file=sys.stderr)
     return 0 if passed else 1
+
+
+def _example(
+    args: argparse.Namespace,
+    derivation: Any,
+    network: Any,
+    X: np.ndarray | None,
+    T: np.ndarray | None,
+    command: str,
+) -> int:
+    if args.format == "tex":
+        raise SpecError("the worked example is Markdown (or --json); leave out --format tex")
+    if args.digits < 1:
+        raise SpecError(f"--digits must be at least 1, got {args.digits}")
+    weights = f"the weights of {args.weights or args.model}" if network is not None else ""
+    problem = example_problem(
+        derivation,
+        samples=args.samples or 2,
+        seed=args.seed,
+        model=network,
+        X=X,
+        T=T,
+        weights=weights,
+    )
+    example = worked_example(
+        derivation,
+        problem,
+        args.learning_rate,
+        freeze=args.freeze,
+        steps=args.steps,
+        every=args.every,
+    )
+    text = example_json(example) if args.json else example_markdown(example, command, args.digits)
+    _emit(text, args)
+    return 0
 
 
 def _emit(text: str, args: argparse.Namespace) -> None:

@@ -5,12 +5,18 @@ the safe evaluator, the derivation's names bound to the forward pass's values an
 gradients (from nnmath's backward pass, so that one step of the recursion can be checked at a time;
 the target itself is left out), and compares it with the true value of the left-hand side.
 
-On a mismatch it looks for the mistakes that published derivations make. The user's value U is
-compared, as a whole, with c·G and c·Gᵀ for the true value G and for the gradients that a backward
-pass gives when one layer's activation derivative is left out (the ReLU mask, σ′, the softmax
-Jacobian), and c is matched with −1 (a flipped sign), S and 1/S (a missing or doubled 1/S),
-ln b or 1/ln b (a wrong log base); a formula whose shape is wrong is named as such, and one that
-becomes right when a layer index changes (Z_2 = A_1 W_1 + b_2) is named too.
+On a mismatch it names the mistake where it recognises one, in this order:
+
+1. the value as a whole is a known distortion of the truth (:mod:`nnmath.derivation.mistakes`):
+   a constant factor that a convention explains, the transpose, a left-out activation
+   derivative, the softmax Jacobian's diagonal, the fused gradient's misplaced Ŷ;
+2. the formula becomes right when one factor is transposed (or its transpose removed), which
+   names the factor, or when one layer index changes (Z_2 = A_1 W_1 + b_2);
+3. otherwise its shape is wrong, or it is a plain mismatch.
+
+A user's formula is evaluated under the evaluator's budget (:mod:`nnmath.derivation.budget`); the
+whole check, diagnoses included, shares one wall-clock limit, and a diagnosis that would pass it
+is left out.
 """
 
 from __future__ import annotations
@@ -18,22 +24,42 @@ from __future__ import annotations
 import ast
 import math
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from nnmath.derivation.budget import DEFAULT_BUDGET, Budget, FormulaBudgetError
 from nnmath.derivation.document import Derivation
 from nnmath.derivation.evaluate import FormulaValueError, evaluate
-from nnmath.derivation.shapes import FormulaShapeError, format_shape, infer_shape
+from nnmath.derivation.mistakes import (
+    MATCH_RTOL,
+    Variant,
+    describe_factor,
+    explain_factor,
+    factors,
+    fit,
+    true_values,
+    variant_words,
+    variants,
+)
+from nnmath.derivation.shapes import FormulaShapeError, Shape, format_shape, infer_shape
 from nnmath.derivation.syntax import Parsed, UnknownNameError, parse
-from nnmath.derivation.verify import Problem, environment, forward_values
-from nnmath.errors import SpecError
+from nnmath.derivation.verify import Problem, environment
+from nnmath.errors import NNMathError, SpecError
 from nnmath.gradcheck import relative_error
-from nnmath.layers import Softmax
-from nnmath.losses import cost, cost_gradient, fuse
 
-MATCH_RTOL = 1e-6
+__all__ = [
+    "MATCH_RTOL",
+    "Variant",
+    "Verdict",
+    "check_formula",
+    "checkable",
+    "expanded",
+    "true_values",
+]
 
 
 @dataclass
@@ -51,6 +77,19 @@ class Verdict:
     shape: str  # the shape of the user's value ("" when it could not be computed)
     expected_shape: str
 
+    def _repr_markdown_(self) -> str:
+        """The verdict as a notebook shows it: the mistake, what was written, what is right."""
+        head = "**✓ correct**" if self.correct else f"**✗ {self.mistake}**: {self.explanation}"
+        rows = [
+            head,
+            "",
+            f"- you wrote: `{self.formula}`" + (f" (shape {self.shape})" if self.shape else ""),
+            f"- correct: `{self.correct_formula}` (shape {self.expected_shape})",
+        ]
+        if self.correct_tex:
+            rows += ["", f"$${self.correct_tex}$$"]
+        return "\n".join(rows)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "correct": self.correct,
@@ -64,66 +103,6 @@ class Verdict:
             "shape": self.shape,
             "expected_shape": self.expected_shape,
         }
-
-
-# ---- the true values, and the ones a backward pass without one activation derivative gives ---
-
-
-def true_values(
-    derivation: Derivation, problem: Problem, *, skip: int | None = None
-) -> dict[str, np.ndarray]:
-    """Every gradient of the derivation in its notation, from nnmath's layer VJPs.
-
-    ``skip = l`` leaves out layer l's activation derivative (its VJP passes the gradient through
-    unchanged): the values a derivation gets when it forgets the ReLU mask, σ′ or the softmax
-    Jacobian of that layer.
-    """
-    notation, K, model, loss = derivation.notation, derivation.K, problem.model, derivation.loss
-    values = forward_values(problem)
-    layers = model.layers
-    S, T = problem.S, problem.T
-    out: dict[str, np.ndarray] = {}
-    dYhat = cost_gradient(loss, values[-1], T)
-    fused = fuse(model.output, loss)
-    if skip == K:
-        dZ = dYhat
-    elif fused is not None:
-        dZ = cost_gradient(fused, values[-2], T)
-    else:
-        dZ = layers[-1].vjp(_cache(layers[-1], values[-2], values[-1]), dYhat)[0]
-    out["dYhat"], out["dl_dYhat"] = dYhat, S * dYhat
-    out[f"dZ{K}"], out[f"dl_dZ{K}"] = dZ, S * dZ
-    for layer in range(K, 0, -1):
-        linear = layers[2 * layer - 2]
-        dA, grads = linear.vjp(values[2 * layer - 2], dZ)
-        out[f"dW{layer}"], out[f"db{layer}"] = grads["W"], grads["b"]
-        if layer == 1:
-            out["dX"] = dA
-            break
-        out[f"dA{layer - 1}"] = dA
-        activation = layers[2 * layer - 3]
-        if skip == layer - 1:
-            dZ = dA
-        else:
-            cache = _cache(activation, values[2 * layer - 3], values[2 * layer - 2])
-            dZ = activation.vjp(cache, dA)[0]
-        out[f"dZ{layer - 1}"] = dZ
-    converted = {}
-    for name, value in out.items():
-        kind = "W" if name.startswith("dW") else "b" if name.startswith("db") else "batch"
-        converted[name] = notation.from_engine(kind, value)
-    output = layers[-1]
-    converted[f"J{K}"] = np.asarray(
-        output.jacobian(_cache(output, values[-2], values[-1])), dtype=np.float64
-    )
-    C = cost(loss, values[-1], T) if fused is None else cost(fused, values[-2], T)
-    converted["C"] = np.asarray(float(C))
-    return converted
-
-
-def _cache(layer: Any, Z: np.ndarray, A: np.ndarray) -> Any:
-    """What an activation layer's forward pass caches: (Z, A) elementwise, A for softmax."""
-    return A if isinstance(layer, Softmax) else (Z, A)
 
 
 def expanded(derivation: Derivation, target: str) -> str:
@@ -159,62 +138,60 @@ def checkable(derivation: Derivation) -> list[str]:
     return names
 
 
-# ---- checking ----------------------------------------------------------------------------------
+# ---- the case at hand ----------------------------------------------------------------------------
 
 
-def _factors(S: int, base: float) -> list[tuple[float, str]]:
-    """The factors by which a formula is commonly off, with what each one means."""
-    factors: list[tuple[float, str]] = [
-        (-1.0, "flipped sign"),
-        (float(S), "missing 1/S"),
-        (1.0 / S, "extra 1/S"),
-        (-float(S), "flipped sign and missing 1/S"),
-        (-1.0 / S, "flipped sign and extra 1/S"),
-    ]
-    for b in sorted({2.0, 10.0, base} - {math.e}):
-        ln = math.log(b)
-        factors += [
-            (ln, f"wrong log base (off by ln {b:g})"),
-            (1 / ln, f"wrong log base (off by 1/ln {b:g})"),
-        ]
-    return factors
+@dataclass
+class _Case:
+    """One check: the formula, the names it may use, the truth, and the clock."""
+
+    derivation: Derivation
+    problem: Problem
+    parsed: Parsed
+    env: dict[str, Any]
+    truth: np.ndarray
+    budget: Budget
+    deadline: float
+    shapes: dict[str, Shape] = field(default_factory=dict)
+    dims: dict[str, Any] = field(default_factory=dict)
+    out_of_time: bool = False
+
+    @property
+    def target(self) -> str:
+        assert self.parsed.target is not None
+        return self.parsed.target
+
+    @property
+    def expected(self) -> Shape:
+        return self.derivation.symbols[self.target].shape
+
+    def value(self, tree: ast.expr) -> np.ndarray:
+        """The value of ``tree`` under the budget, reshaped to the truth's orientation."""
+        parsed = Parsed(None, tree, ast.unparse(tree))
+        value = evaluate(parsed, self.env, budget=self.budget, deadline=self.deadline)
+        return _oriented(value, self.truth)
+
+    def attempt(self, tree: ast.expr) -> np.ndarray | None:
+        """The value of a rewritten formula, or None if it does not fit or the time is up."""
+        if self.out_of_time:
+            return None
+        try:
+            return self.value(tree)
+        except FormulaBudgetError:
+            self.out_of_time = time.monotonic() > self.deadline
+            return None
+        except NNMathError:
+            return None
+
+    def symbolic_shape(self, tree: ast.expr) -> Shape | None:
+        try:
+            return infer_shape(tree, self.shapes, self.dims)
+        except NNMathError:
+            return None
 
 
-def _fit(U: np.ndarray, A: np.ndarray) -> float | None:
-    """c with U = c·A (to MATCH_RTOL), or None."""
-    norm = float(np.vdot(A, A))
-    if norm == 0.0:
-        return None
-    c = float(np.vdot(U, A)) / norm
-    if relative_error(U, c * A) <= MATCH_RTOL:
-        return c
-    return None
-
-
-def _explain_factor(c: float, S: int, base: float) -> str | None:
-    if math.isclose(c, 1.0, rel_tol=MATCH_RTOL):
-        return ""
-    for factor, name in _factors(S, base):
-        if math.isclose(c, factor, rel_tol=MATCH_RTOL):
-            return name
-    return None
-
-
-def _activation_words(derivation: Derivation, layer: int) -> str:
-    spec = derivation.spec.layers[layer - 1]
-    A = "Yhat" if layer == derivation.K else f"A{layer}"
-    if spec.activation == "softmax":
-        return f"the softmax Jacobian of layer {layer} (diag(ŷ) − ŷŷᵀ per sample)"
-    if spec.activation == "relu":
-        return f"the ReLU mask of layer {layer}: multiply by (Z{layer} > 0)"
-    if spec.activation == "sigmoid":
-        return f"the sigmoid derivative of layer {layer}: multiply by {A} * (1 - {A})"
-    return f"the {spec.activation} derivative h′(Z{layer}) of layer {layer}"
-
-
-def check_formula(derivation: Derivation, problem: Problem, formula: str) -> Verdict:
-    """Compare a user's ``NAME = EXPRESSION`` with the true value of NAME; name the mistake."""
-    parsed = parse(formula, require_target=True)
+def _case(derivation: Derivation, problem: Problem, parsed: Parsed, budget: Budget) -> _Case:
+    """The names bound for a check: the forward pass and every true gradient but the target's."""
     target = parsed.target
     assert target is not None
     allowed = checkable(derivation)
@@ -224,85 +201,85 @@ def check_formula(derivation: Derivation, problem: Problem, formula: str) -> Ver
             f"side must be one of: {', '.join(allowed)}"
         )
     env = environment(derivation, problem)
-    truth_table = true_values(derivation, problem)
-    truth = env[target] if target in env else truth_table[target]
+    table = true_values(derivation, problem)
+    truth = env[target] if target in env else table[target]
     related = {
         target,
         target.replace("dl_d", "d"),
         "dl_" + target if target.startswith("d") else "",
     }
-    for name, value in truth_table.items():
-        if name not in related and name not in env:
-            env[name] = value
+    env.update({name: value for name, value in table.items() if name not in env})
     for name in related:
         env.pop(name, None)
     unknown = [name for name in parsed.names if name not in env]
     if unknown:
         raise UnknownNameError(unknown, sorted(env))
-    expected_shape = format_shape(derivation.symbols[target].shape)
-    correct = derivation.defining(target)
-    correct_formula = expanded(derivation, target) if correct else ""
-    correct_tex = f"{correct.lhs} = {correct.tex}" if correct else ""
-
-    def verdict(ok: bool, mistake: str, explanation: str, error: float, shape: str) -> Verdict:
-        return Verdict(
-            ok,
-            target,
-            mistake,
-            explanation,
-            parsed.source,
-            correct_formula,
-            correct_tex,
-            error,
-            shape,
-            expected_shape,
-        )
-
     shapes, dims = derivation.shapes()
     for name in env:
         shapes.setdefault(name, tuple(np.shape(env[name])))
+    deadline = time.monotonic() + budget.seconds
+    return _Case(derivation, problem, parsed, env, truth, budget, deadline, shapes, dims)
+
+
+# ---- checking ----------------------------------------------------------------------------------
+
+
+def check_formula(
+    derivation: Derivation, problem: Problem, formula: str, *, budget: Budget = DEFAULT_BUDGET
+) -> Verdict:
+    """Compare a user's ``NAME = EXPRESSION`` with the true value of NAME; name the mistake.
+
+    Raises FormulaSyntaxError (a formula that is not in the allowed NumPy subset),
+    UnknownNameError, and FormulaBudgetError when the formula is too costly to evaluate.
+    """
+    case = _case(derivation, problem, parse(formula, require_target=True), budget)
+    with np.errstate(all="ignore"):  # a user's value may be huge; comparing it is no error
+        return _checked(case)
+
+
+def _checked(case: _Case) -> Verdict:
+    expression = case.parsed.expression
     try:
-        symbolic = infer_shape(parsed.expression, shapes, dims)
-        U = evaluate(parsed, env)
+        symbolic = infer_shape(expression, case.shapes, case.dims)
     except FormulaShapeError as error:
-        relabel = _wrong_index(derivation, parsed, env, truth)
-        if relabel:
-            return verdict(False, "wrong layer index", relabel, math.inf, "")
-        return verdict(False, "wrong shape", f"the shapes do not fit: {error}", math.inf, "")
+        named = _rewritten(case)
+        if named:
+            return _verdict(case, *named, math.inf, "")
+        return _verdict(case, "wrong shape", f"the shapes do not fit: {error}", math.inf, "")
+    try:
+        U = case.value(expression)
     except FormulaValueError as error:
-        return verdict(False, "not finite", str(error), math.inf, "")
+        return _verdict(case, "not finite", str(error), math.inf, "")
     shape = format_shape(symbolic)
-    U = _oriented(U, truth)
-    fits = _same_shape(symbolic, derivation.symbols[target].shape)
-    if U.shape == truth.shape and fits:
-        error = relative_error(U, truth)
-        if error <= MATCH_RTOL:
-            return verdict(True, "", f"{target} is correct", error, shape)
-    elif U.shape == truth.shape:
-        # the numbers fit only because S equals a layer width; symbolically the shape is wrong
-        error = relative_error(U, truth)
-    else:
-        error = math.inf
-    mistake, explanation = _classify(derivation, problem, target, U, truth)
-    if mistake:
-        return verdict(False, mistake, explanation, error, shape)
-    relabel = _wrong_index(derivation, parsed, env, truth)
-    if relabel:
-        return verdict(False, "wrong layer index", relabel, error, shape)
-    if U.shape != truth.shape or not fits:
-        return verdict(
-            False,
-            "wrong shape",
-            f"your formula gives a value of shape {shape}; {target} has shape {expected_shape}",
-            error,
-            shape,
-        )
-    return verdict(
-        False,
-        "mismatch",
-        f"{target} differs from the true value (rel. error {error:.2g})",
-        error,
-        shape,
+    fits = _same_shape(symbolic, case.expected) and U.shape == case.truth.shape
+    error = relative_error(U, case.truth) if U.shape == case.truth.shape else math.inf
+    if fits and error <= MATCH_RTOL:
+        return _verdict(case, "", f"{case.target} is correct", error, shape)
+    named = _classified(case, U) or _rewritten(case)
+    if named:
+        return _verdict(case, *named, error, shape)
+    if not fits:
+        expected = format_shape(case.expected)
+        words = f"your formula gives a value of shape {shape}; {case.target} has shape {expected}"
+        return _verdict(case, "wrong shape", words, error, shape)
+    words = f"{case.target} differs from the true value (rel. error {error:.2g})"
+    return _verdict(case, "mismatch", words, error, shape)
+
+
+def _verdict(case: _Case, mistake: str, explanation: str, error: float, shape: str) -> Verdict:
+    derivation, target = case.derivation, case.target
+    correct = derivation.defining(target)
+    return Verdict(
+        correct=not mistake,
+        target=target,
+        mistake=mistake,
+        explanation=explanation,
+        formula=case.parsed.source,
+        correct_formula=expanded(derivation, target) if correct else "",
+        correct_tex=f"{correct.lhs} = {correct.tex}" if correct else "",
+        relative_error=error,
+        shape=shape,
+        expected_shape=format_shape(case.expected),
     )
 
 
@@ -322,100 +299,156 @@ def _oriented(U: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return U
 
 
-def _classify(
-    derivation: Derivation, problem: Problem, target: str, U: np.ndarray, truth: np.ndarray
-) -> tuple[str, str]:
-    """(mistake, explanation) when U is a known distortion of the truth, else ('', '')."""
-    S = problem.S
-    base = getattr(derivation.loss, "base", math.e)
-    candidates: list[tuple[str, np.ndarray]] = [("", truth)]
-    if target.startswith("d"):
-        for layer in range(1, derivation.K + 1):
-            alternative = true_values(derivation, problem, skip=layer).get(target)
-            if alternative is not None and relative_error(alternative, truth) > MATCH_RTOL:
-                candidates.append((f"missing {_activation_words(derivation, layer)}", alternative))
-    for label, A in candidates:
-        for transposed in (False, True):
-            B = A.T if transposed else A
-            if B.shape != U.shape or (transposed and A.ndim < 2):
-                continue
-            c = _fit(U, B)
-            if c is None:
-                continue
-            factor = _explain_factor(c, S, base)
-            if factor is None:
-                factor = f"off by a factor {c:.4g}"
-            parts = [p for p in (label, "transposed" if transposed else "", factor) if p]
-            if not parts:
-                continue
-            return _describe(parts, target, derivation, c, S, base)
-    return "", ""
+# ---- 1. the value as a known distortion of the truth -----------------------------------------
 
 
-def _describe(
-    parts: list[str], target: str, derivation: Derivation, c: float, S: int, base: float
-) -> tuple[str, str]:
-    words = {
-        "flipped sign": f"your {target} is −1 times the true value: the sign is flipped "
-        "(e.g. t − a where a − t belongs: ∂ℓ/∂a of ½(t − a)² is a − t)",
-        "missing 1/S": f"your {target} is S = {S} times the true value: the 1/S of the cost "
-        "C = (1/S) Σ ℓ_s is missing",
-        "extra 1/S": f"your {target} is 1/S times the true value: 1/S is applied twice",
-        "transposed": "your value is the transpose of the true one (check W's orientation: "
-        + (
-            "in the row notation W is in×out, Z = A W + 1b"
-            if derivation.notation.samples_are_rows
-            else "in the column notation W is out×in, Z = W A + b1ᵀ"
-        )
-        + ")",
-    }
-    explanation = []
-    for part in parts:
-        if part.startswith("missing the"):
-            explanation.append(f"your formula leaves out {part[len('missing ') :]}")
-        elif part.startswith("wrong log base"):
-            explanation.append(
-                f"your {target} is {c:.4g} times the true value: a log-base factor "
-                f"(the cross-entropy here is in base {base:g}, so its gradient carries "
-                f"1/ln {base:g}"
-                + (" = 1" if base == math.e else f" = {1 / math.log(base):.4g}")
-                + ")"
-            )
-        elif part.startswith("off by a factor"):
-            explanation.append(f"your {target} is {c:.4g} times the true value")
-        else:
-            explanation.append(words.get(part, part))
-    mistake = " + ".join(
-        "missing activation derivative" if p.startswith("missing the") else p for p in parts
+def _explained(case: _Case, U: np.ndarray, reference: np.ndarray) -> list[str] | None:
+    """[mistake, explanation] parts when U is c·reference or c·referenceᵀ with c explained."""
+    for transposed in (False, True):
+        if transposed and reference.ndim < 2:
+            continue
+        B = reference.T if transposed else reference
+        c = fit(U, B)
+        if c is None:
+            continue
+        explanations = explain_factor(c, factors(case.derivation, case.problem.S))
+        mistake, words = describe_factor(case.target, c, explanations)
+        parts = [(mistake, words)] if mistake else []
+        if transposed:
+            parts.insert(0, ("transposed", _transposed_words(case.derivation)))
+        return parts
+    return None
+
+
+def _transposed_words(derivation: Derivation) -> str:
+    layout = (
+        "in the row notation W is in×out, Z = A W + 1b"
+        if derivation.notation.samples_are_rows
+        else "in the column notation W is out×in, Z = W A + b1ᵀ"
     )
-    return mistake, "; ".join(explanation)
+    return f"your value is the transpose of the true one (check W's orientation: {layout})"
 
 
-def _wrong_index(
-    derivation: Derivation, parsed: Parsed, env: dict[str, Any], truth: np.ndarray
-) -> str:
-    """'W1 where W2 belongs' when changing one name's layer index makes the formula right."""
-    names = parsed.names
-    for name in names:
+def _joined(parts: list[tuple[str, str]]) -> tuple[str, str]:
+    return " + ".join(p[0] for p in parts), "; ".join(p[1] for p in parts)
+
+
+def _classified(case: _Case, U: np.ndarray) -> tuple[str, str] | None:
+    """(mistake, explanation) when U is a known distortion of the truth, else None."""
+    parts = _explained(case, U, case.truth)
+    if parts:
+        return _joined(parts)
+    if not case.target.startswith("d"):
+        return None
+    for variant in variants(case.derivation):
+        wrong = true_values(case.derivation, case.problem, variant=variant).get(case.target)
+        if wrong is None or relative_error(wrong, case.truth) <= MATCH_RTOL:
+            continue
+        parts = _explained(case, U, wrong)
+        if parts is not None:
+            return _joined([variant_words(case.derivation, variant), *parts])
+    return None
+
+
+# ---- 2. the formula rewritten: one transpose, one layer index -------------------------------------
+
+
+def _rewritten(case: _Case) -> tuple[str, str] | None:
+    """(mistake, explanation) when one small change to the formula makes it right."""
+    for tree, mistake, words in _rewrites(case):
+        shape = case.symbolic_shape(tree)
+        if shape is None or not (
+            _same_shape(shape, case.expected) or _same_shape(tuple(reversed(shape)), case.expected)
+        ):
+            continue
+        value = case.attempt(tree)
+        if value is None:
+            continue
+        parts = _explained(case, value, case.truth)
+        if parts is not None:
+            return _joined([(mistake, words), *parts])
+    return None
+
+
+def _rewrites(case: _Case) -> Iterator[tuple[ast.expr, str, str]]:
+    """The formula with one factor's transpose toggled, then with one layer index changed."""
+    expression = case.parsed.expression
+    layout = "column" if not case.derivation.notation.samples_are_rows else "row"
+    for node in _operands(expression):
+        if isinstance(node, ast.Attribute):
+            inner = ast.unparse(node.value)
+            yield (
+                _replaced(expression, node, node.value),
+                "extra transpose",
+                f"the formula holds with {inner} in place of {inner}.T: that factor needs no "
+                f"transpose in the {layout} notation",
+            )
+        else:
+            name = ast.unparse(node)
+            transposed = ast.Attribute(value=node, attr="T", ctx=ast.Load())
+            yield (
+                _replaced(expression, node, transposed),
+                "missing transpose",
+                f"the formula holds with {name}.T in place of {name}: the factor {name} needs "
+                f"its transpose in the {layout} notation",
+            )
+    for name in case.parsed.names:
         match = re.fullmatch(r"([A-Za-z_]+?)(\d+)", name)
         if not match:
             continue
         stem, index = match.groups()
-        for other in range(0, derivation.K + 1):
+        for other in range(0, case.derivation.K + 1):
             replacement = f"{stem}{other}"
-            if other == int(index) or replacement not in env:
+            if other == int(index) or replacement not in case.env:
                 continue
-            tree = _rename(parsed.expression, name, replacement)
-            try:
-                value = _oriented(evaluate(Parsed(None, tree, ast.unparse(tree)), env), truth)
-            except (FormulaShapeError, FormulaValueError, UnknownNameError):
-                continue
-            if value.shape == truth.shape and relative_error(value, truth) <= MATCH_RTOL:
-                return f"the formula holds with {replacement} in place of {name}: {name} belongs to another layer"
-    return ""
+            yield (
+                _renamed(expression, name, replacement),
+                "wrong layer index",
+                f"the formula holds with {replacement} in place of {name}: {name} belongs to "
+                "another layer",
+            )
 
 
-def _rename(expression: ast.expr, old: str, new: str) -> ast.expr:
+def _operands(expression: ast.expr) -> list[ast.expr]:
+    """The matrix operands whose transpose can be toggled: names and ``X.T`` (not sizes)."""
+    sizes = {
+        id(arg)
+        for node in ast.walk(expression)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        for arg in [node.func, *node.args]
+        if node.func.id in ("ones", "eye") or arg is node.func
+    }
+    found: list[ast.expr] = []
+    for node in ast.walk(expression):
+        if id(node) in sizes:
+            continue
+        if isinstance(node, ast.Attribute) or (
+            isinstance(node, ast.Name) and not _under_transpose(node, expression)
+        ):
+            found.append(node)
+    return found
+
+
+def _under_transpose(name: ast.Name, expression: ast.expr) -> bool:
+    return any(isinstance(n, ast.Attribute) and n.value is name for n in ast.walk(expression))
+
+
+def _replaced(node: Any, old: ast.expr, new: ast.expr) -> Any:
+    """A copy of the tree ``node`` with the node ``old`` replaced by ``new`` (``node`` unchanged)."""
+    if node is old:
+        return new
+    if not isinstance(node, ast.AST):
+        return node
+    fields = {
+        name: [_replaced(v, old, new) for v in value]
+        if isinstance(value, list)
+        else _replaced(value, old, new)
+        for name, value in ast.iter_fields(node)
+    }
+    return type(node)(**fields)
+
+
+def _renamed(expression: ast.expr, old: str, new: str) -> ast.expr:
     class Renamer(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.Name:
             return ast.Name(id=new, ctx=node.ctx) if node.id == old else node

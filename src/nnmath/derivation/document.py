@@ -14,15 +14,20 @@ Every equation carries its NumPy code (the Rule's, rendered with the same symbol
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+
+from nnmath.derivation.evaluate import TRUSTED, evaluate
 from nnmath.derivation.notation import Notation, Symbol, get_notation, shapes_and_dims
 from nnmath.derivation.shapes import Shape, infer_shape
 from nnmath.derivation.syntax import parse
 from nnmath.errors import SpecError
+from nnmath.gradcheck import default_loss_name
 from nnmath.layers import LINEAR_TEX, Rule, activation_layer
-from nnmath.losses import Loss, fuse
+from nnmath.losses import Loss, fuse, get_loss
 from nnmath.spec import NetworkSpec, parse_spec
 
 
@@ -60,6 +65,22 @@ class Equation:
         """The equation as one line of code: ``dW3 = A2.T @ dZ3`` (``lhs == rhs`` for identities)."""
         return f"{self.name} = {self.code}" if self.name else f"{self.lhs_code}  ==  {self.code}"
 
+    def evaluate(self, values: Mapping[str, Any]) -> np.ndarray:
+        """The right-hand side on numbers: ``values`` binds the names it uses (see
+        ``Derivation.evaluate`` in :mod:`nnmath.derivation.notebook` for all of them at once)."""
+        return evaluate(self.code, values, budget=TRUSTED)
+
+    def _repr_markdown_(self) -> str:
+        """The equation as a notebook shows it: matrix form, element form, code, check."""
+        lines = [f"$${self.lhs} = {self.tex}$$"]
+        if self.element:
+            lines.append(f"$${self.element}$$")
+        line = f"Code: `{self.assignment}`"
+        if self.result is not None:
+            mark = "✓" if self.result.passed else "✗ FAILED"
+            line += f" — {mark} against {self.result.method}: rel. error {self.result.error:.1e}"
+        return "\n\n".join([*lines, line])
+
 
 @dataclass
 class Section:
@@ -95,6 +116,20 @@ class Derivation:
             if equation.name == name:
                 found = equation
         return found
+
+    @property
+    def names(self) -> list[str]:
+        """Every name an equation defines, in the order the document derives them."""
+        return list(dict.fromkeys(eq.name for eq in self.equations() if eq.name))
+
+    def __getitem__(self, name: str) -> Equation:
+        """``derivation["dW3"]``: the equation that defines dW3 (its final form)."""
+        equation = self.defining(name)
+        if equation is None:
+            raise SpecError(
+                f"no equation defines {name!r}; the names are: {', '.join(self.names)}"
+            )
+        return equation
 
     @property
     def passed(self) -> bool | None:
@@ -330,114 +365,133 @@ class _Builder:
         self.sections.append(section)
 
     def output_layer(self) -> None:
-        K, n = self.K, self.spec.sizes[-1]
+        """The output layer's ∂C/∂Z_K, derived: loss gradient, Jacobian, chain rule, 1/S."""
+        K = self.K
         Yhat, Y, Z = self.sym("Yhat"), self.sym("Y"), self.sym(f"Z{K}")
         dl_dYhat, dl_dZ = self.d(Yhat, "l"), self.d(Z, "l")
-        J = self.sym(f"J{K}")
-        layer = self.layers[-1]
-        per = "row" if self.notation.samples_are_rows else "column"
         section = Section(
             f"Backward pass, layer {K} (output): ${self.d(Z).tex}$ derived",
             f"The gradient of the cost with respect to the output layer's pre-activations, in "
-            f"steps: the loss gradient, the {layer.describe()} Jacobian, their product, "
+            f"steps: the loss gradient, the {self.layers[-1].describe()} Jacobian, their product, "
             + ("the simplification of the pair, " if self.fused else "")
             + "and the factor $1/S$ of the cost.",
         )
         eqs = section.equations
-        grad = self.loss.tex.notations[self.notation.name]["grad"]
-        eqs.append(
-            self.equation(
-                grad,
-                {"A": Yhat, "T": Y},
-                name=dl_dYhat.code,
-                lhs=dl_dYhat.tex,
-                kind="gradient",
-                width=K,
-                objective="l",
-                wrt="Yhat",
-                note=f"**Step 1, the loss gradient.** The loss of sample $s$ depends only on its own "
-                f"prediction, so {per} $s$ of $\\partial \\ell / \\partial \\hat{{Y}}$ is "
-                f"$\\partial \\ell_s / \\partial \\hat{{y}}_s$:",
-            )
-        )
-        eqs.append(
-            self.equation(
-                self.rules(K)["jacobian"],
-                {"X": Z, "Y": Yhat},
-                name=J.code,
-                lhs=rf"J_s = \frac{{\partial \hat{{y}}_s}}{{\partial {Z.vector}}}",
-                kind="jacobian",
-                width=K,
-                wrt=Z.code,
-                vectors={"x": Z, "y": Yhat},
-                note=f"**Step 2, the activation's Jacobian.** For one sample, in numerator layout "
-                f"($J_s$ is ${n} \\times {n}$, entry $(j, k)$ is "
-                f"$\\partial \\hat{{y}}_{{s,j}} / \\partial z_{{s,k}}$):",
-            )
-        )
-        vjp = (
-            Rule(
-                tex=r"\frac{\partial \ell_s}{\partial \hat{y}_s}\, J_s",
-                code=f"vjp({dl_dYhat.code}, {J.code})",
-            )
-            if self.notation.samples_are_rows
-            else Rule(
-                tex=r"J_s^\top\, \frac{\partial \ell_s}{\partial \hat{y}_s}",
-                code=f"vjp({dl_dYhat.code}.T, {J.code}).T",
-            )
-        )
-        eqs.append(
-            self.equation(
-                vjp,
-                {},
-                name=dl_dZ.code,
-                lhs=rf"\frac{{\partial \ell_s}}{{\partial {Z.vector}}}",
-                kind="gradient",
-                width=K,
-                objective="l",
-                wrt=Z.code,
-                note=f"**Step 3, the chain rule.** Sample by sample ({per} $s$ of "
-                f"$\\partial \\ell / \\partial {Z.tex}$):",
-            )
-        )
-        eqs.append(
-            self.equation(
-                self.rules(K)["dX"],
-                {"dY": dl_dYhat, "X": Z, "Y": Yhat},
-                name=dl_dZ.code,
-                lhs=dl_dZ.tex,
-                kind="gradient",
-                width=K,
-                objective="l",
-                wrt=Z.code,
-                note="The same product for the whole batch (the activation layer's backward "
-                "formula with $\\partial \\ell / \\partial \\hat{Y}$ in place of the incoming gradient):",
-            )
-        )
+        eqs += self.loss_gradient(Yhat, Y, dl_dYhat)
+        eqs.append(self.output_jacobian(Yhat, Z))
+        eqs += self.chain_rule(Yhat, Z, dl_dYhat, dl_dZ)
         final = Rule(tex=rf"\frac{{1}}{{S}}\, {dl_dZ.tex}", code=f"{dl_dZ.code} / S")
         if self.fused is not None:
-            final = self.simplification(eqs, Yhat, Y, Z, dl_dYhat, dl_dZ, n)
+            final = self.simplification(eqs, Yhat, Y, Z, dl_dYhat, dl_dZ, self.spec.sizes[-1])
+        eqs.append(self.batch_step(final, Z))
+        self.sections.append(section)
+
+    def per(self) -> str:
+        """How one sample sits in a batch matrix: a row or a column."""
+        return "row" if self.notation.samples_are_rows else "column"
+
+    def loss_gradient(self, Yhat: Symbol, Y: Symbol, dl_dYhat: Symbol) -> list[Equation]:
+        """Step 1: ∂ℓ/∂Ŷ from the loss's record, and the cost's ∂C/∂Ŷ = (1/S) ∂ℓ/∂Ŷ."""
+        K, dYhat = self.K, self.d(Yhat)
+        step = self.equation(
+            self.loss.tex.notations[self.notation.name]["grad"],
+            {"A": Yhat, "T": Y},
+            name=dl_dYhat.code,
+            lhs=dl_dYhat.tex,
+            kind="gradient",
+            width=K,
+            objective="l",
+            wrt="Yhat",
+            note=f"**Step 1, the loss gradient.** The loss of sample $s$ depends only on its own "
+            f"prediction, so {self.per()} $s$ of $\\partial \\ell / \\partial \\hat{{Y}}$ is "
+            f"$\\partial \\ell_s / \\partial \\hat{{y}}_s$:",
+        )
+        cost = self.equation(
+            Rule(tex=rf"\frac{{1}}{{S}}\, {dl_dYhat.tex}", code=f"{dl_dYhat.code} / S"),
+            {},
+            name=dYhat.code,
+            lhs=dYhat.tex,
+            kind="gradient",
+            width=K,
+            wrt="Yhat",
+            note="The cost's gradient with respect to the predictions carries the cost's "
+            "factor $1/S$ (the steps below keep to $\\ell$ and divide by $S$ at the end):",
+        )
+        return [step, cost]
+
+    def output_jacobian(self, Yhat: Symbol, Z: Symbol) -> Equation:
+        """Step 2: the output activation's Jacobian J_s for one sample."""
+        n = self.spec.sizes[-1]
+        return self.equation(
+            self.rules(self.K)["jacobian"],
+            {"X": Z, "Y": Yhat},
+            name=f"J{self.K}",
+            lhs=rf"J_s = \frac{{\partial \hat{{y}}_s}}{{\partial {Z.vector}}}",
+            kind="jacobian",
+            width=self.K,
+            wrt=Z.code,
+            vectors={"x": Z, "y": Yhat},
+            note=f"**Step 2, the activation's Jacobian.** For one sample, in numerator layout "
+            f"($J_s$ is ${n} \\times {n}$, entry $(j, k)$ is "
+            f"$\\partial \\hat{{y}}_{{s,j}} / \\partial z_{{s,k}}$):",
+        )
+
+    def chain_rule(
+        self, Yhat: Symbol, Z: Symbol, dl_dYhat: Symbol, dl_dZ: Symbol
+    ) -> list[Equation]:
+        """Step 3: ∂ℓ/∂Z_K sample by sample (the row times J_s), then for the whole batch."""
+        J = f"J{self.K}"
+        if self.notation.samples_are_rows:
+            vjp = Rule(
+                tex=r"\frac{\partial \ell_s}{\partial \hat{y}_s}\, J_s",
+                code=f"vjp({dl_dYhat.code}, {J})",
+            )
+        else:
+            vjp = Rule(
+                tex=r"J_s^\top\, \frac{\partial \ell_s}{\partial \hat{y}_s}",
+                code=f"vjp({dl_dYhat.code}.T, {J}).T",
+            )
+        common = {"name": dl_dZ.code, "kind": "gradient", "width": self.K, "objective": "l"}
+        sample = self.equation(
+            vjp,
+            {},
+            lhs=rf"\frac{{\partial \ell_s}}{{\partial {Z.vector}}}",
+            wrt=Z.code,
+            note=f"**Step 3, the chain rule.** Sample by sample ({self.per()} $s$ of "
+            f"$\\partial \\ell / \\partial {Z.tex}$):",
+            **common,
+        )
+        batch = self.equation(
+            self.rules(self.K)["dX"],
+            {"dY": dl_dYhat, "X": Z, "Y": Yhat},
+            lhs=dl_dZ.tex,
+            wrt=Z.code,
+            note="The same product for the whole batch (the activation layer's backward "
+            "formula with $\\partial \\ell / \\partial \\hat{Y}$ in place of the incoming gradient):",
+            **common,
+        )
+        return [sample, batch]
+
+    def batch_step(self, final: Rule, Z: Symbol) -> Equation:
+        """The last step: dZ_K = (1/S) ∂ℓ/∂Z_K, the cost's 1/S."""
         dZ = self.d(Z)
-        final = Rule(
+        rule = Rule(
             tex=final.tex,
             code=final.code,
             element=r"\frac{\partial C}{\partial <Z>_{<sj>}} = \frac{1}{S}"
             r" \frac{\partial \ell_s}{\partial <Z>_{<sj>}}",
         )
-        eqs.append(
-            self.equation(
-                final,
-                {"Z": Z},
-                name=dZ.code,
-                lhs=dZ.tex,
-                kind="gradient",
-                width=K,
-                wrt=Z.code,
-                note=f"**Step {5 if self.fused else 4}, the batch.** The cost $C = \\ell / S$ owns the "
-                "factor $1/S$:",
-            )
+        return self.equation(
+            rule,
+            {"Z": Z},
+            name=dZ.code,
+            lhs=dZ.tex,
+            kind="gradient",
+            width=self.K,
+            wrt=Z.code,
+            note=f"**Step {5 if self.fused else 4}, the batch.** The cost $C = \\ell / S$ owns the "
+            "factor $1/S$:",
         )
-        self.sections.append(section)
 
     def simplification(
         self,
@@ -453,68 +507,22 @@ class _Builder:
         assert self.fused is not None
         rules = self.fused.tex.notations[self.notation.name]
         bind = {"A": Yhat, "T": Y, "Z": Z, "dA": dl_dYhat}
-        first = True
+        notes = _simplification_notes(rules)
         for role, rule in rules.items():
-            if role.startswith("substitute"):
+            if role.startswith("substitute") or role == "assumption":
                 eqs.append(
                     self.equation(
-                        rule,
-                        bind,
-                        name="",
-                        lhs="",
-                        kind="identity",
-                        width=self.K,
-                        note="**Step 4, the simplification.** Substitute Step 1 into Step 3:"
-                        if first
-                        else "",
+                        rule, bind, name="", lhs="", kind="identity", width=self.K,
+                        note=notes.get(role, ""),
                     )
-                )
-                first = False
-            elif role == "general":
+                )  # fmt: skip
+            else:  # general, simplified: ∂ℓ/∂Z_K
                 eqs.append(
                     self.equation(
-                        rule,
-                        bind,
-                        name=dl_dZ.code,
-                        lhs=dl_dZ.tex,
-                        kind="gradient",
-                        width=self.K,
-                        objective="l",
-                        wrt=Z.code,
-                        note="so that, with no assumption on the targets,",
+                        rule, bind, name=dl_dZ.code, lhs=dl_dZ.tex, kind="gradient",
+                        width=self.K, objective="l", wrt=Z.code, note=notes[role],
                     )
-                )
-            elif role == "assumption":
-                eqs.append(
-                    self.equation(
-                        rule,
-                        bind,
-                        name="",
-                        lhs="",
-                        kind="identity",
-                        width=self.K,
-                        note="This simplifies only where each sample's targets sum to one (one-hot "
-                        "labels, or any probability distribution); the check below tests it on "
-                        "these targets. Otherwise the general form above is the gradient.",
-                    )
-                )
-            elif role == "simplified":
-                eqs.append(
-                    self.equation(
-                        rule,
-                        bind,
-                        name=dl_dZ.code,
-                        lhs=dl_dZ.tex,
-                        kind="gradient",
-                        width=self.K,
-                        objective="l",
-                        wrt=Z.code,
-                        note="Then"
-                        if "assumption" in rules
-                        else "No assumption on the targets is needed (only 0 < Ŷ < 1, which the "
-                        "activation guarantees):".replace("Ŷ", r"$\hat{Y}$"),
-                    )
-                )
+                )  # fmt: skip
         simplified = rules["simplified"]
         tex = render_tex(simplified.tex, bind, self.notation, n=n)
         code = render_code(simplified.code, bind, self.notation, n_name=f"n{self.K}")
@@ -572,6 +580,22 @@ class _Builder:
             self.sections.append(section)
 
 
+def _simplification_notes(rules: dict[str, Rule]) -> dict[str, str]:
+    """The words before each step of a fused pair's simplification, by the Rule's role."""
+    first = next(role for role in rules if role.startswith("substitute"))
+    return {
+        first: "**Step 4, the simplification.** Substitute Step 1 into Step 3:",
+        "general": "so that, with no assumption on the targets,",
+        "assumption": "This simplifies only where each sample's targets sum to one (one-hot "
+        "labels, or any probability distribution); the check below tests it on these targets. "
+        "Otherwise the general form above is the gradient.",
+        "simplified": "Then"
+        if "assumption" in rules
+        else r"No assumption on the targets is needed (only 0 < $\hat{Y}$ < 1, which the "
+        "activation guarantees):",
+    }
+
+
 def _grouped(code: str) -> str:
     """``code`` in parentheses unless one pair already encloses all of it."""
     depth = 0
@@ -589,10 +613,15 @@ def _parenthesized(tex: str) -> str:
     return rf"\left({tex}\right)"
 
 
-def derive(spec: NetworkSpec | str, loss: Loss, notation: Notation | str = "row") -> Derivation:
-    """The backprop derivation of the network ``spec`` with ``loss``, in the given notation."""
+def derive(
+    spec: NetworkSpec | str, loss: Loss | str | None = None, notation: Notation | str = "row"
+) -> Derivation:
+    """The backprop derivation of the network ``spec`` with ``loss`` (a Loss, a loss name, or
+    None for the loss that matches the output activation), in the given notation."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     notation = get_notation(notation) if isinstance(notation, str) else notation
+    if loss is None or isinstance(loss, str):
+        loss = get_loss(loss or default_loss_name(spec.output))
     if not hasattr(loss.tex, "notations") or notation.name not in loss.tex.notations:
         raise SpecError(f"loss {loss.name!r} has no formulas for the {notation.name} notation")
     builder = _Builder(spec, loss, notation)

@@ -65,18 +65,19 @@ class Function:
     tex: str
     kind: str  # elementwise | broadcast | reduce | ones | eye | diag | outer | vjp | einsum
     arity: int | None = 1  # None: any number of arguments
+    work: int = 1  # operations per entry of the result, for the budget (a transcendental: 10)
 
 
 FUNCTIONS: dict[str, Function] = {
-    "exp": Function(np.exp, r"\exp", "elementwise"),
-    "log": Function(np.log, r"\ln", "elementwise"),
-    "ln": Function(np.log, r"\ln", "elementwise"),
-    "log2": Function(np.log2, r"\log_2", "elementwise"),
-    "log10": Function(np.log10, r"\log_{10}", "elementwise"),
+    "exp": Function(np.exp, r"\exp", "elementwise", work=10),
+    "log": Function(np.log, r"\ln", "elementwise", work=10),
+    "ln": Function(np.log, r"\ln", "elementwise", work=10),
+    "log2": Function(np.log2, r"\log_2", "elementwise", work=10),
+    "log10": Function(np.log10, r"\log_{10}", "elementwise", work=10),
     "sqrt": Function(np.sqrt, r"\sqrt", "elementwise"),
-    "tanh": Function(np.tanh, r"\tanh", "elementwise"),
+    "tanh": Function(np.tanh, r"\tanh", "elementwise", work=10),
     "abs": Function(np.abs, r"\operatorname{abs}", "elementwise"),
-    "sigmoid": Function(_sigmoid, r"\sigma", "elementwise"),
+    "sigmoid": Function(_sigmoid, r"\sigma", "elementwise", work=10),
     "relu": Function(lambda Z: np.maximum(Z, 0.0), r"\operatorname{ReLU}", "elementwise"),
     "relu_grad": Function(lambda Z: (Z > 0).astype(np.float64), r"\mathbb{1}", "elementwise"),
     "ones_like": Function(np.ones_like, r"\operatorname{ones}", "elementwise"),
@@ -93,6 +94,8 @@ FUNCTIONS: dict[str, Function] = {
     "einsum": Function(np.einsum, r"\operatorname{einsum}", "einsum", None),
 }
 
+
+POWER_WORK = 10  # operations per entry of x ** y, for the budget
 
 BINARY = {
     ast.Add: np.add,

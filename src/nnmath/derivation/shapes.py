@@ -19,6 +19,7 @@ from nnmath.errors import ShapeError
 
 Dim = int | str  # a concrete size, or "S" for the batch size in symbolic shapes
 Shape = tuple[Dim, ...]
+Cache = dict[int, Shape] | None  # id(node) -> shape, see infer_shape
 
 
 class FormulaShapeError(ShapeError):
@@ -38,7 +39,9 @@ def _mismatch(text: str) -> FormulaShapeError:
     return FormulaShapeError(text)
 
 
-def _broadcast(a: Shape, b: Shape, where: str) -> Shape:
+def _broadcast(a: Shape, b: Shape, where: str | ast.AST) -> Shape:
+    """The shape of an entry-by-entry operation; ``where`` (text, or the node, unparsed only for
+    a message) names it."""
     out: list[Dim] = []
     for i in range(1, max(len(a), len(b)) + 1):
         x = a[-i] if i <= len(a) else 1
@@ -48,8 +51,9 @@ def _broadcast(a: Shape, b: Shape, where: str) -> Shape:
         elif x == 1:
             out.append(y)
         else:
+            place = f"in {ast.unparse(where)!r}" if isinstance(where, ast.AST) else where
             raise _mismatch(
-                f"{where}: shapes ({format_shape(a)}) and ({format_shape(b)}) do not match "
+                f"{place}: shapes ({format_shape(a)}) and ({format_shape(b)}) do not match "
                 "entry by entry"
             )
     return tuple(reversed(out))
@@ -72,6 +76,12 @@ def dimension(node: ast.expr, dims: Mapping[str, Dim]) -> Dim:
 
 
 def _matmul_shape(a: Shape, b: Shape, node: ast.BinOp) -> Shape:
+    if (not a or not b) or len(a) > 2 or len(b) > 2 or a[-1] != (b[0] if len(b) == 1 else b[-2]):
+        return _matmul_refused(a, b, node)
+    return tuple(a[:-1]) + (tuple(b[-1:]) if len(b) == 2 else ())
+
+
+def _matmul_refused(a: Shape, b: Shape, node: ast.BinOp) -> Shape:
     where = f"the product {ast.unparse(node)!r}"
     if not a or not b:
         raise _mismatch(f"{where} multiplies a scalar with @; use * for a scalar factor")
@@ -89,10 +99,12 @@ def _matmul_shape(a: Shape, b: Shape, node: ast.BinOp) -> Shape:
     return tuple(a[:-1]) + (tuple(b[-1:]) if len(b) == 2 else ())
 
 
-def _einsum_shape(node: ast.Call, shapes: Mapping[str, Shape], dims: Mapping[str, Dim]) -> Shape:
+def _einsum_shape(
+    node: ast.Call, shapes: Mapping[str, Shape], dims: Mapping[str, Dim], cache: Cache
+) -> Shape:
     spec = node.args[0].value  # type: ignore[attr-defined]
     inputs, output = spec.split("->")
-    operands = [infer_shape(a, shapes, dims) for a in node.args[1:]]
+    operands = [infer_shape(a, shapes, dims, cache) for a in node.args[1:]]
     letters = inputs.split(",")
     if len(letters) != len(operands):
         raise _mismatch(
@@ -111,10 +123,14 @@ def _einsum_shape(node: ast.Call, shapes: Mapping[str, Shape], dims: Mapping[str
                 )
     if any(letter not in sizes for letter in output):
         raise _mismatch(f"einsum {spec!r}: an output index is not in the inputs")
+    if len(set(output)) != len(output):
+        raise _mismatch(f"einsum {spec!r}: an output index appears twice; each may appear once")
     return tuple(sizes[letter] for letter in output)
 
 
-def _call_shape(node: ast.Call, shapes: Mapping[str, Shape], dims: Mapping[str, Dim]) -> Shape:
+def _call_shape(
+    node: ast.Call, shapes: Mapping[str, Shape], dims: Mapping[str, Dim], cache: Cache
+) -> Shape:
     assert isinstance(node.func, ast.Name)
     name = node.func.id
     function = FUNCTIONS[name]
@@ -127,8 +143,8 @@ def _call_shape(node: ast.Call, shapes: Mapping[str, Shape], dims: Mapping[str, 
         n = dimension(node.args[0], dims)
         return (n, n)
     if kind == "einsum":
-        return _einsum_shape(node, shapes, dims)
-    args = [infer_shape(a, shapes, dims) for a in node.args]
+        return _einsum_shape(node, shapes, dims, cache)
+    args = [infer_shape(a, shapes, dims, cache) for a in node.args]
     if kind == "elementwise":
         return args[0]
     if kind == "broadcast":
@@ -170,11 +186,29 @@ def _call_shape(node: ast.Call, shapes: Mapping[str, Shape], dims: Mapping[str, 
     raise refuse(f"the function {name}")
 
 
-def infer_shape(node: ast.expr, shapes: Mapping[str, Shape], dims: Mapping[str, Dim]) -> Shape:
+def infer_shape(
+    node: ast.expr,
+    shapes: Mapping[str, Shape],
+    dims: Mapping[str, Dim],
+    cache: Cache = None,
+) -> Shape:
     """The shape of ``node`` given the shapes of the names, without computing anything.
 
     ``dims`` gives the size names (``S``, ``n0``, …): ints, or ``"S"`` for a symbolic batch size.
+    ``cache`` (a dict) keeps each sub-expression's shape, so that asking for every node's shape
+    in turn costs one walk, not one per node.
     """
+    if cache is None:
+        return _infer(node, shapes, dims, None)
+    key = id(node)
+    if key not in cache:
+        cache[key] = _infer(node, shapes, dims, cache)
+    return cache[key]
+
+
+def _infer(
+    node: ast.expr, shapes: Mapping[str, Shape], dims: Mapping[str, Dim], cache: Cache
+) -> Shape:
     if isinstance(node, ast.Name):
         if node.id not in shapes:
             raise UnknownNameError([node.id], sorted(shapes))
@@ -182,20 +216,21 @@ def infer_shape(node: ast.expr, shapes: Mapping[str, Shape], dims: Mapping[str, 
     if isinstance(node, ast.Constant):
         return ()
     if isinstance(node, ast.UnaryOp):
-        return infer_shape(node.operand, shapes, dims)
+        return infer_shape(node.operand, shapes, dims, cache)
     if isinstance(node, ast.Attribute):
-        return tuple(reversed(infer_shape(node.value, shapes, dims)))
+        return tuple(reversed(infer_shape(node.value, shapes, dims, cache)))
     if isinstance(node, ast.Compare):
-        shape = infer_shape(node.left, shapes, dims)
+        shape = infer_shape(node.left, shapes, dims, cache)
         for comparator in node.comparators:
-            shape = _broadcast(shape, infer_shape(comparator, shapes, dims), "comparison")
+            other = infer_shape(comparator, shapes, dims, cache)
+            shape = _broadcast(shape, other, "comparison")
         return shape
     if isinstance(node, ast.BinOp):
-        a = infer_shape(node.left, shapes, dims)
-        b = infer_shape(node.right, shapes, dims)
+        a = infer_shape(node.left, shapes, dims, cache)
+        b = infer_shape(node.right, shapes, dims, cache)
         if isinstance(node.op, ast.MatMult):
             return _matmul_shape(a, b, node)
-        return _broadcast(a, b, f"in {ast.unparse(node)!r}")
+        return _broadcast(a, b, node)
     if isinstance(node, ast.Call):
-        return _call_shape(node, shapes, dims)
+        return _call_shape(node, shapes, dims, cache)
     raise refuse(describe(node))

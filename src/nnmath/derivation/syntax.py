@@ -14,19 +14,24 @@ parsed with :mod:`ast` and only a whitelist is accepted:
 
 Everything else (other attributes, subscripts, lambdas, comprehensions, strings, builtins, imports)
 is refused with :class:`FormulaSyntaxError` before anything runs, so a user's string is never run as
-Python.
+Python. A formula is at most :data:`MAX_LENGTH` characters, nests at most :data:`MAX_DEPTH` levels
+deep (measured without recursion, before anything recursive walks it), and its numbers are finite
+floats (a 1,900-digit integer or ``1e999`` is refused, not turned into an overflow).
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import re
+import warnings
 from dataclasses import dataclass
 
 from nnmath.derivation.functions import BINARY, COMPARE, FUNCTIONS
 from nnmath.errors import SpecError
 
 MAX_LENGTH = 2000
+MAX_DEPTH = 100
 
 
 class FormulaSyntaxError(SpecError):
@@ -98,6 +103,12 @@ def refuse(what: str) -> FormulaSyntaxError:
     )
 
 
+def shown(text: str, width: int = 80) -> str:
+    """``text`` quoted for a one-line message: repr, cut to ``width`` characters with an ellipsis."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= width else quoted[: width - 2] + "…" + quoted[-1]
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A validated formula: the name it defines (or None) and its right-hand side."""
@@ -109,15 +120,13 @@ class Parsed:
     @property
     def names(self) -> list[str]:
         """The names the right-hand side uses, in order of first appearance (functions excluded)."""
+        nodes = list(ast.walk(self.expression))
+        called = {id(node.func) for node in nodes if isinstance(node, ast.Call)}
         seen: dict[str, None] = {}
-        for node in ast.walk(self.expression):
-            if isinstance(node, ast.Name) and not _is_function_position(node, self.expression):
+        for node in nodes:
+            if isinstance(node, ast.Name) and id(node) not in called:
                 seen.setdefault(node.id, None)
         return list(seen)
-
-
-def _is_function_position(name: ast.Name, root: ast.expr) -> bool:
-    return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(root))
 
 
 def _validate(node: ast.AST) -> None:
@@ -128,7 +137,8 @@ def _validate(node: ast.AST) -> None:
         return
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise refuse(f"the constant {node.value!r}")
+            raise refuse(f"the constant {node.value!r:.60}")
+        _check_number(node.value)
         return
     if isinstance(node, ast.BinOp):
         if type(node.op) not in BINARY:
@@ -163,6 +173,32 @@ def _validate(node: ast.AST) -> None:
     raise refuse(describe(node))
 
 
+def _check_number(value: int | float) -> None:
+    """A number must be a finite float: no 1,900-digit integer, no 1e999."""
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if not finite:
+        text = str(value) if isinstance(value, float) else f"{str(value)[:12]}… ({len(str(value))} digits)"
+        raise FormulaSyntaxError(
+            f"the number {text} is too large: numbers in a formula must be finite floats "
+            "(at most about 1.8e308 in magnitude)"
+        )
+
+
+def depth(node: ast.AST) -> int:
+    """How deeply ``node`` nests (a name is 1, ``-x`` is 2), counted with a stack, not recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend(
+            (child, level + isinstance(child, ast.expr)) for child in ast.iter_child_nodes(current)
+        )
+    return deepest
+
+
 def _validate_call(node: ast.Call) -> None:
     if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
         called = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
@@ -180,9 +216,16 @@ def _validate_call(node: ast.Call) -> None:
             raise FormulaSyntaxError(
                 "einsum needs a subscript string first, e.g. einsum('sk,si->ki', A, B)"
             )
-        if not _EINSUM.match(args[0].value) or len(args[0].value) > 40:
+        subscripts = args[0].value
+        if not _EINSUM.match(subscripts) or len(subscripts) > 40:
             raise FormulaSyntaxError(
-                f"einsum subscripts {args[0].value!r} must look like 'sk,si->ki' (letters only)"
+                f"einsum subscripts {shown(subscripts, 50)} must look like 'sk,si->ki' (letters only)"
+            )
+        inputs, output = subscripts.split("->")
+        if len(set(output)) != len(output) or not set(output) <= set(inputs):
+            raise FormulaSyntaxError(
+                f"einsum subscripts {subscripts!r}: each output index must appear once, and in "
+                "an input, e.g. 'sk,si->ki'"
             )
         args = args[1:]
     if function.arity is not None and len(args) != function.arity:
@@ -198,10 +241,13 @@ def _validate_call(node: ast.Call) -> None:
         value = keyword.value
         if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
             value = value.operand
-        if not isinstance(value, ast.Constant) or not isinstance(value.value, (int, bool)):
-            raise FormulaSyntaxError(
-                f"{keyword.arg}= must be a constant (an integer or True/False)"
-            )
+        constant = value.value if isinstance(value, ast.Constant) else None
+        if keyword.arg == "axis" and not (
+            isinstance(constant, int) and not isinstance(constant, bool) and constant < 64
+        ):
+            raise FormulaSyntaxError("axis= must be a constant, a small integer such as axis=0")
+        if keyword.arg == "keepdims" and not isinstance(constant, bool):
+            raise FormulaSyntaxError("keepdims= must be a constant, True or False")
 
 
 def parse(text: str, *, require_target: bool = False) -> Parsed:
@@ -214,14 +260,16 @@ def parse(text: str, *, require_target: bool = False) -> Parsed:
         )
     source = text.strip()
     try:
-        module = ast.parse(source, mode="exec")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: errors below
+            warnings.simplefilter("ignore")
+            module = ast.parse(source, mode="exec")
     except SyntaxError as error:
         raise FormulaSyntaxError(
-            f"cannot read {source!r} as a formula ({error.msg}); write NAME = EXPRESSION in NumPy "
+            f"cannot read {shown(source)} as a formula ({error.msg}); write NAME = EXPRESSION in NumPy "
             "syntax, e.g. 'dW3 = A2.T @ dZ3'"
         ) from None
     except (ValueError, RecursionError, MemoryError):
-        raise FormulaSyntaxError(f"cannot read {source[:60]!r} as a formula") from None
+        raise FormulaSyntaxError(f"cannot read {shown(source)} as a formula") from None
     if len(module.body) != 1:
         raise FormulaSyntaxError("write one formula, NAME = EXPRESSION, not several statements")
     statement = module.body[0]
@@ -239,10 +287,13 @@ def parse(text: str, *, require_target: bool = False) -> Parsed:
         )
     if require_target and target is None:
         raise FormulaSyntaxError(
-            f"say which gradient the formula gives: write NAME = {source}, e.g. 'dW3 = {source}'"
+            f"say which gradient the formula gives: write NAME = EXPRESSION, e.g. "
+            f"'dW3 = {shown(source)[1:-1]}'"
         )
-    try:
-        _validate(expression)
-    except RecursionError:
-        raise FormulaSyntaxError("the formula is nested too deeply") from None
+    nesting = depth(expression)
+    if nesting > MAX_DEPTH:
+        raise FormulaSyntaxError(
+            f"the formula nests {nesting} levels deep; at most {MAX_DEPTH} (write it in steps)"
+        )
+    _validate(expression)
     return Parsed(target, expression, source)

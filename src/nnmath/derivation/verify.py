@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from nnmath.derivation.document import Check, Derivation, Equation
-from nnmath.derivation.evaluate import evaluate
+from nnmath.derivation.evaluate import TRUSTED, evaluate
 from nnmath.errors import NNMathError, ShapeError
 from nnmath.gradcheck import (
     DEFAULT_ATOL,
@@ -58,9 +58,18 @@ class Problem:
 
 
 def make_problem(
-    derivation: Derivation, *, samples: int = 4, seed: int = 0, model: MLP | None = None
+    derivation: Derivation,
+    *,
+    samples: int = 4,
+    seed: int = 0,
+    model: MLP | None = None,
+    X: np.ndarray | None = None,
+    T: np.ndarray | None = None,
+    weights: str = "",
 ) -> Problem:
-    """Random inputs and targets suited to the loss, for the given network or random weights."""
+    """Random inputs and targets suited to the loss, for the given network or random weights;
+    ``X`` and ``T`` (one sample per row; T may be class labels) replace the random ones, and
+    ``weights`` says where the model's weights came from."""
     rng = np.random.default_rng(seed)
     if model is None:
         network = MLP(derivation.spec, rng=rng)
@@ -73,6 +82,18 @@ def make_problem(
             )
         network, source = model, f"the model's weights, random data (seed {seed})"
     network = network.astype(np.float64)
+    if (X is None) != (T is None):
+        raise ShapeError("give both the inputs and the targets, or neither")
+    if X is not None and T is not None:
+        X, T = np.atleast_2d(np.asarray(X, dtype=np.float64)), np.asarray(T, dtype=np.float64)
+        if X.shape[1] != network.n_in or len(T) != len(X):
+            raise ShapeError(
+                f"{len(X)} input rows of {X.shape[1]} values and {len(T)} target rows; the "
+                f"network takes {network.n_in} inputs per sample and one target row per input row"
+            )
+        origin = weights or "the model's weights"
+        source = f"{origin if model is not None else f'random weights (seed {seed})'}, your inputs and targets"
+        return Problem(network, X, as_targets(T, network.n_out, np.float64), source)
     if samples < 1:
         raise ShapeError(f"--samples must be at least 1, got {samples}")
     X, T = random_problem(network, derivation.loss, samples, rng)
@@ -223,7 +244,7 @@ def _reference(
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The independent value an equation is compared with, the coordinates to keep, the method."""
     if equation.kind == "identity":
-        return evaluate(equation.lhs_code, env), None, "its two sides evaluated"
+        return evaluate(equation.lhs_code, env, budget=TRUSTED), None, "its two sides evaluated"
     if equation.kind == "forward":
         return env[equation.name], None, "the engine's forward pass"
     if equation.kind == "cost":
@@ -282,12 +303,12 @@ def _check(
 ) -> Check:
     method = "evaluation"
     try:
-        value = evaluate(equation.code, env)
+        value = evaluate(equation.code, env, budget=TRUSTED)
         reference, keep, method = _reference(equation, derivation, problem, env, eps)
         rel, max_abs = _compare(value, reference, keep)
         element = None
         if equation.element_code:
-            element_value = evaluate(equation.element_code, env)
+            element_value = evaluate(equation.element_code, env, budget=TRUSTED)
             element, element_abs = _compare(element_value, reference, keep)
             rel, max_abs = max(rel, element), max(max_abs, element_abs)
     except NNMathError as error:

@@ -1,0 +1,345 @@
+"""The mistakes published derivations make, and how ``nnmath check`` tells them apart.
+
+A user's value U of a quantity whose true value is G is compared, as a whole, with c·V and c·Vᵀ
+for V among G itself and the values a backward pass gives when it makes a known mistake (a
+:class:`Variant`):
+
+- one layer's activation derivative left out (the ReLU mask, σ′, the softmax Jacobian);
+- the softmax Jacobian replaced by its diagonal ŷ ⊙ (1 − ŷ) (notes 001 §1.1);
+- the fused softmax + cross-entropy gradient written ((T ⊙ Ŷ)11ᵀ − T)/S (notes 002 §2a);
+
+and the constant c is explained by a convention where one explains it (:func:`explain_factor`):
+−1 (a flipped sign), S or 1/S (a missing or doubled 1/S), 2 or ½ (the ½ of the squared error),
+the number of outputs (a mean where the loss sums, or a sum where it means), ln b (the log base),
+or a product of two of them. Each explanation speaks about the loss at hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnmath.derivation.document import Derivation
+from nnmath.derivation.verify import Problem, forward_values
+from nnmath.gradcheck import relative_error
+from nnmath.layers import Softmax
+from nnmath.losses import cost, cost_gradient, fuse
+
+MATCH_RTOL = 1e-6
+
+
+# ---- the true values, and the ones a backward pass with a known mistake gives -----------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A known mistake in the backward pass: ``kind`` at layer ``layer``.
+
+    kinds: ``skip`` (the activation's derivative left out), ``diagonal`` (a softmax Jacobian
+    replaced by its diagonal ŷ(1 − ŷ)), ``row-sum`` (the fused gradient ((T ⊙ Ŷ)11ᵀ − T)/S).
+    """
+
+    kind: str
+    layer: int
+
+
+def _cache(layer: Any, Z: np.ndarray, A: np.ndarray) -> Any:
+    """What an activation layer's forward pass caches: (Z, A) elementwise, A for softmax."""
+    return A if isinstance(layer, Softmax) else (Z, A)
+
+
+def _through_activation(
+    activation: Any, Z: np.ndarray, A: np.ndarray, dA: np.ndarray, kind: str | None
+) -> np.ndarray:
+    """dZ from dA through one activation, or through the mistaken version of it."""
+    if kind == "skip":
+        return dA
+    if kind == "diagonal":
+        return dA * A * (1.0 - A)
+    return activation.vjp(_cache(activation, Z, A), dA)[0]
+
+
+def _output_gradient(
+    derivation: Derivation, problem: Problem, values: list[np.ndarray], kind: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(∂C/∂Ŷ, ∂C/∂Z_K) in the engine's layout, with the output layer's mistake ``kind``."""
+    loss, layers, T, S = derivation.loss, problem.model.layers, problem.T, problem.S
+    Z, Yhat = values[-2], values[-1]
+    dYhat = cost_gradient(loss, Yhat, T)
+    fused = fuse(problem.model.output, loss)
+    if kind == "row-sum":
+        per_ln = math.log(getattr(loss, "base", math.e))
+        return dYhat, ((T * Yhat).sum(axis=1, keepdims=True) - T) / (S * per_ln)
+    if kind is None and fused is not None:
+        return dYhat, cost_gradient(fused, Z, T)
+    return dYhat, _through_activation(layers[-1], Z, Yhat, dYhat, kind)
+
+
+def true_values(
+    derivation: Derivation,
+    problem: Problem,
+    *,
+    skip: int | None = None,
+    variant: Variant | None = None,
+) -> dict[str, np.ndarray]:
+    """Every gradient of the derivation in its notation, from nnmath's layer VJPs.
+
+    ``variant`` makes one known mistake at one layer (``skip = l`` is ``Variant("skip", l)``):
+    the values a derivation gets when it forgets the ReLU mask, σ′ or the softmax Jacobian of
+    that layer, keeps only the softmax Jacobian's diagonal, or writes the fused gradient wrong.
+    """
+    if skip is not None:
+        variant = Variant("skip", skip)
+    K, model = derivation.K, problem.model
+
+    def kind(layer: int) -> str | None:
+        return variant.kind if variant is not None and variant.layer == layer else None
+
+    values = forward_values(problem)
+    layers, S = model.layers, problem.S
+    dYhat, dZ = _output_gradient(derivation, problem, values, kind(K))
+    out = {"dYhat": dYhat, "dl_dYhat": S * dYhat, f"dZ{K}": dZ, f"dl_dZ{K}": S * dZ}
+    for layer in range(K, 0, -1):
+        dA, grads = layers[2 * layer - 2].vjp(values[2 * layer - 2], dZ)
+        out[f"dW{layer}"], out[f"db{layer}"] = grads["W"], grads["b"]
+        if layer == 1:
+            out["dX"] = dA
+            break
+        out[f"dA{layer - 1}"] = dA
+        Z, A = values[2 * layer - 3], values[2 * layer - 2]
+        dZ = _through_activation(layers[2 * layer - 3], Z, A, dA, kind(layer - 1))
+        out[f"dZ{layer - 1}"] = dZ
+    notation = derivation.notation
+    converted = {
+        name: notation.from_engine(
+            "W" if name.startswith("dW") else "b" if name.startswith("db") else "batch", value
+        )
+        for name, value in out.items()
+    }
+    output = layers[-1]
+    converted[f"J{K}"] = np.asarray(
+        output.jacobian(_cache(output, values[-2], values[-1])), dtype=np.float64
+    )
+    fused = fuse(model.output, derivation.loss)
+    C = (
+        cost(derivation.loss, values[-1], problem.T)
+        if fused is None
+        else cost(fused, values[-2], problem.T)
+    )
+    converted["C"] = np.asarray(float(C))
+    return converted
+
+
+def variants(derivation: Derivation) -> list[Variant]:
+    """The known mistakes that apply to this network and loss."""
+    found = [Variant("skip", layer) for layer in range(1, derivation.K + 1)]
+    for layer, spec in enumerate(derivation.spec.layers, start=1):
+        if spec.activation == "softmax":
+            found.append(Variant("diagonal", layer))
+    if derivation.fused and derivation.spec.output == "softmax":
+        found.append(Variant("row-sum", derivation.K))
+    return found
+
+
+def variant_words(derivation: Derivation, variant: Variant) -> tuple[str, str]:
+    """(mistake, explanation) of a variant, in words about this network."""
+    layer, K = variant.layer, derivation.K
+    A = "Yhat" if layer == K else f"A{layer}"
+    if variant.kind == "diagonal":
+        return (
+            "softmax Jacobian replaced by its diagonal",
+            f"your formula multiplies by {A} * (1 - {A}), the diagonal ŷ(1 − ŷ) of layer {layer}'s "
+            f"softmax Jacobian, entry by entry; the Jacobian is diag(ŷ) − ŷŷᵀ, and its "
+            f"off-diagonal terms −ŷᵢŷⱼ count: each sample's gradient is its row vector times "
+            f"the whole Jacobian, vjp(dl_dYhat, J{K})",
+        )
+    if variant.kind == "row-sum":
+        return (
+            "Ŷ inside the row sum",
+            "your value is ((T ⊙ Ŷ)11ᵀ − T)/S, as in notes 002 §2a: Ŷ was moved inside the row "
+            "sum (·)11ᵀ, which it cannot pass through. Substituting ∂ℓ/∂Ŷ = −T ⊘ Ŷ into the "
+            "softmax VJP gives ((T11ᵀ) ⊙ Ŷ − T)/S, which is (Ŷ − T)/S where each row of T sums to one",
+        )
+    activation = derivation.spec.layers[layer - 1].activation
+    if activation == "softmax":
+        what = f"the softmax Jacobian of layer {layer} (diag(ŷ) − ŷŷᵀ per sample)"
+    elif activation == "relu":
+        what = f"the ReLU mask of layer {layer}: multiply by (Z{layer} > 0)"
+    elif activation == "sigmoid":
+        what = f"the sigmoid derivative of layer {layer}: multiply by {A} * (1 - {A})"
+    else:
+        what = f"the {activation} derivative h′(Z{layer}) of layer {layer}"
+    return "missing activation derivative", f"your formula leaves out {what}"
+
+
+# ---- constant factors and the conventions that explain them ------------------------------------
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A constant by which a gradient is commonly off, and why."""
+
+    family: str  # at most one factor of a family in an explanation
+    value: float
+    mistake: str
+    reason: str
+
+
+def _loss_gradient_words(derivation: Derivation) -> str:
+    """'∂ℓ/∂Ŷ = Yhat - Y' (and ∂ℓ/∂Z_K through a fused output), from the derivation's equations."""
+    K = derivation.K
+    loss_gradient = derivation.defining("dl_dYhat")
+    words = f"∂ℓ/∂Ŷ = {loss_gradient.code}" if loss_gradient else ""
+    if derivation.fused:
+        fused = [eq for eq in derivation.equations() if eq.name == f"dl_dZ{K}"][-1]
+        words += f" and, through the {derivation.spec.output} output, ∂ℓ/∂Z{K} = {fused.code}"
+    return words
+
+
+def factors(derivation: Derivation, S: int) -> list[Factor]:
+    """The constants that conventions explain, for this loss, batch size and output width."""
+    equation = derivation.defining("C")
+    cost_code = equation.code if equation else ""
+    return [
+        Factor(
+            "sign",
+            -1.0,
+            "flipped sign",
+            f"the sign is flipped: with {derivation.loss.name} (C = {cost_code}), "
+            f"{_loss_gradient_words(derivation)}; the negative points uphill",
+        ),
+        Factor("S", float(S), "missing 1/S", f"the 1/S of the cost C = (1/S) Σ ℓ_s (S = {S}) is missing"),
+        Factor(
+            "S",
+            1.0 / S,
+            "doubled 1/S",
+            "1/S is applied twice: the cost's 1/S enters once, at ∂C/∂Z of the output layer, "
+            "and the layers below only pass it on",
+        ),
+        *_square_factors(derivation),
+        *_log_base_factors(derivation),
+    ]
+
+
+def _square_factors(derivation: Derivation) -> list[Factor]:
+    """The ½ of the squared error, and the 1/n of a mean over the n outputs."""
+    name, n = derivation.loss.name, derivation.spec.sizes[-1]
+    if name == "squared-error":
+        return [
+            Factor("half", 2.0, "missing ½", "the ½ of ℓ = ½ Σ (t − a)² is missing: it cancels "
+                   "the 2 of the square, so ∂ℓ/∂a = a − t, not 2(a − t)"),
+            Factor("half", 0.5, "extra ½", "an extra ½: the ½ of ℓ = ½ Σ (t − a)² already "
+                   "cancelled the 2 of the square, so ∂ℓ/∂a = a − t, not (a − t)/2"),
+        ] + _outputs_factor(derivation)  # fmt: skip
+    if name == "mse":
+        return [
+            Factor("half", 0.5, "extra ½", f"an extra ½: mse, ℓ = (1/{n}) Σ (t − a)², has no ½, "
+                   f"so its gradient keeps the 2 of the square, 2(a − t)/{n}"),
+            Factor("outputs", float(n), "missing mean over the outputs", f"mse is a mean over "
+                   f"the {n} outputs, ℓ = (1/{n}) Σ (t − a)², and its gradient carries the 1/{n}"),
+        ]  # fmt: skip
+    return _outputs_factor(derivation)
+
+
+def _outputs_factor(derivation: Derivation) -> list[Factor]:
+    """A mean over the outputs where the loss sums over them: the factor 1/n."""
+    name, n = derivation.loss.name, derivation.spec.sizes[-1]
+    if n == 1:
+        return []
+    return [
+        Factor("outputs", 1.0 / n, "mean over the outputs", f"a mean over the {n} outputs, but "
+               f"{name} sums over them (ℓ is a sum over j), so there is no 1/{n}")
+    ]  # fmt: skip
+
+
+def _log_base_factors(derivation: Derivation) -> list[Factor]:
+    base = getattr(derivation.loss, "base", None)
+    if base is None:
+        return []
+    here = "e" if base == math.e else f"{base:g}"
+    carries = "no factor" if base == math.e else f"1/ln {base:g} = {1 / math.log(base):.4g}"
+    found = []
+    for b in sorted({2.0, 10.0, base} - {math.e}):
+        ln = math.log(b)
+        for value, name in ((ln, f"off by ln {b:g}"), (1 / ln, f"off by 1/ln {b:g}")):
+            found.append(
+                Factor(
+                    "base",
+                    value,
+                    f"wrong log base ({name})",
+                    f"a log-base factor "
+                    f"{name[7:]}: the cross-entropy here is in base {here}, so its "
+                    f"gradient carries {carries}",
+                )
+            )
+    return found
+
+
+def explain_factor(c: float, table: list[Factor]) -> list[list[Factor]] | None:
+    """The simplest products of factors (one per family, at most two besides the sign) equal to c.
+
+    [] when c is 1; several lists when several conventions explain c equally simply (a 2-output
+    squared-error network: ½ is an extra ½ or a mean over the outputs); None when none does.
+    """
+    if math.isclose(c, 1.0, rel_tol=MATCH_RTOL):
+        return []
+    families = sorted({f.family for f in table} - {"sign"})
+    sign = [f for f in table if f.family == "sign"]
+    for size in range(0, 3):
+        found = []
+        for chosen in itertools.combinations(families, size):
+            pools = [[f for f in table if f.family == family] for family in chosen]
+            for combo in itertools.product(*pools):
+                for signed in ([], sign):
+                    parts = list(signed) + list(combo)
+                    if parts and math.isclose(
+                        math.prod(f.value for f in parts), c, rel_tol=MATCH_RTOL
+                    ):
+                        found.append(parts)
+        if found:
+            return found
+    return None
+
+
+def fit(U: np.ndarray, A: np.ndarray) -> float | None:
+    """c with U = c·A (to MATCH_RTOL), or None."""
+    norm = float(np.vdot(A, A))
+    if norm == 0.0 or U.shape != A.shape:
+        return None
+    c = float(np.vdot(U, A)) / norm
+    if c != 0.0 and relative_error(U, c * A) <= MATCH_RTOL:
+        return c
+    return None
+
+
+def ratio_text(c: float) -> str:
+    """−1, S-free integers, 1/n fractions, else four digits."""
+    sign = "−" if c < 0 else ""
+    a = abs(c)
+    if math.isclose(a, round(a), rel_tol=1e-9) and round(a) >= 1:
+        return f"{sign}{round(a)}"
+    if math.isclose(1 / a, round(1 / a), rel_tol=1e-9):
+        return f"{sign}1/{round(1 / a)}"
+    return f"{sign}{a:.4g}"
+
+
+def describe_factor(
+    target: str, c: float, explanations: list[list[Factor]] | None
+) -> tuple[str, str]:
+    """(mistake, explanation) for a value that is c times a reference value."""
+    if explanations is None:
+        return f"off by a factor {c:.4g}", f"your {target} is {c:.4g} times the true value"
+    if not explanations:
+        return "", ""
+    mistakes = [" + ".join(f.mistake for f in parts) for parts in explanations]
+    reasons = ["; ".join(f.reason for f in parts) for parts in explanations]
+    head = f"your {target} is {ratio_text(c)} times the true value"
+    if len(explanations) == 1:
+        return mistakes[0], f"{head}: {reasons[0]}"
+    return " or ".join(mistakes), f"{head}, which two conventions explain: either " + (
+        ", or ".join(reasons)
+    )
