@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from nnmath.activations import ensure_registered, registered_expressions
 from nnmath.datasets import Standardizer
 from nnmath.errors import DataError, ModelFileError, NNMathError, ShapeError
 from nnmath.losses import CrossEntropy, Loss, get_loss
@@ -261,11 +262,8 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def _weight_arrays(network: MLP) -> dict[str, np.ndarray]:
-    arrays = {}
-    for index, linear in enumerate(network.linears, start=1):
-        arrays[f"W{index}"] = np.asarray(linear.W)
-        arrays[f"b{index}"] = np.asarray(linear.b)
-    return arrays
+    """W1, b1, …, and each batch norm's gamma, beta, running_mean, running_var (MLP.named_arrays)."""
+    return {name: np.asarray(array) for name, array in network.named_arrays().items()}
 
 
 def _header(model: TrainedModel) -> dict[str, Any]:
@@ -278,6 +276,7 @@ def _header(model: TrainedModel) -> dict[str, Any]:
         "nnmath_version": nnmath_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "spec": str(model.network.spec),
+        "activations": registered_expressions(L.activation for L in model.network.spec.layers),
         "dtype": np.dtype(model.network.dtype).name,
         "loss": loss,
         "task": model.task,
@@ -402,6 +401,7 @@ def _check_header(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarr
 
 def _model_from(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> TrainedModel:
     try:
+        ensure_registered(header.get("activations") or {})  # your own activations, checked again
         spec = parse_spec(header["spec"])
         dtype = np.dtype(header["dtype"])
         weights = []
@@ -413,7 +413,7 @@ def _model_from(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray
                     f"{dtype}"
                 )
             weights.append((W, b))
-        network = MLP.from_weights(spec, weights)
+        network = MLP.from_arrays(spec, arrays)
         loss_info = header["loss"]
         base = loss_info.get("base")
         loss = get_loss(loss_info["name"], base=None if base in (None, math.e) else base)

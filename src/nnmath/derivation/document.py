@@ -592,6 +592,11 @@ def _parenthesized(tex: str) -> str:
 def derive(spec: NetworkSpec | str, loss: Loss, notation: Notation | str = "row") -> Derivation:
     """The backprop derivation of the network ``spec`` with ``loss``, in the given notation."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.mode_dependent:
+        raise SpecError(
+            f"derivations of batch norm and dropout are not written yet ({spec}); "
+            "'nnmath gradcheck' checks that network's gradients"
+        )
     notation = get_notation(notation) if isinstance(notation, str) else notation
     if not hasattr(loss.tex, "notations") or notation.name not in loss.tex.notations:
         raise SpecError(f"loss {loss.name!r} has no formulas for the {notation.name} notation")
