@@ -391,3 +391,11 @@ def test_onnx_export_computes_the_expression(registered, dtype):
     assert_allclose(Y, model.predict(X), rtol=tolerance, atol=tolerance)
     ops = {node.op_type for node in graph.graph.node}
     assert {"Sigmoid", "Sin", "Exp", "Pow"} <= ops  # sqrt(u) is SymPy's u ** (1/2)
+
+
+def test_the_initialisation_a_registered_activation_asks_for(registered):
+    registered("smooth_relu", "log(1 + exp(z))", init="he_normal")
+    W = MLP("400-300smooth_relu-2", seed=0).linears[0].W
+    assert W.std() == pytest.approx(np.sqrt(2 / 400), rel=0.03)
+    with pytest.raises(SpecError, match="unknown initialisation 'xavier'"):
+        register_activation("other", "z", init="xavier")

@@ -30,6 +30,7 @@ from typing import Any
 
 from nnmath.backend import namespace
 from nnmath.errors import SpecError
+from nnmath.initializers import INITIALIZERS
 
 Array = Any
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -294,6 +295,8 @@ def register_activation(
     expression again is a no-op; another expression under a registered name needs ``replace=True``.
     """
     _check_new_name(name)
+    if init not in INITIALIZERS:
+        raise SpecError(f"unknown initialisation {init!r}; valid: {', '.join(INITIALIZERS)}")
     try:
         from nnmath.expressions import compile_expression, parse
     except ImportError as error:  # pragma: no cover - sympy is in the test extra
