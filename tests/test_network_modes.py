@@ -354,3 +354,22 @@ def test_a_hand_written_training_loop_learns_with_batch_norm_and_dropout():
                 param -= 0.1 * grad
     accuracy = np.mean(model.predict(X).argmax(axis=1) == y)
     assert accuracy > 0.95
+
+
+def test_array_api_strict_runs_batch_norm_dropout_and_their_jacobians():
+    import array_api_strict as xps
+
+    model, X, T = problem(NETWORKS[0][0], "cross-entropy")
+    loss = get_loss("cross-entropy")
+    _, ours = model.copy().loss_and_gradients(X, T, loss, rng=np.random.default_rng(5))
+    strict = convert(model, xps)
+    _, theirs = strict.loss_and_gradients(
+        xps.asarray(X), xps.asarray(one_hot_targets(T, 3)), loss, rng=np.random.default_rng(5)
+    )
+    for a, b in zip(ours.flat(), theirs.flat(), strict=True):
+        assert_allclose(np.asarray(b), a, rtol=1e-12, atol=1e-14)
+    J, P = model.jacobians(X)
+    # the training pass above moved `strict`'s running statistics: convert the model afresh
+    J_strict, P_strict = convert(model, xps).jacobians(xps.asarray(X))
+    assert_allclose(np.asarray(J_strict), J, rtol=1e-12, atol=1e-14)
+    assert_allclose(np.asarray(P_strict[1]["gamma"]), P[1]["gamma"], rtol=1e-12, atol=1e-14)

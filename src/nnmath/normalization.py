@@ -227,5 +227,5 @@ class BatchNorm:
         eye = xp.eye(n, dtype=cache.Xhat.dtype)
         return {
             "gamma": diagonal_jacobians(cache.Xhat),
-            "beta": xp.broadcast_to(eye[None], (S, n, n)),
+            "beta": xp.broadcast_to(eye[None, :, :], (S, n, n)),
         }
