@@ -399,3 +399,24 @@ def test_the_initialisation_a_registered_activation_asks_for(registered):
     assert W.std() == pytest.approx(np.sqrt(2 / 400), rel=0.03)
     with pytest.raises(SpecError, match="unknown initialisation 'xavier'"):
         register_activation("other", "z", init="xavier")
+
+
+@pytest.mark.parametrize(
+    ("text", "spec", "loss"),
+    [
+        ("z * sigmoid(z)", "3-4mine-2", "mse"),
+        ("z + sin(z)**2", "3-4mine-3softmax", "cross-entropy"),
+    ],
+)
+def test_derivations_derive_and_verify_a_registered_activation(registered, text, spec, loss):
+    from nnmath.derivation import derive, make_problem, to_markdown, verify
+
+    registered("mine", text)
+    derivation = derive(spec, get_loss(loss))
+    assert verify(derivation, make_problem(derivation))
+    results = [eq.result for section in derivation.sections for eq in section.equations]
+    assert results and all(result is None or result.passed for result in results)
+    # the document typesets h′ as SymPy derived it
+    assert {"z * sigmoid(z)": r"\sigma\left(", "z + sin(z)**2": r"\sin{"}[text] in to_markdown(
+        derivation
+    )

@@ -9,8 +9,9 @@ The language (a subset of Python's expression syntax, the same operators as ``nn
 
 - the variable ``z`` (a real number), numbers (``2``, ``0.5``, ``1e-3``) and the constant ``pi``;
 - ``+ - * / **``, unary ``-`` and ``+``, parentheses;
-- the smooth functions ``exp``, ``log`` (natural), ``sqrt``, ``tanh``, ``sigmoid`` (1/(1 + e^{−z}),
-  evaluated without overflow), ``sin``, ``cos``, each with one argument.
+- the smooth functions ``exp``, ``log`` (natural; also ``ln``), ``sqrt``, ``tanh``, ``sigmoid``
+  (1/(1 + e^{−z}), evaluated without overflow), ``sin``, ``cos``, each with one argument: the smooth
+  functions of ``nnmath check``'s language, which also evaluates the code printed from them.
 
 Nothing else: no other names, attributes, indexing, keywords, lambdas, strings or comparisons, and
 no ``abs``, ``max`` or ``min``, whose kinks have no derivative (the kinked activations ReLU, leaky ReLU
@@ -96,6 +97,7 @@ class sigmoid(sp.Function):  # noqa: N801 - the name users write
 FUNCTIONS: dict[str, tuple[Any, Callable[[float], float]]] = {
     "exp": (sp.exp, math.exp),
     "log": (sp.log, math.log),
+    "ln": (sp.log, math.log),
     "sqrt": (sp.sqrt, math.sqrt),
     "tanh": (sp.tanh, math.tanh),
     "sigmoid": (
@@ -105,6 +107,8 @@ FUNCTIONS: dict[str, tuple[Any, Callable[[float], float]]] = {
     "sin": (sp.sin, math.sin),
     "cos": (sp.cos, math.cos),
 }
+# the function heads an expression holds once SymPy has built it (sqrt(u) is the power u**(1/2))
+HEADS = ("exp", "log", "tanh", "sigmoid", "sin", "cos")
 CONSTANTS = {"z": z, "pi": sp.pi}
 _BINARY = {
     ast.Add: lambda a, b: a + b,
@@ -254,7 +258,7 @@ def fold(expression: sp.Expr, leaf: Any, ops: Mapping[str, Callable[..., Any]]) 
 def array_ops(xp: Any) -> dict[str, Callable[..., Any]]:
     """The operations of ``fold`` on arrays of the namespace ``xp`` (NumPy, torch, …)."""
     ops: dict[str, Callable[..., Any]] = {
-        name: getattr(xp, name) for name in FUNCTIONS if name != "sigmoid"
+        name: getattr(xp, name) for name in HEADS if name != "sigmoid"
     }
     ops.update(
         sigmoid=_stable_sigmoid,
@@ -279,9 +283,7 @@ def _number_code(value: float) -> str:
 
 def code(expression: sp.Expr, placeholder: str = "<z>") -> str:
     """The expression in the derivations' NumPy subset, with ``placeholder`` for z."""
-    ops: dict[str, Callable[..., str]] = {
-        name: (lambda a, n=name: f"{n}({a})") for name in FUNCTIONS
-    }
+    ops: dict[str, Callable[..., str]] = {name: (lambda a, n=name: f"{n}({a})") for name in HEADS}
     ops.update(
         number=_number_code,
         add=lambda a, b: f"({a} + {b})",

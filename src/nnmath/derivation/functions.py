@@ -75,6 +75,8 @@ FUNCTIONS: dict[str, Function] = {
     "log10": Function(np.log10, r"\log_{10}", "elementwise"),
     "sqrt": Function(np.sqrt, r"\sqrt", "elementwise"),
     "tanh": Function(np.tanh, r"\tanh", "elementwise"),
+    "sin": Function(np.sin, r"\sin", "elementwise"),
+    "cos": Function(np.cos, r"\cos", "elementwise"),
     "abs": Function(np.abs, r"\operatorname{abs}", "elementwise"),
     "sigmoid": Function(_sigmoid, r"\sigma", "elementwise"),
     "relu": Function(lambda Z: np.maximum(Z, 0.0), r"\operatorname{ReLU}", "elementwise"),

@@ -12,8 +12,8 @@ operator per activation:
                                               ½ z (1 + tanh(√(2/π)(z + 0.044715 z³))) from
                                               Mul, Add and Tanh
     identity                                  nothing
-    a registered activation h(z)              its expression from Add, Mul, Pow, Exp, Log, Sqrt,
-                                              Tanh, Sigmoid, Sin, Cos
+    a registered activation h(z)              its expression from Add, Mul, Pow, Exp, Log, Tanh,
+                                              Sigmoid, Sin, Cos (a square root is a Pow)
     y = a · scale + mean                      Mul, Add      (regression with a target standardizer)
     P = [1 − p, p]                            Sub, Concat   (a model file's single sigmoid unit)
 
@@ -98,7 +98,6 @@ def _gelu_from_parts(graph: _Graph, z: str) -> str:
 _EXPRESSION_OPS = {
     "exp": "Exp",
     "log": "Log",
-    "sqrt": "Sqrt",
     "tanh": "Tanh",
     "sigmoid": "Sigmoid",
     "sin": "Sin",
