@@ -420,3 +420,12 @@ def test_derivations_derive_and_verify_a_registered_activation(registered, text,
     assert {"z * sigmoid(z)": r"\sigma\left(", "z + sin(z)**2": r"\sin{"}[text] in to_markdown(
         derivation
     )
+
+
+def test_an_expression_without_onnx_operators_is_a_clear_error(registered, monkeypatch):
+    from nnmath.interop import onnx_export
+
+    registered("wave", "z + sin(z)")
+    monkeypatch.delitem(onnx_export._EXPRESSION_OPS, "sin")  # as if ONNX had no Sin
+    with pytest.raises(SpecError, match="activation 'wave' = 'z \\+ sin\\(z\\)' has no ONNX form"):
+        onnx_export.to_onnx(MLP("2-3wave-1", seed=0))

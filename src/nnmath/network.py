@@ -311,11 +311,11 @@ class MLP:
         """
         T = as_targets(T, self.n_out, self.dtype)
         fused = fuse(self.output, loss)
-        mode = {"check": check, "training": training, "rng": rng}
+        options = {"check": check, "training": training, "rng": rng}
         if fused is not None:
-            Z, caches = self.forward(X, stop=len(self.layers) - 1, **mode)
+            Z, caches = self.forward(X, stop=len(self.layers) - 1, **options)
             return float(cost(fused, Z, T)), self.backward(caches, cost_gradient(fused, Z, T))
-        A, caches = self.forward(X, **mode)
+        A, caches = self.forward(X, **options)
         return float(cost(loss, A, T)), self.backward(caches, cost_gradient(loss, A, T))
 
     def cost(
@@ -333,11 +333,11 @@ class MLP:
         statistics)."""
         T = as_targets(T, self.n_out, self.dtype)
         fused = fuse(self.output, loss)
-        mode = {"check": check, "training": training, "rng": rng}
+        options = {"check": check, "training": training, "rng": rng}
         if fused is not None:
-            Z = self.forward(X, stop=len(self.layers) - 1, **mode)[0]
+            Z = self.forward(X, stop=len(self.layers) - 1, **options)[0]
             return float(cost(fused, Z, T))
-        return float(cost(loss, self.forward(X, **mode)[0], T))
+        return float(cost(loss, self.forward(X, **options)[0], T))
 
     # ---- Jacobians by the chain rule -----------------------------------------------------------
 
