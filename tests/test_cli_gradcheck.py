@@ -102,3 +102,22 @@ def test_python_dash_m_entry_point():
     )
     assert result.returncode == 0, result.stderr
     assert "all gradients match" in result.stdout
+
+
+def test_batch_norm_and_dropout_are_checked_in_training_mode(capsys):
+    spec = "5-6relu+bn+dropout(0.3)-4tanh+bn-3softmax"
+    assert main(["gradcheck", spec, "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "training mode, dropout masks from seed 3" in out
+    names = [line.split()[0] for line in out.splitlines() if line.strip().endswith(" ok")]
+    assert names == ["W1", "b1", "W2", "b2", "W3", "b3", "gamma1", "beta1", "gamma2", "beta2", "X"]
+    assert main(["gradcheck", spec, "--eval", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["mode"] == "evaluation mode"
+    assert [c["name"] for c in report["checks"]][-3:] == ["gamma2", "beta2", "X"]
+
+
+def test_a_batch_of_one_in_training_mode_is_a_one_line_error(capsys):
+    assert main(["gradcheck", "3-4relu+bn-2", "--samples", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 2 samples per batch" in err and len(err.strip().splitlines()) == 1

@@ -184,7 +184,7 @@ def test_kinks_are_reported_not_failed(offset):
 def test_the_kink_is_real_without_kink_detection(monkeypatch):
     """Turn kink detection off: the same check then fails on b1, so the kink handling matters."""
     model, X, T, loss = kinked_model(1e-7)
-    monkeypatch.setattr(gradcheck, "kink_pattern", lambda model, X: [])
+    monkeypatch.setattr(gradcheck, "kink_pattern", lambda model, X, mode=None: [])
     report = check_gradients(model, X, T, loss)
     assert "b1" in failing(report)
 

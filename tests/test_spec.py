@@ -117,3 +117,95 @@ def test_out_of_range_parameters_are_refused_when_building():
         MLP("3-4leaky_relu(1.5)-2")
     with pytest.raises(SpecError, match="alpha must be positive"):
         MLP("3-4elu(0)-2")
+
+
+# ---- modifiers: batch norm and dropout ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "layers"),
+    [
+        (
+            "64-128relu+bn+dropout(0.3)-10softmax",
+            [LayerSpec(128, "relu", None, True, 0.3), LayerSpec(10, "softmax")],
+        ),
+        (
+            "4-8tanh+bn-2+bn",
+            [LayerSpec(8, "tanh", None, True), LayerSpec(2, "identity", None, True)],
+        ),
+        ("4-8+dropout(0)-2", [LayerSpec(8, dropout=0.0), LayerSpec(2)]),
+        ("4-8elu(0.5)+BN+Dropout(1e-05)-2", [LayerSpec(8, "elu", 0.5, True, 1e-5), LayerSpec(2)]),
+        (
+            "4-8relu+dropout(0.123456789)-2",
+            [LayerSpec(8, "relu", dropout=0.123456789), LayerSpec(2)],
+        ),
+    ],
+)
+def test_modifiers(text, layers):
+    spec = parse_spec(text)
+    assert list(spec.layers) == layers
+    assert parse_spec(str(spec)) == spec
+    assert spec.mode_dependent
+
+
+def test_the_canonical_string_is_the_one_written():
+    text = "64-128relu+bn+dropout(0.3)-10softmax"
+    assert str(parse_spec(text)) == text
+    assert not parse_spec("3-4relu-2").mode_dependent
+
+
+@st.composite
+def specs_with_modifiers(draw):
+    spec = draw(specs())
+    layers = []
+    for position, layer in enumerate(spec.layers, 1):
+        dropout = None
+        if position < len(spec.layers) and draw(st.booleans()):
+            dropout = draw(st.sampled_from([0.0, 0.1, 0.3, 0.5, 0.999, 1 / 3]))
+        layers.append(
+            LayerSpec(layer.size, layer.activation, layer.parameter, draw(st.booleans()), dropout)
+        )
+    return NetworkSpec(spec.n_in, tuple(layers))
+
+
+@given(specs_with_modifiers())
+def test_round_trip_with_modifiers_and_the_model_follows(spec):
+    assert parse_spec(str(spec)) == spec
+    model = MLP(spec)
+    for layer, norm, dropout in zip(spec.layers, model.batch_norms, model.dropouts, strict=True):
+        assert (norm is not None) == layer.batch_norm
+        assert (dropout is None) == (layer.dropout is None)
+        assert dropout is None or dropout.p == layer.dropout
+    assert model.parameter_count == sum(
+        a * b + b + (2 * b if layer.batch_norm else 0)
+        for a, b, layer in zip(spec.sizes[:-1], spec.sizes[1:], spec.layers, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("3-4relu+bm-2", "modifier 'bm' is unknown; valid modifiers: bn, dropout(p)"),
+        ("3-4relu+-2", "modifier '' is unknown; valid modifiers: bn, dropout(p)"),
+        ("3-4relu+bn+bn-2", "appears twice"),
+        ("3-4relu+dropout(0.1)+dropout(0.2)-2", "appears twice"),
+        ("3-4relu+dropout(0.1)+bn-2", "in the order they act, '+bn' (before the activation)"),
+        ("3-4relu+dropout-2", "dropout needs its probability"),
+        ("3-4relu+bn(2)-2", "bn takes no parameter"),
+        ("3-4relu+dropout(1)-2", "p = 1 would drop every unit"),
+        ("3-4relu+dropout(1.5)-2", "must be in [0, 1)"),
+        ("3-4relu-2softmax+dropout(0.5)", "output layer: dropout there would zero predictions"),
+        ("3-4relu(x)+bn-2", "is not SIZE[ACTIVATION][+MODIFIER"),
+    ],
+)
+def test_bad_modifiers_say_what_is_wrong(text, fragment):
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    assert fragment in str(info.value)
+
+
+def test_an_unreadable_layer_lists_activations_and_modifiers():
+    with pytest.raises(SpecError) as info:
+        parse_spec("3-relu+bn-2")
+    assert "valid modifiers: bn, dropout(p)" in str(info.value)
+    assert "valid activations" in str(info.value)

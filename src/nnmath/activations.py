@@ -12,17 +12,25 @@ Kinks: ReLU′(0) = 0, leaky ReLU′(0) = slope and ELU′(0) = α, that is, at 
 function takes its left-hand derivative, as PyTorch does.
 
 Softmax is not elementwise (each output depends on the whole row); it lives in ``layers``.
+
+Your own activation joins the same table: ``register_activation("swish", "z * sigmoid(z)")`` parses
+the expression safely, lets SymPy derive h′, checks it numerically and compiles both (see
+``nnmath.expressions``; needs the optional extra ``nnmath[symbolic]``). From then on the name works
+wherever a built-in one does: specs, gradient checks, training, model files (which store the
+expression and re-check it on load) and export.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nnmath.backend import namespace
 from nnmath.errors import SpecError
+from nnmath.initializers import INITIALIZERS
 
 Array = Any
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -38,6 +46,7 @@ class Activation:
     ``parameter`` is the one hyperparameter some functions take (leaky ReLU's slope, ELU's α);
     ``code`` and ``code_derivative`` state h(z) and h′(z, y) once more in the derivations' safe NumPy
     subset (placeholders ``<z>``, ``<y>``), so that a derivation evaluates the formula it prints.
+    ``expression`` is the text a registered activation was given (empty for the built-in ones).
     """
 
     name: str
@@ -52,6 +61,7 @@ class Activation:
     aliases: tuple[str, ...] = field(default=())
     code: str = ""
     code_derivative: str = ""
+    expression: str = ""
 
     @property
     def label(self) -> str:
@@ -254,3 +264,95 @@ def get_activation(name: str, parameter: float | None = None) -> Activation:
         return factory(parameter)
     except TypeError:
         raise SpecError(f"activation {key!r} takes no parameter, got ({parameter:g})") from None
+
+
+# ---- your own activations -------------------------------------------------------------------------
+
+BUILT_IN = frozenset(ACTIVATIONS)
+RESERVED = frozenset({"softmax", "bn", "dropout"})  # the other names a spec may hold
+_NAME = re.compile(r"^[a-z][a-z_]{0,31}$")
+
+
+def _check_new_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(
+            "an activation's name is 1 to 32 lowercase letters and underscores, starting with a "
+            f"letter, so that a spec can hold it (as in '64swish-10'); got {name!r}"
+        )
+    if name in BUILT_IN or name in ALIASES or name in RESERVED:
+        raise SpecError(f"{name!r} is already a built-in name of nnmath; choose another name")
+
+
+def register_activation(
+    name: str, expression: str, *, init: str = "glorot_uniform", replace: bool = False
+) -> Activation:
+    """Add the activation h(z) = ``expression`` to the table under ``name``; return its record.
+
+    The expression is in z, e.g. ``"z * sigmoid(z)"`` (the language: ``nnmath.expressions``). SymPy
+    derives h′, which is checked against central differences before the activation is accepted; a
+    refused one raises ``nnmath.expressions.ExpressionError`` (a SpecError) carrying the ``report``.
+    ``init`` is the weight initialisation the layers before it get by default. Registering the same
+    expression again is a no-op; another expression under a registered name needs ``replace=True``.
+    """
+    _check_new_name(name)
+    if init not in INITIALIZERS:
+        raise SpecError(f"unknown initialisation {init!r}; valid: {', '.join(INITIALIZERS)}")
+    try:
+        from nnmath.expressions import compile_expression, parse
+    except ImportError as error:  # pragma: no cover - sympy is in the test extra
+        raise SpecError(
+            "registering an activation needs SymPy: pip install 'nnmath[symbolic]'"
+        ) from error
+    compiled = compile_expression(expression)
+    if name in ACTIVATIONS:
+        existing = ACTIVATIONS[name]()
+        if parse(existing.expression) == compiled.function:
+            return existing
+        if not replace:
+            raise SpecError(
+                f"activation {name!r} is already registered as {existing.expression!r}; pass "
+                f"replace=True to replace it with {expression!r}, or choose another name"
+            )
+    activation = Activation(
+        name=name,
+        f=compiled.f,
+        df=lambda Z, Y: compiled.df(Z),
+        tex=compiled.tex,
+        tex_derivative=compiled.tex_derivative,
+        text=f"y = {compiled.function};  y′ = {compiled.slope}",
+        init=init,
+        code=compiled.code,
+        code_derivative=compiled.code_derivative,
+        expression=expression,
+    )
+    ACTIVATIONS[name] = lambda: activation
+    return activation
+
+
+def unregister_activation(name: str) -> None:
+    """Remove a registered activation from the table (the built-in ones stay)."""
+    if name in BUILT_IN or name not in ACTIVATIONS:
+        raise SpecError(
+            f"{name!r} is not a registered activation; registered: {registered_names()}"
+        )
+    del ACTIVATIONS[name]
+
+
+def registered_names() -> list[str]:
+    return [name for name in ACTIVATIONS if name not in BUILT_IN]
+
+
+def registered_expressions(names: Iterable[str]) -> dict[str, str]:
+    """{name: expression} for the registered activations among ``names`` (what a model file stores)."""
+    return {
+        name: ACTIVATIONS[name]().expression
+        for name in dict.fromkeys(names)
+        if name in ACTIVATIONS and name not in BUILT_IN
+    }
+
+
+def ensure_registered(expressions: Mapping[str, str]) -> None:
+    """Register each {name: expression} (checking it again), unless already registered as the same
+    expression; a name registered as a different expression is refused, naming both."""
+    for name, expression in expressions.items():
+        register_activation(name, expression)

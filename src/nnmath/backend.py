@@ -76,5 +76,5 @@ def convert(model: Any, xp: Any, *, dtype: Any = None, device: Any = None) -> An
     def move(array: Any) -> Any:
         return xp.asarray(to_numpy(array), dtype=dtype, **extra)
 
-    weights = [(move(linear.W), move(linear.b)) for linear in model.linears]
-    return type(model).from_weights(model.spec, weights)
+    arrays = {name: move(array) for name, array in model.named_arrays().items()}
+    return type(model).from_arrays(model.spec, arrays)

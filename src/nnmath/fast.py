@@ -109,6 +109,12 @@ class FastStep:
                 "the fast step computes with NumPy arrays; convert the model with "
                 "model.astype(np.float32), or use model.loss_and_gradients"
             )
+        # batch norm and dropout are not implemented here: refuse rather than compute another network
+        if model.mode_dependent:
+            raise SpecError(
+                f"the fast step computes plain Linear-activation networks; {model.spec} has batch "
+                "norm or dropout: use model.loss_and_gradients(X, T, loss, training=True, rng=rng)"
+            )
         self.dtype = np.dtype(model.dtype)
         if self.dtype.kind != "f":
             raise SpecError(f"the model's parameters must be floating point, got {self.dtype}")

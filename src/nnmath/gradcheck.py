@@ -11,6 +11,11 @@ The error of one parameter is the norm-wise relative error ‖g − ĝ‖ / (‖
 non-kink coordinates; a parameter passes when that is at most ``rtol`` or the largest absolute
 difference is at most ``atol`` (a gradient that is zero up to round-off has no meaningful relative
 error).
+
+Batch norm and dropout are checked in training mode by default, where the gradients are used: batch
+norm normalizes with the batch's own statistics (so perturbing one sample moves every output of the
+batch, and the differences see that), and dropout's masks come from a generator seeded afresh for
+every evaluation of the cost, so every evaluation uses the same masks and the check is exact.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nnmath.backend import convert, namespace, to_numpy
-from nnmath.layers import Elementwise
+from nnmath.layers import EVALUATION, Elementwise, Mode
 from nnmath.losses import Loss, as_targets
 from nnmath.network import MLP, Gradients
 
@@ -74,9 +79,9 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return 0.0 if denominator == 0.0 else float(np.linalg.norm(analytic - numeric)) / denominator
 
 
-def kink_pattern(model: MLP, X: np.ndarray) -> list[np.ndarray]:
+def kink_pattern(model: MLP, X: np.ndarray, mode: Mode = EVALUATION) -> list[np.ndarray]:
     """Which side of 0 every pre-activation of a kinked activation lies on, for the batch X."""
-    _, caches = model.forward(X, check=False)
+    _, caches = model.forward(X, check=False, training=mode.training, rng=mode.rng)
     return [
         cache[0] > 0
         for layer, cache in zip(model.layers, caches, strict=True)
@@ -107,6 +112,7 @@ class GradcheckReport:
     rtol: float
     atol: float
     checks: list[ParameterCheck] = field(default_factory=list)
+    mode: str = "training mode"
 
     @property
     def passed(self) -> bool:
@@ -141,8 +147,8 @@ class GradcheckReport:
     def format(self) -> str:
         """A table a person can read: one row per parameter."""
         lines = [
-            f"gradient check of {self.spec} with {self.loss} ({self.dtype}, central differences, "
-            f"eps={self.eps:g})",
+            f"gradient check of {self.spec} with {self.loss} ({self.dtype}, {self.mode}, "
+            f"central differences, eps={self.eps:g})",
             f"{'parameter':<11}{'shape':<12}{'rel. error':>12}{'max abs err':>13}{'kinks':>7}  result",
         ]
         for c in self.checks:
@@ -167,59 +173,102 @@ def check_gradients(
     eps: float = DEFAULT_EPS,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    training: bool = True,
+    seed: int = 0,
 ) -> GradcheckReport:
     """Compare the backward pass of ``model`` with central differences of its cost, in float64.
 
-    Checks ∂C/∂W⁽ˡ⁾, ∂C/∂b⁽ˡ⁾ for every layer and ∂C/∂X; the model is copied to float64 first and
-    left unchanged. A model whose parameters belong to another Array API library (PyTorch,
-    array-api-strict, ...) runs its backward pass in that library, in float64; the differences are
-    taken in NumPy.
+    Checks ∂C/∂W⁽ˡ⁾, ∂C/∂b⁽ˡ⁾ for every layer, ∂C/∂γ⁽ˡ⁾, ∂C/∂β⁽ˡ⁾ for every batch norm and ∂C/∂X;
+    the model is copied to float64 first and left unchanged. ``training`` chooses the mode (batch
+    statistics and dropout masks drawn from a generator seeded with ``seed``, the same masks for
+    every evaluation; or running statistics and no dropout). A model whose parameters belong to
+    another Array API library (PyTorch, array-api-strict, ...) runs its backward pass in that
+    library, in float64; the differences are taken in NumPy.
     """
     xp = namespace(model.linears[0].W)
     model = model.astype(np.float64)
     X = np.array(to_numpy(X), dtype=np.float64)
     T = as_targets(to_numpy(T), model.n_out, np.float64)
-    _, grads = _analytic_gradients(model, X, T, loss, xp)
-    reference = kink_pattern(model, X)
 
-    names = [f"{kind}{index}" for index in range(1, len(model.linears) + 1) for kind in "Wb"]
+    def mode() -> Mode:  # a fresh generator each time: the same dropout masks for every cost
+        return Mode(training, np.random.default_rng(seed))
+
+    # the check's own copy: its running statistics may move, the cost in training mode does not
+    # depend on them; evaluation mode reads them, and no evaluation-mode pass changes them
+    _, grads = _analytic_gradients(model, X, T, loss, xp, mode())
+    reference = kink_pattern(model, X, mode())
+
+    def cost() -> float:
+        m = mode()
+        return model.cost(X, T, loss, training=m.training, rng=m.rng)
+
+    def crossed() -> bool:
+        pattern = kink_pattern(model, X, mode())
+        return any(np.any(a != b) for a, b in zip(pattern, reference, strict=True))
+
     checks = []
     for name, param, analytic in zip(
-        [*names, "X"], [*model.parameters(), X], [*grads.flat(), grads.X], strict=True
+        [*model.parameter_names(), "X"],
+        [*model.parameters(), X],
+        [*grads.flat(), grads.X],
+        strict=True,
     ):
-        numeric = np.zeros_like(param)
-        kink = np.zeros(param.shape, dtype=bool)
-        flat, flat_numeric, flat_kink = param.reshape(-1), numeric.reshape(-1), kink.reshape(-1)
-        for i in range(flat.size):
-            saved = flat[i]
-            values, crossed = [], False
-            for shift in (eps, -eps):
-                flat[i] = saved + shift
-                values.append(model.cost(X, T, loss))
-                crossed = crossed or any(
-                    np.any(a != b) for a, b in zip(kink_pattern(model, X), reference, strict=True)
-                )
-            flat[i] = saved
-            flat_numeric[i] = (values[0] - values[1]) / (2.0 * eps)
-            flat_kink[i] = crossed
-        keep = ~kink
-        rel = relative_error(analytic[keep], numeric[keep])
-        abs_err = float(np.max(np.abs(analytic[keep] - numeric[keep]), initial=0.0))
-        ok = math.isfinite(rel) and (rel <= rtol or abs_err <= atol)
-        checks.append(ParameterCheck(name, tuple(param.shape), rel, abs_err, int(kink.sum()), ok))
-    return GradcheckReport(str(model.spec), loss.name, "float64", eps, rtol, atol, checks)
+        numeric, kink = _differences(param, cost, crossed, eps)
+        checks.append(_compare(name, analytic, numeric, kink, rtol, atol))
+    mode_text = "training mode" if training else "evaluation mode"
+    if training and any(d is not None for d in model.dropouts):
+        mode_text += f", dropout masks from seed {seed}"
+    return GradcheckReport(
+        str(model.spec), loss.name, "float64", eps, rtol, atol, checks, mode=mode_text
+    )
+
+
+def _differences(
+    param: np.ndarray, cost: Callable[[], float], crossed: Callable[[], bool], eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences of cost() over each entry of ``param`` (perturbed in place and restored),
+    and which entries moved a kinked pre-activation across its kink."""
+    numeric = np.zeros_like(param)
+    kink = np.zeros(param.shape, dtype=bool)
+    flat, flat_numeric, flat_kink = param.reshape(-1), numeric.reshape(-1), kink.reshape(-1)
+    for i in range(flat.size):
+        saved = flat[i]
+        values, moved = [], False
+        for shift in (eps, -eps):
+            flat[i] = saved + shift
+            values.append(cost())
+            moved = moved or crossed()
+        flat[i] = saved
+        flat_numeric[i] = (values[0] - values[1]) / (2.0 * eps)
+        flat_kink[i] = moved
+    return numeric, kink
+
+
+def _compare(
+    name: str, analytic: np.ndarray, numeric: np.ndarray, kink: np.ndarray, rtol: float, atol: float
+) -> ParameterCheck:
+    """One parameter's verdict over its non-kink entries."""
+    keep = ~kink
+    rel = relative_error(analytic[keep], numeric[keep])
+    abs_err = float(np.max(np.abs(analytic[keep] - numeric[keep]), initial=0.0))
+    ok = math.isfinite(rel) and (rel <= rtol or abs_err <= atol)
+    return ParameterCheck(name, tuple(numeric.shape), rel, abs_err, int(kink.sum()), ok)
 
 
 def _analytic_gradients(
-    model: MLP, X: np.ndarray, T: np.ndarray, loss: Loss, xp: Any
+    model: MLP, X: np.ndarray, T: np.ndarray, loss: Loss, xp: Any, mode: Mode
 ) -> tuple[float, Gradients]:
     """The backward pass of the float64 NumPy ``model``, run in the namespace ``xp``."""
+    options = {"training": mode.training, "rng": mode.rng}
     if xp is np:
-        return model.loss_and_gradients(X, T, loss)
-    value, grads = convert(model, xp).loss_and_gradients(xp.asarray(X), xp.asarray(T), loss)
-    return value, Gradients(
-        W=[to_numpy(g) for g in grads.W], b=[to_numpy(g) for g in grads.b], X=to_numpy(grads.X)
+        return model.loss_and_gradients(X, T, loss, **options)
+    value, grads = convert(model, xp).loss_and_gradients(
+        xp.asarray(X), xp.asarray(T), loss, **options
     )
+    back = {
+        name: [to_numpy(g) for g in getattr(grads, name)] for name in ("W", "b", "gamma", "beta")
+    }
+    return value, Gradients(X=to_numpy(grads.X), **back)
 
 
 def random_problem(

@@ -10,9 +10,13 @@ Conventions, stated once for the whole engine:
   row-major: for Linear ∂y/∂vec(W) = I ⊗ xᵀ.
 - Layer VJPs sum over the batch; the 1/S of the cost belongs to the loss (see ``losses``).
 
-Every layer has the same members: ``forward(X) -> (Y, cache)``, ``vjp(cache, dY) -> (dX, grads)``,
+Every layer has the same members: ``forward(X, mode) -> (Y, cache)``, ``vjp(cache, dY) -> (dX, grads)``,
 ``jacobian(cache)``, ``param_jacobians(cache)``, ``params`` and ``tex``. What backward needs travels in
-the cache, explicitly; a layer holds only its parameters.
+the cache, explicitly; a layer holds only its parameters (and batch norm its running statistics).
+
+The :class:`Mode` says whether a forward pass trains or evaluates. Only batch normalization
+(``normalization``) and dropout (``dropout``) read it; Linear, the activations and softmax compute the
+same function in both modes and take it only so that every layer is called alike.
 
 Formulas are LaTeX templates with placeholders that a derivation replaces by its own symbols:
 ``<X>``, ``<Y>``, ``<W>``, ``<b>``, ``<dX>``, ``<dY>``, ``<dW>``, ``<db>`` for matrices and ``<x>``,
@@ -25,10 +29,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from nnmath.activations import Activation, get_activation
 from nnmath.backend import namespace
 
 Array = Any
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a forward pass runs: training or evaluation.
+
+    Training: batch norm normalizes with the batch's own mean and variance, and dropout draws a fresh
+    mask from ``rng`` (the generator is passed in, never global). Evaluation: batch norm uses its
+    running statistics and dropout is the identity. Every other layer ignores the mode.
+    """
+
+    training: bool = False
+    rng: np.random.Generator | None = None
+
+    def describe(self) -> str:
+        return "training" if self.training else "evaluation"
+
+
+EVALUATION = Mode()
 
 
 @dataclass(frozen=True)
@@ -206,8 +231,8 @@ class Linear:
     def describe(self) -> str:
         return f"Linear {self.n_in}→{self.n_out}"
 
-    def forward(self, X: Array) -> tuple[Array, Array]:
-        """Y = X Wᵀ + 1bᵀ; the cache is X (all that dW needs)."""
+    def forward(self, X: Array, mode: Mode = EVALUATION) -> tuple[Array, Array]:
+        """Y = X Wᵀ + 1bᵀ (in either mode); the cache is X (all that dW needs)."""
         return X @ self.W.T + self.b, X
 
     def vjp(self, cache: Array, dY: Array) -> tuple[Array, dict[str, Array]]:
@@ -289,8 +314,8 @@ class Elementwise:
     def describe(self) -> str:
         return self.activation.label
 
-    def forward(self, X: Array) -> tuple[Array, tuple[Array, Array]]:
-        """Y = h(X); the cache is (X, Y), since h′ may use either."""
+    def forward(self, X: Array, mode: Mode = EVALUATION) -> tuple[Array, tuple[Array, Array]]:
+        """Y = h(X) (in either mode); the cache is (X, Y), since h′ may use either."""
         Y = self.activation.f(X)
         return Y, (X, Y)
 
@@ -384,8 +409,8 @@ class Softmax:
     def describe(self) -> str:
         return "softmax"
 
-    def forward(self, X: Array) -> tuple[Array, Array]:
-        """Y = softmax(X) row by row; the cache is Y (the Jacobian needs only y)."""
+    def forward(self, X: Array, mode: Mode = EVALUATION) -> tuple[Array, Array]:
+        """Y = softmax(X) row by row (in either mode); the cache is Y (the Jacobian needs only y)."""
         Y = softmax(X)
         return Y, Y
 

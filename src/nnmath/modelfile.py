@@ -34,6 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from nnmath.activations import ensure_registered, registered_expressions
 from nnmath.archive import read_npz
 from nnmath.datasets import Standardizer
 from nnmath.errors import DataError, ModelFileError, NNMathError, ShapeError
@@ -345,11 +346,8 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def _weight_arrays(network: MLP) -> dict[str, np.ndarray]:
-    arrays = {}
-    for index, linear in enumerate(network.linears, start=1):
-        arrays[f"W{index}"] = np.asarray(linear.W)
-        arrays[f"b{index}"] = np.asarray(linear.b)
-    return arrays
+    """W1, b1, …, and each batch norm's gamma, beta, running_mean, running_var (MLP.named_arrays)."""
+    return {name: np.asarray(array) for name, array in network.named_arrays().items()}
 
 
 def _header(model: TrainedModel) -> dict[str, Any]:
@@ -362,6 +360,7 @@ def _header(model: TrainedModel) -> dict[str, Any]:
         "nnmath_version": nnmath_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "spec": str(model.network.spec),
+        "activations": registered_expressions(L.activation for L in model.network.spec.layers),
         "dtype": np.dtype(model.network.dtype).name,
         "loss": loss,
         "task": model.task,
@@ -500,6 +499,7 @@ _HEADER_TYPES: dict[str, tuple[type, ...]] = {
     "sha256": (str,),
     "state": (dict,),
     "config": (dict, _NONE),
+    "activations": (dict, _NONE),
 }
 """The JSON type of every header value nnmath reads (``int`` never admits true/false)."""
 
@@ -526,6 +526,9 @@ def _check_header_types(path: Path, header: dict[str, Any]) -> None:
         values = header.get(key) or []
         if not all(isinstance(value, str) for value in values):
             raise ModelFileError(f"{path}: the header's {key!r} must be a list of strings")
+    expressions = header.get("activations") or {}
+    if not all(isinstance(value, str) for value in expressions.values()):
+        raise ModelFileError(f"{path}: the header's 'activations' must map names to expressions")
     if len(header["spec"]) > MAX_SPEC_LENGTH:
         raise ModelFileError(
             f"{path}: the header's spec has {len(header['spec']):,} characters, more than "
@@ -561,12 +564,12 @@ def _check_weight_shapes(path: Path, spec: Any, arrays: dict[str, np.ndarray]) -
 
 def _model_from(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> TrainedModel:
     try:
+        ensure_registered(header.get("activations") or {})  # your own activations, checked again
         spec = parse_spec(header["spec"])
         _check_weight_shapes(path, spec, arrays)
         dtype = np.dtype(header["dtype"])
         if dtype not in (np.float32, np.float64):
             raise ModelFileError(f"{path}: the header's dtype is {dtype}, not float32 or float64")
-        weights = []
         for index in range(1, len(spec.layers) + 1):
             W, b = arrays[f"W{index}"], arrays[f"b{index}"]
             if W.dtype != dtype or b.dtype != dtype:
@@ -574,8 +577,7 @@ def _model_from(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray
                     f"{path}: layer {index}'s weights are {W.dtype}/{b.dtype}, the header says "
                     f"{dtype}"
                 )
-            weights.append((W, b))
-        network = MLP.from_weights(spec, weights)
+        network = MLP.from_arrays(spec, arrays)
         loss_info = header["loss"]
         base = loss_info.get("base")
         loss = get_loss(loss_info["name"], base=None if base in (None, math.e) else base)

@@ -6,41 +6,57 @@ a⁽⁰⁾ = x,  z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾,  a⁽ˡ⁾ = 
 Backward is the textbook recursion, written as a loop over the layers' VJPs:
 δ⁽ᴷ⁾ = ∂C/∂z⁽ᴷ⁾ (from the fused output pair, or ∂C/∂a⁽ᴷ⁾ through f⁽ᴷ⁾'s VJP), then for each l
 ∂C/∂W⁽ˡ⁾ = δ⁽ˡ⁾ᵀ A⁽ˡ⁻¹⁾,  ∂C/∂b⁽ˡ⁾ = 1ᵀ δ⁽ˡ⁾,  δ⁽ˡ⁻¹⁾ = (δ⁽ˡ⁾ W⁽ˡ⁾) ⊙ f′(Z⁽ˡ⁻¹⁾).
+
+A layer of the spec may add batch normalization between its linear map and its activation and
+dropout after the activation (``64-128relu+bn+dropout(0.3)-10``): Linear → BatchNorm → f → Dropout.
+The loop stays the same; each of them is one more VJP in it. They make the network depend on the
+mode: ``forward(X, training=True, rng=...)`` normalizes with the batch's statistics (and updates the
+running ones, as PyTorch does) and draws dropout masks from ``rng``; evaluation (the default of
+``forward``, ``predict`` and ``cost``) uses the running statistics and no dropout.
+``loss_and_gradients`` computes the quantities of a training step, so it runs in training mode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nnmath.backend import check_same_namespace, convert, dtype_name, namespace, to_numpy
+from nnmath.dropout import Dropout
 from nnmath.errors import DataError, ShapeError
 from nnmath.initializers import initialize
-from nnmath.layers import Elementwise, Linear, Softmax, activation_layer
+from nnmath.layers import Elementwise, Linear, Mode, Softmax, activation_layer
 from nnmath.losses import Loss, as_targets, cost, cost_gradient, fuse
+from nnmath.normalization import BatchNorm
 from nnmath.spec import LayerSpec, NetworkSpec, parse_spec
 
 Array = Any
-Layer = Linear | Elementwise | Softmax
+Layer = Linear | BatchNorm | Elementwise | Softmax | Dropout
+STATISTICS = ("running_mean", "running_var")
 
 
 @dataclass
 class Gradients:
-    """∂C/∂W⁽ˡ⁾ and ∂C/∂b⁽ˡ⁾ for every layer (l = 1 … K), and ∂C/∂X."""
+    """∂C/∂W⁽ˡ⁾ and ∂C/∂b⁽ˡ⁾ for every layer (l = 1 … K), ∂C/∂X, and ∂C/∂γ, ∂C/∂β for every batch
+    norm (in layer order)."""
 
     W: list[Array]
     b: list[Array]
     X: Array
+    gamma: list[Array] = field(default_factory=list)
+    beta: list[Array] = field(default_factory=list)
 
     def flat(self) -> list[Array]:
-        """[dW1, db1, dW2, db2, …], in the order of ``MLP.parameters()``."""
-        return [g for pair in zip(self.W, self.b, strict=True) for g in pair]
+        """[dW1, db1, …, dWK, dbK, dγ, dβ, …], in the order of ``MLP.parameters()``."""
+        pairs = [*zip(self.W, self.b, strict=True), *zip(self.gamma, self.beta, strict=True)]
+        return [g for pair in pairs for g in pair]
 
 
 class MLP:
-    """A K-layer perceptron: K Linear layers, each followed by its activation layer."""
+    """A K-layer perceptron: K Linear layers, each followed by its activation layer, with batch
+    norm before the activation and dropout after it where the spec asks for them."""
 
     def __init__(
         self,
@@ -54,13 +70,19 @@ class MLP:
         self.spec = parse_spec(spec) if isinstance(spec, str) else spec
         rng = np.random.default_rng(seed) if rng is None else rng
         self.linears: list[Linear] = []
+        self.batch_norms: list[BatchNorm | None] = []
         self.activations: list[Elementwise | Softmax] = []
+        self.dropouts: list[Dropout | None] = []
         for n_in, layer in zip(self.spec.sizes[:-1], self.spec.layers, strict=True):
             activation = activation_layer(layer.activation, layer.parameter)
             scheme = init if init != "auto" else _default_init(activation)
             W, b = initialize(n_in, layer.size, scheme, rng, np.dtype(dtype))
             self.linears.append(Linear(W, b))
+            self.batch_norms.append(
+                BatchNorm.initial(layer.size, np.dtype(dtype)) if layer.batch_norm else None
+            )
             self.activations.append(activation)
+            self.dropouts.append(None if layer.dropout is None else Dropout(layer.dropout))
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -81,12 +103,46 @@ class MLP:
             linear.W, linear.b = W, b
         return model
 
-    def astype(self, dtype: Any) -> MLP:
-        """A copy with every parameter converted to ``dtype`` (NumPy)."""
-        return MLP.from_weights(
-            self.spec,
-            [(to_numpy(L.W).astype(dtype), to_numpy(L.b).astype(dtype)) for L in self.linears],
+    @classmethod
+    def from_arrays(cls, spec: NetworkSpec | str, arrays: dict[str, Array]) -> MLP:
+        """An MLP from every array that defines it, by the names of :meth:`named_arrays`."""
+        spec = parse_spec(spec) if isinstance(spec, str) else spec
+        missing = [name for name in array_names(spec) if name not in arrays]
+        if missing:
+            raise ShapeError(f"spec {spec} needs the arrays {', '.join(missing)}; they are missing")
+        K = len(spec.layers)
+        model = cls.from_weights(
+            spec, [(arrays[f"W{l}"], arrays[f"b{l}"]) for l in range(1, K + 1)]
         )
+        for l, norm in enumerate(model.batch_norms, 1):
+            if norm is None:
+                continue
+            for name in ("gamma", "beta", *STATISTICS):
+                value = arrays[f"{name}{l}"]
+                if tuple(value.shape) != (norm.n,) or value.dtype != model.dtype:
+                    raise ShapeError(
+                        f"layer {l}'s batch norm expects {name} of shape ({norm.n},) and dtype "
+                        f"{dtype_name(model.dtype)}, got {tuple(value.shape)} "
+                        f"{dtype_name(value.dtype)}"
+                    )
+                setattr(norm, name, value)
+        return model
+
+    def named_arrays(self) -> dict[str, Array]:
+        """W1, b1, …, WK, bK, and gamma{l}, beta{l}, running_mean{l}, running_var{l} for the batch
+        norm of layer l: everything a copy or a model file needs."""
+        arrays = {}
+        for l, linear in enumerate(self.linears, 1):
+            arrays[f"W{l}"], arrays[f"b{l}"] = linear.W, linear.b
+        for l, norm in enumerate(self.batch_norms, 1):
+            if norm is not None:
+                arrays.update({f"{k}{l}": v for k, v in {**norm.params, **norm.statistics}.items()})
+        return arrays
+
+    def astype(self, dtype: Any) -> MLP:
+        """A copy with every parameter (and running statistic) converted to ``dtype`` (NumPy)."""
+        arrays = {k: to_numpy(v).astype(dtype) for k, v in self.named_arrays().items()}
+        return MLP.from_arrays(self.spec, arrays)
 
     def copy(self) -> MLP:
         """An independent copy, in the same array library, dtype and device as this model."""
@@ -101,10 +157,20 @@ class MLP:
 
     @property
     def layers(self) -> list[Layer]:
-        """Linear⁽¹⁾, f⁽¹⁾, Linear⁽²⁾, f⁽²⁾, …: the order in which the forward pass runs."""
+        """Linear⁽¹⁾, [BatchNorm⁽¹⁾], f⁽¹⁾, [Dropout⁽¹⁾], Linear⁽²⁾, …: the order of the forward pass."""
+        return [layer for _, layer in self.numbered_layers()]
+
+    def numbered_layers(self) -> list[tuple[int, Layer]]:
+        """(l, layer) for every layer of the forward pass, l = 1 … K the spec's layer it belongs to."""
+        groups = zip(self.linears, self.batch_norms, self.activations, self.dropouts, strict=True)
         return [
-            layer for pair in zip(self.linears, self.activations, strict=True) for layer in pair
+            (l, layer) for l, group in enumerate(groups, 1) for layer in group if layer is not None
         ]
+
+    @property
+    def mode_dependent(self) -> bool:
+        """True when training and evaluation differ (some layer has batch norm or dropout)."""
+        return self.spec.mode_dependent
 
     @property
     def dtype(self) -> Any:
@@ -124,8 +190,18 @@ class MLP:
         return self.spec.output
 
     def parameters(self) -> list[Array]:
-        """[W1, b1, W2, b2, …]: the arrays an optimizer updates in place."""
-        return [p for L in self.linears for p in (L.W, L.b)]
+        """[W1, b1, …, WK, bK, γ, β, …]: the arrays an optimizer updates in place; each batch
+        norm's γ, β come after all the linear layers, in layer order (running statistics are state,
+        not parameters)."""
+        linear = [p for L in self.linears for p in (L.W, L.b)]
+        return linear + [p for B in self.batch_norms if B is not None for p in (B.gamma, B.beta)]
+
+    def parameter_names(self) -> list[str]:
+        """["W1", "b1", …, "gamma2", "beta2", …], in the order of :meth:`parameters`."""
+        K = len(self.linears)
+        names = [f"{kind}{l}" for l in range(1, K + 1) for kind in "Wb"]
+        norms = [l for l, B in enumerate(self.batch_norms, 1) if B is not None]
+        return names + [f"{kind}{l}" for l in norms for kind in ("gamma", "beta")]
 
     @property
     def parameter_count(self) -> int:
@@ -135,15 +211,15 @@ class MLP:
         """A table of the layers, their shapes and parameter counts."""
         rows = [
             f"MLP {self.spec}  ({dtype_name(self.dtype)}, {self.parameter_count} parameters)",
-            f"{'layer':<7}{'W':<14}{'b':<10}{'activation':<18}{'parameters':>10}",
+            f"{'layer':<7}{'W':<14}{'b':<10}{'activation':<26}{'parameters':>10}",
         ]
-        for index, (linear, activation) in enumerate(
-            zip(self.linears, self.activations, strict=True), 1
-        ):
-            count = linear.n_out * linear.n_in + linear.n_out
+        groups = zip(self.linears, self.batch_norms, self.activations, self.dropouts, strict=True)
+        for index, (linear, norm, activation, dropout) in enumerate(groups, 1):
+            count = linear.n_out * linear.n_in + linear.n_out + (0 if norm is None else 2 * norm.n)
+            steps = [layer.describe() for layer in (norm, activation, dropout) if layer is not None]
             rows.append(
                 f"{index:<7}{f'{linear.n_out}×{linear.n_in}':<14}{linear.n_out:<10}"
-                f"{activation.describe():<18}{count:>10}"
+                f"{' → '.join(steps):<26}{count:>10}"
             )
         return "\n".join(rows)
 
@@ -185,86 +261,129 @@ class MLP:
             raise DataError(f"input row {row} holds NaN or Inf; clean or drop that row")
 
     def forward(
-        self, X: Array, *, stop: int | None = None, check: bool = True
+        self,
+        X: Array,
+        *,
+        stop: int | None = None,
+        check: bool = True,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
     ) -> tuple[Array, list[Any]]:
         """Run the layers in order, collecting each layer's cache; ``stop`` ends early.
 
         Returns (output of the last layer run, caches). With ``stop = len(layers) − 1`` the output
-        is the logits z⁽ᴷ⁾, which is what the fused output pairs take.
+        is the logits z⁽ᴷ⁾, which is what the fused output pairs take. ``training=True`` runs batch
+        norm on the batch's statistics (then updates its running statistics) and dropout with
+        masks drawn from ``rng``; the default is evaluation mode.
         """
         if check:
             self.check_input(X)
-        caches = []
-        for layer in self.layers[:stop]:
-            X, cache = layer.forward(X)
+        mode = Mode(training, rng)
+        layers, caches = self.layers[:stop], []
+        for layer in layers:
+            X, cache = layer.forward(X, mode)
             caches.append(cache)
+        if training:
+            for layer, cache in zip(layers, caches, strict=True):
+                if isinstance(layer, BatchNorm):
+                    layer.update_statistics(cache)
         return X, caches
 
     def predict(self, X: Array) -> Array:
-        """The network's output a⁽ᴷ⁾ for a batch X."""
+        """The network's output a⁽ᴷ⁾ for a batch X, in evaluation mode."""
         return self.forward(X)[0]
 
     # ---- backward ----------------------------------------------------------------------------
 
     def backward(self, caches: list[Any], dY: Array) -> Gradients:
         """Back through the layers that produced ``caches``, from dY = ∂C/∂(their output)."""
-        grads_W: list[Array] = []
-        grads_b: list[Array] = []
+        found: dict[str, list[Array]] = {"W": [], "b": [], "gamma": [], "beta": []}
         for layer, cache in zip(
             reversed(self.layers[: len(caches)]), reversed(caches), strict=True
         ):
             dY, grads = layer.vjp(cache, dY)
-            if grads:
-                grads_W.append(grads["W"])
-                grads_b.append(grads["b"])
-        return Gradients(W=grads_W[::-1], b=grads_b[::-1], X=dY)
+            for name, grad in grads.items():  # W, b of a Linear; γ, β of a batch norm
+                found[name].append(grad)
+        return Gradients(X=dY, **{name: grads[::-1] for name, grads in found.items()})
 
     def loss_and_gradients(
-        self, X: Array, T: Array, loss: Loss, *, check: bool = True
+        self,
+        X: Array,
+        T: Array,
+        loss: Loss,
+        *,
+        check: bool = True,
+        training: bool = True,
+        rng: np.random.Generator | None = None,
     ) -> tuple[float, Gradients]:
-        """The cost C = mean ℓ and ∂C/∂(every W, b, X); uses the fused output pair when there is one.
+        """The cost C = mean ℓ and ∂C/∂(every W, b, γ, β, X); uses the fused output pair when there
+        is one.
 
         T may be class labels (S,) or targets (S, n_out). ``check=False`` skips the input check
-        (a training loop validates X once, not once per batch).
+        (a training loop validates X once, not once per batch). These are a training step's
+        numbers, so the pass runs in training mode (batch statistics, running ones updated; dropout
+        masks from ``rng``, which a network with dropout needs); ``training=False`` differentiates
+        the evaluation-mode network instead. A network without batch norm or dropout is the same
+        function in both modes.
         """
         T = as_targets(T, self.n_out, self.dtype)
         fused = fuse(self.output, loss)
+        options = {"check": check, "training": training, "rng": rng}
         if fused is not None:
-            Z, caches = self.forward(X, stop=len(self.layers) - 1, check=check)
+            Z, caches = self.forward(X, stop=len(self.layers) - 1, **options)
             return float(cost(fused, Z, T)), self.backward(caches, cost_gradient(fused, Z, T))
-        A, caches = self.forward(X, check=check)
+        A, caches = self.forward(X, **options)
         return float(cost(loss, A, T)), self.backward(caches, cost_gradient(loss, A, T))
 
-    def cost(self, X: Array, T: Array, loss: Loss, *, check: bool = True) -> float:
-        """C = (1/S) Σ ℓ(a_s, t_s), through the fused pair where there is one."""
+    def cost(
+        self,
+        X: Array,
+        T: Array,
+        loss: Loss,
+        *,
+        check: bool = True,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> float:
+        """C = (1/S) Σ ℓ(a_s, t_s), through the fused pair where there is one; in evaluation mode
+        unless ``training=True`` (which, like any training pass, updates batch norm's running
+        statistics)."""
         T = as_targets(T, self.n_out, self.dtype)
         fused = fuse(self.output, loss)
+        options = {"check": check, "training": training, "rng": rng}
         if fused is not None:
-            Z = self.forward(X, stop=len(self.layers) - 1, check=check)[0]
+            Z = self.forward(X, stop=len(self.layers) - 1, **options)[0]
             return float(cost(fused, Z, T))
-        return float(cost(loss, self.forward(X, check=check)[0], T))
+        return float(cost(loss, self.forward(X, **options)[0], T))
 
     # ---- Jacobians by the chain rule -----------------------------------------------------------
 
     def jacobians(self, X: Array) -> tuple[Array, list[dict[str, Array]]]:
-        """Per-sample ∂a⁽ᴷ⁾/∂x (S, n_out, n_in) and ∂a⁽ᴷ⁾/∂vec(W⁽ˡ⁾), ∂a⁽ᴷ⁾/∂b⁽ˡ⁾ for each l.
+        """Per-sample ∂a⁽ᴷ⁾/∂x (S, n_out, n_in) and, for each layer l, ∂a⁽ᴷ⁾/∂vec(W⁽ˡ⁾),
+        ∂a⁽ᴷ⁾/∂b⁽ˡ⁾ (and ∂a⁽ᴷ⁾/∂γ⁽ˡ⁾, ∂a⁽ᴷ⁾/∂β⁽ˡ⁾ where layer l has batch norm).
 
-        Assembled from the layers' own Jacobians: ∂a⁽ᴷ⁾/∂x = J_{2K} ⋯ J_2 J_1 (batched matmul), and
-        for a parameter θ of layer i, ∂a⁽ᴷ⁾/∂θ = (J_{2K} ⋯ J_{i+1}) ∂(layer i's output)/∂θ.
+        Assembled from the layers' own Jacobians: ∂a⁽ᴷ⁾/∂x = J_m ⋯ J_2 J_1 (batched matmul), and
+        for a parameter θ of layer i, ∂a⁽ᴷ⁾/∂θ = (J_m ⋯ J_{i+1}) ∂(layer i's output)/∂θ. In
+        evaluation mode, where each output depends on its own sample alone (in training, batch norm
+        couples the samples: see ``BatchNorm.jacobian``).
         """
         _, caches = self.forward(X)
-        layer_jacobians = [layer.jacobian(c) for layer, c in zip(self.layers, caches, strict=True)]
+        numbered = self.numbered_layers()
         xp = namespace(X)
         n = self.n_out
         after = xp.broadcast_to(xp.eye(n, dtype=X.dtype)[None, :, :], (X.shape[0], n, n))
-        params: list[dict[str, Array]] = []
-        for layer, cache, J in zip(
-            reversed(self.layers), reversed(caches), reversed(layer_jacobians), strict=True
-        ):
-            if isinstance(layer, Linear):
-                params.append({k: after @ P for k, P in layer.param_jacobians(cache).items()})
-            after = after @ J
-        return after, params[::-1]
+        params: list[dict[str, Array]] = [{} for _ in self.linears]
+        for (l, layer), cache in zip(reversed(numbered), reversed(caches), strict=True):
+            params[l - 1].update({k: after @ P for k, P in layer.param_jacobians(cache).items()})
+            after = after @ layer.jacobian(cache)
+        return after, params
+
+
+def array_names(spec: NetworkSpec) -> list[str]:
+    """The names of :meth:`MLP.named_arrays` for a spec: W{l}, b{l}, and each batch norm's four."""
+    names = [f"{kind}{l}" for l in range(1, len(spec.layers) + 1) for kind in "Wb"]
+    norms = [l for l, layer in enumerate(spec.layers, 1) if layer.batch_norm]
+    return names + [f"{kind}{l}" for l in norms for kind in ("gamma", "beta", *STATISTICS)]
 
 
 def _default_init(activation: Elementwise | Softmax) -> str:

@@ -1,43 +1,83 @@
 """Network spec strings: ``3-10relu-6relu-3softmax`` and friends.
 
-Grammar (sizes joined by ``-``; every layer after the input names its activation)::
+Grammar (sizes joined by ``-``; every layer after the input names its activation, then any
+modifiers joined by ``+``)::
 
     spec       := input ("-" layer)+
     input      := SIZE
-    layer      := SIZE [ACTIVATION ["(" NUMBER ")"]]
+    layer      := SIZE [ACTIVATION ["(" NUMBER ")"]] ["+bn"] ["+dropout(" P ")"]
     SIZE       := a positive integer
     ACTIVATION := identity | sigmoid | tanh | relu | leaky_relu | elu | softplus | gelu | softmax
+                  | a name registered with nnmath.activations.register_activation
                   (no name means identity; the number is leaky ReLU's slope or ELU's α)
+    P          := the dropout probability, 0 ≤ P < 1
+
+A modifier changes where the layer's numbers flow, in the order they act (Ioffe & Szegedy place
+batch norm between the linear map and the activation)::
+
+    128relu+bn+dropout(0.3)   =   Linear → batch norm → ReLU → dropout(p = 0.3)
+
+``bn`` is batch normalization (``nnmath.normalization``), ``dropout(P)`` inverted dropout
+(``nnmath.dropout``). Each appears at most once, ``bn`` before ``dropout``, and the output layer takes
+no dropout (it would zero predictions).
 
 Examples: ``3-10relu-6relu-3softmax``, ``2-2sigmoid-2sigmoid``, ``4-8tanh-1``,
-``2-16leaky_relu(0.1)-1sigmoid``.
+``2-16leaky_relu(0.1)-1sigmoid``, ``64-128relu+bn+dropout(0.3)-10softmax``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from nnmath.activations import ACTIVATIONS, ALIASES
+from nnmath.dropout import check_probability
 from nnmath.errors import SpecError
 
-ACTIVATION_NAMES = (*ACTIVATIONS, "softmax")
+MODIFIERS = ("bn", "dropout(p)")
+_NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?"
 _SEPARATOR = re.compile(r"-(?![^()]*\))")
-_LAYER = re.compile(r"^(\d+)([A-Za-z_]*)(?:\(([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\))?$")
+_PLUS = re.compile(r"\+(?![^()]*\))")
+_LAYER = re.compile(rf"^(\d+)([A-Za-z_]*)(?:\(({_NUMBER})\))?$")
+_MODIFIER = re.compile(rf"^([A-Za-z_]+)(?:\(({_NUMBER})\))?$")
+
+
+def activation_names() -> tuple[str, ...]:
+    """Every activation a spec may name: the table's (built-in and registered) and softmax."""
+    return (*ACTIVATIONS, "softmax")
+
+
+def __getattr__(name: str) -> Any:
+    # ACTIVATION_NAMES follows the table, which grows when an activation is registered
+    if name == "ACTIVATION_NAMES":
+        return activation_names()
+    raise AttributeError(f"module 'nnmath.spec' has no attribute {name!r}")
+
+
+def format_number(value: float) -> str:
+    """The shortest text that reads back as ``value``: 0.3, 1e-05, 0.123456789."""
+    text = f"{value:g}"
+    return text if float(text) == value else repr(float(value))
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer after the input: its width, activation name and optional parameter."""
+    """One layer after the input: its width, activation name and optional parameter, and its
+    modifiers: batch norm before the activation, dropout probability after it (None: no dropout)."""
 
     size: int
     activation: str = "identity"
     parameter: float | None = None
+    batch_norm: bool = False
+    dropout: float | None = None
 
     def __str__(self) -> str:
         name = "" if self.activation == "identity" else self.activation
-        param = "" if self.parameter is None else f"({self.parameter:g})"
-        return f"{self.size}{name}{param}"
+        param = "" if self.parameter is None else f"({format_number(self.parameter)})"
+        bn = "+bn" if self.batch_norm else ""
+        dropout = "" if self.dropout is None else f"+dropout({format_number(self.dropout)})"
+        return f"{self.size}{name}{param}{bn}{dropout}"
 
 
 @dataclass(frozen=True)
@@ -59,16 +99,81 @@ class NetworkSpec:
     def output(self) -> str:
         return self.layers[-1].activation
 
+    @property
+    def mode_dependent(self) -> bool:
+        """True when some layer has batch norm or dropout: training and evaluation then differ."""
+        return any(layer.batch_norm or layer.dropout is not None for layer in self.layers)
+
     def __str__(self) -> str:
         return "-".join([str(self.n_in), *(str(layer) for layer in self.layers)])
 
 
 def _expected() -> str:
     return (
-        "expected sizes joined by '-', each layer after the input followed by its activation, "
-        "e.g. '3-10relu-6relu-3softmax' or '4-8tanh-1'; valid activations: "
-        + ", ".join(ACTIVATION_NAMES)
+        "expected sizes joined by '-', each layer after the input followed by its activation and "
+        "any modifiers joined by '+', e.g. '3-10relu-6relu-3softmax' or "
+        "'64-128relu+bn+dropout(0.3)-10softmax'; valid activations: "
+        + ", ".join(activation_names())
+        + "; valid modifiers: "
+        + ", ".join(MODIFIERS)
     )
+
+
+def _modifiers(position: int, token: str, parts: list[str]) -> tuple[bool, float | None]:
+    """(batch norm?, dropout probability) from a layer's ``+``-joined modifiers."""
+    batch_norm, dropout, seen = False, None, []
+    for part in parts:
+        match = _MODIFIER.match(part)
+        name = match.group(1).lower() if match else part
+        where = f"layer {position} {token!r}: modifier {part!r}"
+        if not match or name not in ("bn", "dropout"):
+            raise SpecError(f"{where} is unknown; valid modifiers: {', '.join(MODIFIERS)}")
+        if name in seen:
+            raise SpecError(f"{where} appears twice; each modifier appears at most once")
+        if name == "bn" and "dropout" in seen:
+            raise SpecError(
+                f"{where}: write the modifiers in the order they act, '+bn' (before the "
+                "activation) then '+dropout(p)' (after it)"
+            )
+        seen.append(name)
+        if name == "bn":
+            if match.group(2) is not None:
+                raise SpecError(f"{where}: bn takes no parameter; write '+bn'")
+            batch_norm = True
+        else:
+            if match.group(2) is None:
+                raise SpecError(f"{where}: dropout needs its probability, e.g. '+dropout(0.3)'")
+            dropout = check_probability(float(match.group(2)))
+    return batch_norm, dropout
+
+
+def _layer(position: int, token: str, last: bool) -> LayerSpec:
+    """One layer's token, ``SIZE[ACTIVATION[(NUMBER)]][+MODIFIER]…``, read into a LayerSpec."""
+    head, *parts = _PLUS.split(token)
+    match = _LAYER.match(head)
+    if not match:
+        raise SpecError(
+            f"layer {position} {token!r} is not SIZE[ACTIVATION][+MODIFIER…]; {_expected()}"
+        )
+    size, name, parameter = match.groups()
+    name = ALIASES.get(name.lower(), name.lower())
+    if name not in activation_names():
+        raise SpecError(
+            f"layer {position} {token!r}: unknown activation {name!r}; valid "
+            f"activations: {', '.join(activation_names())}"
+        )
+    if int(size) == 0:
+        raise SpecError(f"layer {position} {token!r} has size 0; sizes must be positive")
+    if parameter is not None and name not in ("leaky_relu", "elu"):
+        raise SpecError(f"layer {position} {token!r}: {name} takes no parameter")
+    batch_norm, dropout = _modifiers(position, token, parts)
+    if last and dropout is not None:
+        raise SpecError(
+            f"layer {position} {token!r} is the output layer: dropout there would zero "
+            "predictions; put '+dropout(p)' on a hidden layer"
+        )
+    value = None if parameter is None else float(parameter)
+    return LayerSpec(int(size), name, value, batch_norm, dropout)
 
 
 def parse_spec(text: str) -> NetworkSpec:
@@ -81,25 +186,8 @@ def parse_spec(text: str) -> NetworkSpec:
         raise SpecError(
             f"spec {text!r} must start with the input size (a positive integer); {_expected()}"
         )
-    layers = []
-    for position, token in enumerate(tokens[1:], start=1):
-        match = _LAYER.match(token)
-        if not match:
-            raise SpecError(
-                f"layer {position} {token!r} of spec {text!r} is not SIZE[ACTIVATION]; "
-                f"{_expected()}"
-            )
-        size, name, parameter = match.groups()
-        name = name.lower()
-        name = ALIASES.get(name, name)
-        if name not in ACTIVATION_NAMES:
-            raise SpecError(
-                f"layer {position} {token!r}: unknown activation {name!r}; valid "
-                f"activations: {', '.join(ACTIVATION_NAMES)}"
-            )
-        if int(size) == 0:
-            raise SpecError(f"layer {position} {token!r} has size 0; sizes must be positive")
-        if parameter is not None and name not in ("leaky_relu", "elu"):
-            raise SpecError(f"layer {position} {token!r}: {name} takes no parameter")
-        layers.append(LayerSpec(int(size), name, None if parameter is None else float(parameter)))
+    layers = [
+        _layer(position, token, position == len(tokens) - 1)
+        for position, token in enumerate(tokens[1:], start=1)
+    ]
     return NetworkSpec(int(tokens[0]), tuple(layers))

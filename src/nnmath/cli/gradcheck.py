@@ -24,16 +24,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="check a network's gradients against finite differences",
         description="Build the network SPEC with random weights and data, compute every gradient "
         "with the backward pass and with central differences in float64, and print the relative "
-        "error per parameter. Exits 1 on a mismatch.",
-        epilog="example: nnmath gradcheck 3-10relu-6relu-3softmax --loss cross-entropy",
+        "error per parameter. Exits 1 on a mismatch. Batch norm (+bn) and dropout (+dropout(p)) "
+        "are checked in training mode: batch statistics, and dropout masks drawn from --seed, the "
+        "same masks for every evaluation of the cost.",
+        epilog="examples: nnmath gradcheck 3-10relu-6relu-3softmax --loss cross-entropy; "
+        "nnmath gradcheck '64-128relu+bn+dropout(0.3)-10softmax'",
     )
-    parser.add_argument("spec", help="network spec, e.g. 3-10relu-6relu-3softmax")
+    parser.add_argument(
+        "spec", help="network spec, e.g. 3-10relu-6relu-3softmax or 4-8tanh+bn+dropout(0.2)-2"
+    )
     parser.add_argument("--loss", choices=list(LOSSES), help="loss (default: matches the output)")
     parser.add_argument("--base", type=float, help="log base of cross-entropy (default e)")
     parser.add_argument("--samples", type=int, default=8, help="batch size S (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and data")
     parser.add_argument("--eps", type=float, default=DEFAULT_EPS, help="finite-difference step")
     parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help="relative tolerance")
+    parser.add_argument(
+        "--eval",
+        action="store_true",
+        help="check the evaluation-mode network instead (running statistics, no dropout)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -43,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     model = MLP(args.spec, rng=rng)
     loss = get_loss(args.loss or default_loss_name(model.output), base=args.base)
     X, T = random_problem(model, loss, args.samples, rng)
-    report = check_gradients(model, X, T, loss, eps=args.eps, rtol=args.rtol)
+    report = check_gradients(
+        model, X, T, loss, eps=args.eps, rtol=args.rtol, training=not args.eval, seed=args.seed
+    )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0 if report.passed else 1

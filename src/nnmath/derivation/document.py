@@ -619,6 +619,11 @@ def derive(
     """The backprop derivation of the network ``spec`` with ``loss`` (a Loss, a loss name, or
     None for the loss that matches the output activation), in the given notation."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
+    if spec.mode_dependent:
+        raise SpecError(
+            f"derivations of batch norm and dropout are not written yet ({spec}); "
+            "'nnmath gradcheck' checks that network's gradients"
+        )
     notation = get_notation(notation) if isinstance(notation, str) else notation
     if loss is None or isinstance(loss, str):
         loss = get_loss(loss or default_loss_name(spec.output))

@@ -76,6 +76,8 @@ FUNCTIONS: dict[str, Function] = {
     "log10": Function(np.log10, r"\log_{10}", "elementwise", work=10),
     "sqrt": Function(np.sqrt, r"\sqrt", "elementwise"),
     "tanh": Function(np.tanh, r"\tanh", "elementwise", work=10),
+    "sin": Function(np.sin, r"\sin", "elementwise", work=10),
+    "cos": Function(np.cos, r"\cos", "elementwise", work=10),
     "abs": Function(np.abs, r"\operatorname{abs}", "elementwise"),
     "sigmoid": Function(_sigmoid, r"\sigma", "elementwise", work=10),
     "relu": Function(lambda Z: np.maximum(Z, 0.0), r"\operatorname{ReLU}", "elementwise"),

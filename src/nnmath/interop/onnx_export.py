@@ -12,6 +12,8 @@ operator per activation:
                                               ½ z (1 + tanh(√(2/π)(z + 0.044715 z³))) from
                                               Mul, Add and Tanh
     identity                                  nothing
+    a registered activation h(z)              its expression from Add, Mul, Pow, Exp, Log, Tanh,
+                                              Sigmoid, Sin, Cos (a square root is a Pow)
     y = a · scale + mean                      Mul, Add      (regression with a target standardizer)
     P = [1 − p, p]                            Sub, Concat   (a model file's single sigmoid unit)
 
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmath.activations import GELU_CUBIC, SQRT_2_OVER_PI
+from nnmath.activations import GELU_CUBIC, SQRT_2_OVER_PI, registered_expressions
 from nnmath.backend import dtype_name, to_numpy
 from nnmath.errors import DataError, ShapeError, SpecError
 from nnmath.interop import ONNX_DEFAULT_OPSET, ONNX_GELU_OPSET, ONNX_MIN_OPSET
@@ -93,8 +95,40 @@ def _gelu_from_parts(graph: _Graph, z: str) -> str:
     return graph.op("Mul", [half_z, one_plus], "gelu")
 
 
+_EXPRESSION_OPS = {
+    "exp": "Exp",
+    "log": "Log",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "sin": "Sin",
+    "cos": "Cos",
+}
+
+
+def _expression(graph: _Graph, name: str, expression: str, z: str) -> str:
+    """A registered activation's expression h(z) as ONNX nodes; SpecError where one has no operator."""
+    from nnmath.expressions import ExpressionError, fold, parse
+
+    ops: dict[str, Any] = {
+        f: (lambda a, op=op: graph.op(op, [a], name)) for f, op in _EXPRESSION_OPS.items()
+    }
+    ops.update(
+        number=lambda value: graph.constant("c", value),
+        add=lambda a, b: graph.op("Add", [a, b], name),
+        mul=lambda a, b: graph.op("Mul", [a, b], name),
+        pow=lambda a, b: graph.op("Pow", [a, b], name),
+    )
+    try:
+        return fold(parse(expression), z, ops)
+    except ExpressionError as error:
+        raise SpecError(f"activation {name!r} = {expression!r} has no ONNX form: {error}") from None
+
+
 def _activation(graph: _Graph, name: str, parameter: float | None, z: str, opset: int) -> str:
     """The node(s) for one activation applied to tensor ``z``; returns the output's name."""
+    registered = registered_expressions([name])
+    if registered:
+        return _expression(graph, name, registered[name], z)
     if name == "identity":
         return z
     if name in _SIMPLE_OPS:
@@ -185,6 +219,10 @@ def to_onnx(
         target_standardizer = std_out if target_standardizer is None else target_standardizer
     else:
         network = model
+    if network.mode_dependent:
+        raise SpecError(
+            f"ONNX export does not write batch norm or dropout yet; {network.spec} has them"
+        )
     graph = _Graph(np.dtype(name))
     current = "X"
     moments = _moments(standardizer, network.n_in, "input")

@@ -12,6 +12,11 @@ maps to one module:
 ``Sequential`` of Linear layers each followed by at most one supported activation (a Linear followed
 directly by another Linear, or ending the module, has the identity activation).
 
+An activation registered with ``nnmath.activations.register_activation`` becomes an
+:class:`ExpressionActivation`, which computes its expression with torch operations (and reads back
+as the same activation, registering it where it is not yet). Batch norm and dropout are not written
+yet: ``to_torch`` refuses a network that has them.
+
 Two near-equalities to know: nnmath's gelu is the tanh approximation (GELU(approximate='tanh'), not
 the exact erf form), and torch's Softplus returns z itself where z > 20 (an error below 2.1e-9).
 """
@@ -22,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from nnmath.activations import register_activation, registered_expressions
 from nnmath.backend import dtype_name, to_numpy
 from nnmath.errors import SpecError
 from nnmath.network import MLP
@@ -47,8 +53,30 @@ DEFAULT_SLOPE = 0.01  # leaky_relu's slope and ELU's α when a spec names none (
 DEFAULT_ALPHA = 1.0
 
 
+class ExpressionActivation(nn.Module):
+    """A registered activation h(z) = ``expression``, computed entry by entry with torch operations
+    (``nnmath.expressions.evaluate``), so autograd differentiates the same expression."""
+
+    def __init__(self, name: str, expression: str) -> None:
+        super().__init__()
+        from nnmath.expressions import parse
+
+        self.name, self.expression, self._function = name, expression, parse(expression)
+
+    def forward(self, Z: torch.Tensor) -> torch.Tensor:
+        from nnmath.expressions import evaluate
+
+        return evaluate(self._function, Z)
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, {self.expression!r}"
+
+
 def _activation_module(name: str, parameter: float | None) -> nn.Module:
     """The torch module for one nnmath activation."""
+    registered = registered_expressions([name])
+    if registered:
+        return ExpressionActivation(name, registered[name])
     if name == "leaky_relu":
         return nn.LeakyReLU(DEFAULT_SLOPE if parameter is None else parameter)
     if name == "elu":
@@ -73,6 +101,8 @@ def to_torch(model: MLP, *, dtype: Any = None, device: Any = None) -> nn.Sequent
     The weights are copied (weight = W with shape (out, in), bias = b); ``dtype`` defaults to the
     model's own precision, so a float64 model gives a float64 module.
     """
+    if model.mode_dependent:
+        raise SpecError(f"to_torch does not write batch norm or dropout yet; {model.spec} has them")
     torch_dtype = getattr(torch, dtype_name(model.dtype)) if dtype is None else dtype
     modules: list[nn.Module] = []
     for linear, layer in zip(model.linears, model.spec.layers, strict=True):
@@ -94,6 +124,9 @@ def _flatten(module: nn.Module) -> list[nn.Module]:
 def _read_activation(module: nn.Module, position: int) -> tuple[str, float | None]:
     """(nnmath activation name, parameter) for one torch activation module, or SpecError."""
     where = f"module {position} ({module!r})"
+    if isinstance(module, ExpressionActivation):
+        register_activation(module.name, module.expression)  # a no-op where it is registered
+        return module.name, None
     if isinstance(module, nn.Identity):
         return "identity", None
     if isinstance(module, nn.ReLU):
