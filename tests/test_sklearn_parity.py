@@ -58,7 +58,9 @@ def estimators(kind: str, **params) -> tuple:
 
 
 def assert_same_model(theirs, ours, X, rtol: float = 1e-9, atol: float = 1e-12) -> None:
-    for p, q in zip(theirs.coefs_ + theirs.intercepts_, ours.coefs_ + ours.intercepts_, strict=True):
+    for p, q in zip(
+        theirs.coefs_ + theirs.intercepts_, ours.coefs_ + ours.intercepts_, strict=True
+    ):
         assert p.shape == q.shape
         assert_allclose(q, p, rtol=rtol, atol=atol)
     for name in ATTRIBUTES:
@@ -215,7 +217,9 @@ def test_two_targets_same_weights_and_the_loss_that_was_minimised() -> None:
     but its loss_ divides that sum by the number of targets. nnmath reports the loss whose
     gradient it follows (docs/sklearn.md): with α = 0, exactly n_outputs times scikit-learn's."""
     theirs, ours, X = fit_both("regression2", **{**SGD, "learning_rate_init": 0.01}, alpha=0.0)
-    for p, q in zip(theirs.coefs_ + theirs.intercepts_, ours.coefs_ + ours.intercepts_, strict=True):
+    for p, q in zip(
+        theirs.coefs_ + theirs.intercepts_, ours.coefs_ + ours.intercepts_, strict=True
+    ):
         assert_allclose(q, p, rtol=1e-9, atol=1e-12)
     assert_allclose(ours.loss_curve_, 2 * np.array(theirs.loss_curve_), rtol=1e-12)
     assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-9, atol=1e-12)
@@ -243,7 +247,9 @@ def test_verbose_prints_scikit_learn_lines() -> None:
     first, second = outputs[1].splitlines()[:2]
     assert re.fullmatch(r"Iteration 1, loss = \d\.\d{8}", first)
     assert re.fullmatch(r"Validation score: \d\.\d{6}", second)
-    assert "did not improve more than tol=0.500000 for 1 consecutive epochs. Stopping." in outputs[1]
+    assert (
+        "did not improve more than tol=0.500000 for 1 consecutive epochs. Stopping." in outputs[1]
+    )
 
 
 def test_dtype_none_follows_float32_input_as_scikit_learn_does() -> None:

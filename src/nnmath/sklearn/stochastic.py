@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle as shuffled
 
 from nnmath.errors import DivergenceError
 from nnmath.sklearn import engine
@@ -41,8 +40,8 @@ class SolverDivergedError(DivergenceError, ValueError):
 
 class ScikitLearnOrder:
     """The rows' order per epoch, as scikit-learn's MLP visits them: ``permutation(S)`` shuffles
-    the previous epoch's order with ``sklearn.utils.shuffle`` on the estimator's random state
-    (``shuffle=True``), or returns 0 … S − 1 (``shuffle=False``). ``fit`` calls it once per epoch."""
+    the previous epoch's order on the estimator's random state (``shuffle=True``), or returns
+    0 … S − 1 (``shuffle=False``). ``fit`` calls it once per epoch."""
 
     def __init__(self, random_state: np.random.RandomState, shuffle: bool) -> None:
         self.random_state, self.shuffle = random_state, shuffle
@@ -51,8 +50,10 @@ class ScikitLearnOrder:
     def permutation(self, n_samples: int) -> np.ndarray:
         if self.order is None or len(self.order) != n_samples:
             self.order = np.arange(n_samples)
-        if self.shuffle:
-            self.order = shuffled(self.order, random_state=self.random_state)
+        if self.shuffle:  # sklearn.utils.shuffle(order, random_state), without its overhead
+            indices = np.arange(n_samples)
+            self.random_state.shuffle(indices)
+            self.order = self.order[indices]
         return self.order
 
 
