@@ -14,6 +14,7 @@ from nnmath.losses import get_loss
 from nnmath.modelfile import TrainedModel, load_checkpoint, save_checkpoint
 from nnmath.network import MLP
 from nnmath.optimizers import SGD, Adam
+from nnmath.penalties import L1, L2
 from nnmath.schedules import make_schedule
 from nnmath.training import (
     TrainingState,
@@ -536,3 +537,119 @@ def test_progress_bar_shows_loss_and_metrics() -> None:
     bar.on_train_end(None)
     text = stream.getvalue()
     assert "loss=0.5" in text and "accuracy=0.75" in text and "1/2" in text
+
+
+# ---- sample weights and penalties -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_of_weight_zero_do_not_change_training(dtype) -> None:
+    # Weights travel with their rows: whatever a weight-0 row holds, the run ends bit-identical.
+    X, y = blobs(n=90)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, len(X))
+    w[::7] = 0.0
+    other_X = X.copy()
+    other_X[::7] = 123.0  # (the labels stay: the validation split is stratified by them)
+    runs = []
+    for data in ((X, y), (other_X, y)):
+        model = MLP("4-8relu-3softmax", seed=1, dtype=dtype)
+        fit(model, *data, epochs=3, batch_size=16, sample_weight=w, validation_fraction=0.2,
+            penalty=L2(0.01))  # fmt: skip
+        runs.append(weights(model))
+    assert same_bits(runs[0], runs[1])
+
+
+def test_a_weighted_penalised_full_batch_step_is_the_engines() -> None:
+    X, y = blobs(n=40)
+    w = np.random.default_rng(2).uniform(0.1, 2.0, len(X))
+    loss = get_loss("cross-entropy")
+    for penalty in (L2(0.2), L1(0.1), L2(0.2, per_sample=True)):
+        model, reference = MLP("4-8relu-3softmax", seed=5), MLP("4-8relu-3softmax", seed=5)
+        fit(model, X, y, loss=loss, optimizer=SGD(0.5), epochs=1, batch_size=len(X),
+            sample_weight=w, penalty=penalty)  # fmt: skip
+        _, grads = reference.loss_and_gradients(X, y, loss, sample_weight=w, penalty=penalty)
+        SGD(0.5).step(reference.parameters(), grads.flat())
+        for a, b in zip(weights(model), weights(reference), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_metrics_are_logged_on_weighted_rows(dtype) -> None:
+    X, y = blobs(n=120)
+    rng = np.random.default_rng(3)
+    w, w_val = rng.uniform(0.1, 3.0, 100), rng.uniform(0.1, 3.0, 20)
+    loss = get_loss("cross-entropy")
+    penalty = L2(0.05, per_sample=True)
+    model = MLP("4-8relu-3softmax", seed=0, dtype=dtype)
+    checked = []
+
+    class Compare:
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+            for prefix, rows, weight in (("", slice(20, None), w), ("val_", slice(0, 20), w_val)):
+                Xr, yr = X[rows].astype(dtype), y[rows]
+                expected = evaluate_arrays(
+                    model, Xr, np.eye(3, dtype=dtype)[yr], loss, "classification", yr, weight,
+                    penalty,
+                )  # fmt: skip
+                assert logs[prefix + "loss"] == pytest.approx(expected["loss"], rel=1e-5)
+                assert logs[prefix + "accuracy"] == pytest.approx(expected["accuracy"], rel=1e-6)
+                right = model.predict(Xr).argmax(axis=1) == yr
+                by_hand = np.sum(weight * right) / np.sum(weight)
+                assert expected["accuracy"] == pytest.approx(by_hand, rel=1e-6)
+            checked.append(epoch)
+            return False
+
+    fit(model, X[20:], y[20:], loss=loss, epochs=2, batch_size=16, sample_weight=w,
+        validation=(X[:20], y[:20], w_val), penalty=penalty, callbacks=[Compare()])  # fmt: skip
+    assert checked == [1, 2]
+
+
+def test_validation_fraction_splits_the_weights_with_their_rows() -> None:
+    X, y = blobs(n=100)
+    w = np.random.default_rng(4).uniform(0.1, 3.0, len(X))
+    states: list[TrainingState] = []
+    model = MLP("4-8relu-3softmax", seed=0)
+    history = fit(model, X, y, epochs=1, sample_weight=w, validation_fraction=0.3,
+                  checkpoint=states.append)  # fmt: skip
+    rows = states[0].validation_rows
+    loss = get_loss("cross-entropy")
+    assert history["val_loss"][0] == pytest.approx(
+        model.cost(X[rows], y[rows], loss, sample_weight=w[rows]), rel=1e-12
+    )
+    assert history["val_loss"][0] != pytest.approx(model.cost(X[rows], y[rows], loss), rel=1e-6)
+
+
+def test_a_penalty_adds_to_a_gradient_hook_and_to_the_logged_loss() -> None:
+    X, y = blobs()
+    loss = get_loss("cross-entropy")
+    a, b = MLP("4-8relu-3softmax", seed=0), MLP("4-8relu-3softmax", seed=0)
+    history = fit(a, X, y, loss=loss, optimizer=SGD(0.1), epochs=2, penalty=L1(0.01))
+    fit(b, X, y, loss=loss, optimizer=SGD(0.1), epochs=2, penalty=L1(0.01),
+        gradients=backprop(b, loss))  # fmt: skip
+    assert same_bits(weights(a), weights(b))
+    assert history["loss"][-1] == pytest.approx(
+        a.cost(X, y, loss) + L1(0.01).value([L.W for L in a.linears]), rel=1e-12
+    )
+
+
+def test_the_scikit_learn_call_works() -> None:
+    # what the estimators run: weights and scikit-learn's per-sample L2 through fit
+    X, y = blobs(n=60)
+    w = np.linspace(0.5, 1.5, len(X))
+    model = MLP("4-16relu-3softmax", seed=0, dtype=np.float32)
+    history = fit(model, X, y, sample_weight=w, penalty=L2(1e-4, per_sample=True), epochs=5,
+                  batch_size=16, learning_rate=0.01)  # fmt: skip
+    assert history.epochs == 5 and history["loss"][-1] < history["loss"][0]
+
+
+def test_bad_weights_and_penalties_are_refused() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax")
+    with pytest.raises(DataError, match="one weight per row"):
+        fit(model, X, y, sample_weight=np.ones(3))
+    with pytest.raises(DataError, match="negative"):
+        fit(model, X, y, sample_weight=-np.ones(len(X)))
+    with pytest.raises(SpecError, match="penalty"):
+        fit(model, X, y, penalty=0.01)
+    with pytest.raises(SpecError, match="w_val"):
+        fit(model, X, y, validation=(X,))

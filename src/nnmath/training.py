@@ -44,17 +44,19 @@ from nnmath.callbacks import Callback, ProgressBar
 from nnmath.datasets import Dataset, Standardizer, batches, load_dataset, split_for_evaluation
 from nnmath.errors import DataError, DivergenceError, ShapeError, SpecError
 from nnmath.fast import FastStep
-from nnmath.losses import Loss, as_targets, cost, fuse, get_loss
+from nnmath.losses import Loss, as_sample_weight, as_targets, cost, fuse, get_loss
 from nnmath.metrics import classification_metrics, regression_metrics
 from nnmath.modelfile import TrainedModel, save_checkpoint
 from nnmath.network import MLP
 from nnmath.optimizers import SGD, Optimizer, clip_grad_norm, make_optimizer
+from nnmath.penalties import Penalty, penalty_scale
 from nnmath.schedules import Schedule, make_schedule
 from nnmath.spec import NetworkSpec, parse_spec
 
 Array = Any
-GradientFn = Callable[[Array, Array], tuple[float, list[Array]]]
-"""(X_batch, T_batch) -> (cost C, [∂C/∂W1, ∂C/∂b1, ∂C/∂W2, …] in the order of parameters())."""
+GradientFn = Callable[..., tuple[float, list[Array]]]
+"""(X_batch, T_batch) -> (cost C, [∂C/∂W1, ∂C/∂b1, ∂C/∂W2, …] in the order of parameters());
+with sample weights ``fit`` calls it as (X_batch, T_batch, w_batch)."""
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -82,64 +84,119 @@ def default_loss_name(output: str, task: str) -> str:
     return "mse"
 
 
-def backprop(model: MLP, loss: Loss) -> GradientFn:
+def backprop(model: MLP, loss: Loss, penalty: Penalty | None = None) -> GradientFn:
     """The default gradient function: the engine's forward pass and δ recursion, unchecked.
 
-    It reads the model's current parameters on every call, so the optimizer's in-place updates
-    are seen by the next batch.
+    (X, T[, w]) -> (C, grads): C = Σ w ℓ / Σ w + k P(W) with the optional sample weights w and
+    ``penalty`` (see ``MLP.loss_and_gradients``). It reads the model's current parameters on
+    every call, so the optimizer's in-place updates are seen by the next batch.
     """
 
-    def gradients(X: Array, T: Array) -> tuple[float, list[Array]]:
-        value, grads = model.loss_and_gradients(X, T, loss, check=False)
+    def gradients(X: Array, T: Array, sample_weight: Array | None = None) -> tuple[float, list]:
+        value, grads = model.loss_and_gradients(
+            X, T, loss, check=False, sample_weight=sample_weight, penalty=penalty
+        )
         return value, grads.flat()
 
     return gradients
 
 
-def fast_step(model: MLP, loss: Loss, batch_size: int, kernel: str = "numpy") -> FastStep | None:
+def with_penalty(gradients: GradientFn, model: MLP, penalty: Penalty) -> GradientFn:
+    """A gradient function plus a penalty: C + k P(W) and ∂C/∂W⁽ˡ⁾ + k ∂P/∂W⁽ˡ⁾ (biases as they are),
+    k = 1, or 1/Σ w for a per-sample penalty; for a user's own ``gradients`` in ``fit``."""
+
+    def penalised(X: Array, T: Array, *weights: Array) -> tuple[float, list[Array]]:
+        value, grads = gradients(X, T, *weights)
+        total = float(len(X)) if not weights else float(np.sum(weights[0]))
+        k = penalty_scale(penalty, total)
+        Ws = [linear.W for linear in model.linears]
+        grads = list(grads)
+        for index, W in enumerate(Ws):
+            grads[2 * index] = grads[2 * index] + k * penalty.grad(W)  # [dW1, db1, dW2, …]
+        return value + k * penalty.value(Ws), grads
+
+    return penalised
+
+
+def fast_step(
+    model: MLP,
+    loss: Loss,
+    batch_size: int,
+    kernel: str = "numpy",
+    penalty: Penalty | None = None,
+) -> FastStep | None:
     """``fast.FastStep`` (the same math in reused buffers, see docs/speed.md) for a float32 NumPy
     model, None for any other (float64 stays on the engine's own path)."""
     if isinstance(model.linears[0].W, np.ndarray) and model.dtype == np.float32:
-        return FastStep(model, loss, batch_size, kernel=kernel)
+        return FastStep(model, loss, batch_size, kernel=kernel, penalty=penalty)
     return None
 
 
-def default_gradients(model: MLP, loss: Loss, batch_size: int) -> GradientFn:
+def default_gradients(
+    model: MLP, loss: Loss, batch_size: int, penalty: Penalty | None = None
+) -> GradientFn:
     """:func:`fast_step`'s ``loss_and_gradients`` for a float32 NumPy model, else :func:`backprop`."""
-    step = fast_step(model, loss, batch_size)
-    return backprop(model, loss) if step is None else step.loss_and_gradients
+    step = fast_step(model, loss, batch_size, penalty=penalty)
+    return backprop(model, loss, penalty) if step is None else step.loss_and_gradients
 
 
 def evaluate_arrays(
-    model: MLP, X: Array, T: Array, loss: Loss, task: str, labels: Array | None = None
+    model: MLP,
+    X: Array,
+    T: Array,
+    loss: Loss,
+    task: str,
+    labels: Array | None = None,
+    sample_weight: Array | None = None,
+    penalty: Penalty | None = None,
 ) -> dict[str, float]:
     """The cost and the task's metrics of ``model`` on (X, T), one forward pass, no input check.
 
-    T is the target matrix (S, n_out); ``labels`` the class indices (classification only).
+    T is the target matrix (S, n_out); ``labels`` the class indices (classification only). With
+    ``sample_weight`` the cost and the metrics are weighted means; with ``penalty`` the cost
+    includes k P(W) (k from the weight sum of these rows).
     """
     Z, _ = model.forward(X, stop=len(model.layers) - 1, check=False)
     A, _ = model.layers[-1].forward(Z)
     fused = fuse(model.output, loss)
-    value = cost(fused, Z, T) if fused is not None else cost(loss, A, T)
-    return _logs(value, A, T, task, labels)
+    value = (
+        cost(fused, Z, T, sample_weight) if fused is not None else cost(loss, A, T, sample_weight)
+    )
+    value = float(value)
+    if penalty is not None:
+        total = float(len(X)) if sample_weight is None else float(np.sum(sample_weight))
+        value += penalty_scale(penalty, total) * penalty.value([L.W for L in model.linears])
+    return _logs(value, A, T, task, labels, sample_weight)
 
 
 def evaluate_fast(
-    step: FastStep, X: Array, T: Array, task: str, labels: Array | None = None
+    step: FastStep,
+    X: Array,
+    T: Array,
+    task: str,
+    labels: Array | None = None,
+    sample_weight: Array | None = None,
 ) -> dict[str, float]:
     """:func:`evaluate_arrays` through a ``FastStep``'s buffers (``FastStep.evaluate``, in chunks
     of its batch size): the same cost and metrics, with no engine forward pass."""
-    value, A = step.evaluate(X, T if labels is None else labels)
-    return _logs(value, A, T, task, labels)
+    value, A = step.evaluate(X, T if labels is None else labels, sample_weight)
+    return _logs(value, A, T, task, labels, sample_weight)
 
 
-def _logs(value: float, A: Array, T: Array, task: str, labels: Array | None) -> dict[str, float]:
+def _logs(
+    value: float,
+    A: Array,
+    T: Array,
+    task: str,
+    labels: Array | None,
+    sample_weight: Array | None = None,
+) -> dict[str, float]:
     """The cost and the task's metrics of the outputs A: accuracy, or MSE, MAE and R²."""
     logs = {"loss": float(value)}
     if task == CLASSIFICATION:
-        logs.update(classification_metrics(labels, A))
+        logs.update(classification_metrics(labels, A, sample_weight))
     else:
-        logs.update(regression_metrics(T, A))
+        logs.update(regression_metrics(T, A, sample_weight))
     return logs
 
 
@@ -149,8 +206,8 @@ def batch_update(
     params: Sequence[Array],
     clip_norm: float | None = None,
     step: FastStep | None = None,
-) -> Callable[[Array, Array], float]:
-    """(X_b, T_b) -> C: one batch's update of ``params`` in place, returning the batch's cost.
+) -> Callable[..., float]:
+    """(X_b, T_b[, w_b]) -> C: one batch's update of ``params`` in place, returning its cost.
 
     In general: C, g = gradients(X_b, T_b); g ← g · min(1, c / ‖g‖) with ``clip_norm`` c;
     θ ← optimizer.step(θ, g), not taken when C is NaN or Inf. Plain SGD (no momentum, no weight
@@ -161,14 +218,14 @@ def batch_update(
     plain_sgd = type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay
     if step is not None and plain_sgd and clip_norm is None:
 
-        def fused(X: Array, T: Array) -> float:
+        def fused(X: Array, T: Array, *weights: Array) -> float:
             optimizer.t += 1  # the optimizer's step count, as optimizer.step would keep it
-            return step.sgd_step(X, T, optimizer.learning_rate)
+            return step.sgd_step(X, T, optimizer.learning_rate, *weights)
 
         return fused
 
-    def update(X: Array, T: Array) -> float:
-        value, grads = gradients(X, T)
+    def update(X: Array, T: Array, *weights: Array) -> float:
+        value, grads = gradients(X, T, *weights)
         if math.isfinite(value):
             if clip_norm is not None:
                 clip_grad_norm(grads, clip_norm)
@@ -183,18 +240,20 @@ EVALUATION_ROWS = 1024
 
 
 def epoch_evaluator(
-    model: MLP, loss: Loss, task: str, n_rows: int
-) -> Callable[[Array, Array, Array | None], dict[str, float]]:
-    """(X, T, labels) -> the logs of :func:`evaluate_arrays`, as ``fit`` computes them per epoch.
+    model: MLP, loss: Loss, task: str, n_rows: int, penalty: Penalty | None = None
+) -> Callable[..., dict[str, float]]:
+    """(X, T, labels[, w]) -> the logs of :func:`evaluate_arrays`, as ``fit`` computes them.
 
     A float32 NumPy model is evaluated through its own ``FastStep`` (:func:`evaluate_fast`, in
     chunks of up to ``EVALUATION_ROWS`` rows); any other through the engine's forward pass, so
     float64 training logs exactly what it always has.
     """
-    step = fast_step(model, loss, max(1, min(n_rows, EVALUATION_ROWS)))
+    step = fast_step(model, loss, max(1, min(n_rows, EVALUATION_ROWS)), penalty=penalty)
     if step is None:
-        return lambda X, T, labels: evaluate_arrays(model, X, T, loss, task, labels)
-    return lambda X, T, labels: evaluate_fast(step, X, T, task, labels)
+        return lambda X, T, labels, w=None: evaluate_arrays(
+            model, X, T, loss, task, labels, w, penalty
+        )
+    return lambda X, T, labels, w=None: evaluate_fast(step, X, T, task, labels, w)
 
 
 @dataclass
@@ -462,7 +521,7 @@ def fit(
     batch_size: int = 32,
     seed: int = 0,
     rng: np.random.Generator | None = None,
-    validation: tuple[Array, Array] | None = None,
+    validation: tuple[Array, ...] | None = None,
     validation_fraction: float = 0.0,
     patience: int | None = None,
     monitor: str | None = None,
@@ -477,6 +536,8 @@ def fit(
     task: str | None = None,
     kernel: str = "numpy",
     train_metrics: Literal["exact", "running"] = "exact",
+    sample_weight: Array | None = None,
+    penalty: Penalty | None = None,
 ) -> History:
     """Train ``model`` in place on (X, y) by mini-batch gradient descent; return the History.
 
@@ -514,6 +575,18 @@ def fit(
       scikit-learn's ``loss_curve_`` and Keras's ``fit`` report), and no other training metric is
       logged (no ``accuracy``, ``mse``, …; monitor ``loss`` or a ``val_`` metric). Validation
       metrics are exact either way.
+    - sample_weight: w (S,), one weight ≥ 0 per row: every cost becomes the weighted mean
+      Σ_s w_s ℓ_s / Σ_s w_s (the plain mean when all w_s = 1). Weights travel with their rows
+      through the shuffling, the batches and the validation split; the logged training metrics
+      (loss, accuracy or mse/mae/r2) are weighted means too. A held-out set takes weights as a
+      third element, ``validation=(X_val, y_val, w_val)``; the ``val_`` metrics are weighted
+      whenever the validation rows have weights (also those split off by
+      ``validation_fraction``). A batch whose weights are all 0 is skipped. A ``gradients``
+      function is then called as gradients(X_b, T_b, w_b).
+    - penalty: a term of the cost on the weight matrices, ``penalties.L2(alpha)`` or
+      ``penalties.L1(alpha)``: C = Σ w ℓ / Σ w + k P(W), with k = 1, or k = 1/Σ_batch w for
+      ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
+      include it (as Keras's do), with k from the weight sum of the rows evaluated.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise SpecError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
@@ -525,6 +598,12 @@ def fit(
         raise SpecError(f"patience must be a whole number ≥ 1, got {patience!r}")
     if validation is not None and validation_fraction:
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
+    if validation is not None and len(validation) not in (2, 3):
+        raise SpecError("validation must be (X_val, y_val) or (X_val, y_val, w_val)")
+    if penalty is not None and not (hasattr(penalty, "value") and hasattr(penalty, "grad")):
+        raise SpecError(
+            f"penalty must be a penalty record such as nnmath.penalties.L2(alpha), got {penalty!r}"
+        )
     if kernel not in ("numpy", "numba", "auto"):
         raise SpecError(f"kernel must be 'numpy', 'numba' or 'auto', got {kernel!r}")
     if train_metrics not in TRAIN_METRICS:
@@ -549,20 +628,25 @@ def fit(
         y = labels = y.astype(np.int64)
     else:
         labels = None
+    w = None
+    if sample_weight is not None:
+        w = as_sample_weight(np.asarray(sample_weight), len(X), model.dtype)
     if loss is None:
         loss = default_loss_name(model.output, task)
     if isinstance(loss, str):
         loss = get_loss(loss)
     optimizer = _as_optimizer(optimizer, learning_rate, resume)
     params = model.parameters()
-    step = fast_step(model, loss, batch_size, kernel) if gradients is None else None
+    step = fast_step(model, loss, batch_size, kernel, penalty) if gradients is None else None
     if gradients is None:
-        gradients = backprop(model, loss) if step is None else step.loss_and_gradients
+        gradients = backprop(model, loss, penalty) if step is None else step.loss_and_gradients
+    elif penalty is not None:
+        gradients = with_penalty(gradients, model, penalty)
 
     if resume is not None:
         rng = _rng_from_state(resume.rng_state)
-        for p, w in zip(params, resume.weights, strict=True):
-            np.copyto(p, w)
+        for p, saved in zip(params, resume.weights, strict=True):
+            np.copyto(p, saved)
         optimizer.load_state_dict(resume.optimizer_state)
         history = copy.deepcopy(resume.history)
         start = resume.epoch
@@ -581,11 +665,17 @@ def fit(
             )
         keep = np.ones(len(X), dtype=bool)
         keep[val_rows] = False
-        validation = (X[val_rows], y[val_rows])
+        validation = (X[val_rows], y[val_rows], None if w is None else w[val_rows])
         X, T = X[keep], T[keep]
         labels = None if labels is None else labels[keep]
+        w = None if w is None else w[keep]
+        if w is not None and not float(np.sum(w)) > 0:
+            raise DataError("the training rows left after the validation split all weigh 0")
+    w_val = None
     if validation is not None:
         X_val, y_val = np.asarray(validation[0]), np.asarray(validation[1])
+        if len(validation) == 3 and validation[2] is not None:
+            w_val = as_sample_weight(np.asarray(validation[2]), len(X_val), model.dtype)
         model.check_input(X_val)
         X_val = X_val.astype(model.dtype, copy=False)
         T_val = as_targets(
@@ -610,7 +700,11 @@ def fit(
     targets = labels if step is not None and labels is not None else T
     update = batch_update(gradients, optimizer, params, clip_norm, step)
     evaluate = epoch_evaluator(
-        model, loss, task, max(len(X) if exact else 0, 0 if validation is None else len(X_val))
+        model,
+        loss,
+        task,
+        max(len(X) if exact else 0, 0 if validation is None else len(X_val)),
+        penalty,
     )
 
     try:
@@ -622,20 +716,28 @@ def fit(
                 began = time.perf_counter()
                 if schedule is not None:
                     optimizer.learning_rate = schedule(epoch - 1)
-                total = 0.0  # Σ_b |b| C_b: the running loss's numerator
+                total = 0.0  # Σ_b |b| C_b (Σ_b W_b C_b, W_b = Σ w over batch b): the running loss
+                weight = 0.0
                 for batch, rows in enumerate(batches(len(X), batch_size, rng), start=1):
-                    value = update(X[rows], targets[rows])
+                    if w is None:
+                        value, batch_weight = update(X[rows], targets[rows]), len(rows)
+                    else:
+                        batch_weight = float(np.sum(w[rows]))
+                        if not batch_weight > 0:
+                            continue  # no data weighs in this batch: no step
+                        value = update(X[rows], targets[rows], w[rows])
                     if not math.isfinite(value):
                         raise _divergence(epoch, batch, n_batches, value, optimizer.learning_rate)
-                    total += len(rows) * value
+                    total += batch_weight * value
+                    weight += batch_weight
 
                 logs: dict[str, float] = {"epoch": float(epoch)}
                 if exact:
-                    logs.update(evaluate(X, T, labels))
+                    logs.update(evaluate(X, T, labels, w))
                 else:
-                    logs["loss"] = total / max(len(X), 1)
+                    logs["loss"] = total / max(weight, 1)
                 if validation is not None:
-                    val = evaluate(X_val, T_val, labels_val)
+                    val = evaluate(X_val, T_val, labels_val, w_val)
                     logs.update({f"val_{key}": value for key, value in val.items()})
                 logs["learning_rate"] = float(optimizer.learning_rate)
                 _check_finite_logs(logs, epoch, optimizer.learning_rate)
