@@ -14,31 +14,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from nnmath.callbacks import Callback
 from nnmath.losses import Loss
 from nnmath.network import MLP
 from nnmath.optimizers import Optimizer
+from nnmath.penalties import L2
 from nnmath.training import History, fit
 
 Array = Any
+
+
+def penalty(alpha: float) -> L2 | None:
+    """scikit-learn's L2 term: (α / (2 Σ_batch w)) Σ_l ‖W⁽ˡ⁾‖², none when α = 0."""
+    return L2(alpha, per_sample=True) if alpha else None
 
 
 def cost_and_gradients(
     model: MLP, X: Array, T: Array, loss: Loss, alpha: float, sample_weight: Array | None
 ) -> tuple[float, list[Array]]:
     """C and [∂C/∂W1, ∂C/∂b1, …] on one batch (X, T), as defined above; X is not checked."""
-    if sample_weight is not None:
-        raise NotImplementedError("sample_weight waits for the engine's weighted cost")
-    value, grads = model.loss_and_gradients(X, T, loss, check=False)
-    flat = grads.flat()
-    if alpha:
-        S = len(X)
-        for index, linear in enumerate(model.linears):
-            flat[2 * index] = flat[2 * index] + (alpha / S) * linear.W
-            value += 0.5 * alpha / S * float(np.sum(linear.W * linear.W))
-    return value, flat
+    value, grads = model.loss_and_gradients(
+        X, T, loss, check=False, sample_weight=sample_weight, penalty=penalty(alpha)
+    )
+    return value, grads.flat()
 
 
 def train(
@@ -59,8 +57,6 @@ def train(
 ) -> History:
     """``nnmath.training.fit`` with scikit-learn's cost: mini-batches in ``order``'s row order
     (anything with ``permutation(S)``), the running mean of the batch costs logged as ``loss``."""
-    if sample_weight is not None:
-        raise NotImplementedError("sample_weight waits for the engine's weighted cost")
     return fit(
         model,
         X,
@@ -75,5 +71,6 @@ def train(
         task=task,
         train_metrics="running",
         progress=False,
-        gradients=lambda Xb, Tb: cost_and_gradients(model, Xb, Tb, loss, alpha, None),
+        sample_weight=sample_weight,
+        penalty=penalty(alpha),
     )
