@@ -179,5 +179,9 @@ def test_poisson_output_is_refused_by_name() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         poisson.fit(X, np.exp(X[:, 0]))
-    with pytest.raises(SpecError, match="'exp' has no nnmath layer"):
-        from_sklearn(poisson)
+    for estimator in (poisson, nnmath_sklearn.MLPRegressor(**poisson.get_params())):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            estimator.fit(X, np.exp(X[:, 0]))
+        with pytest.raises(SpecError, match="'exp' has no nnmath layer"):
+            from_sklearn(estimator)

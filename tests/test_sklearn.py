@@ -27,8 +27,10 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from nnmath.errors import DivergenceError, NNMathError, SpecError
+from nnmath.gradcheck import numerical_gradient
 from nnmath.network import MLP
 from nnmath.sklearn import DEFAULT_DTYPE, MLPClassifier, MLPRegressor, ParameterError
+from nnmath.sklearn.poisson import PoissonDeviance
 
 # Checks that fail, with the reason (see docs/sklearn.md): none.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
@@ -413,3 +415,38 @@ def test_predict_proba_is_the_network_output(iris) -> None:
     assert_allclose(P[:, 1:], clf.model_.predict(X_test))  # one σ unit: P(classes_[1])
     assert_allclose(np.exp(clf.predict_log_proba(X_test)), P, atol=1e-300)  # ln 0 is clamped
     assert str(clf.model_.spec) == "4-10tanh-1sigmoid"
+
+
+# ---- the Poisson regressor's loss -------------------------------------------------------------------
+
+
+def test_poisson_deviance_against_central_differences_and_torch() -> None:
+    """ℓ = Σ (y ln y − y z − y + e^z) on log-means z: its gradient e^z − y against central
+    differences, and against PyTorch's poisson_nll_loss(log_input=True), e^z − y z, which differs
+    from ℓ by the constant y ln y − y (so the values differ by exactly that, the gradients not)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    Z, Y = rng.normal(size=(5, 3)), rng.poisson(2.0, size=(5, 3)).astype(float)
+    loss = PoissonDeviance()
+    numerical = numerical_gradient(lambda: float(np.sum(loss.value(Z, Y))), Z)
+    assert_allclose(loss.grad(Z, Y), numerical, rtol=1e-7, atol=1e-9)
+    z = torch.tensor(Z, requires_grad=True)
+    nll = torch.nn.functional.poisson_nll_loss(z, torch.tensor(Y), log_input=True, reduction="sum")
+    nll.backward()
+    assert_allclose(loss.grad(Z, Y), z.grad.numpy(), rtol=1e-14)
+    constant = np.sum(np.where(Y > 0, Y * np.log(np.where(Y > 0, Y, 1)), 0.0) - Y)
+    assert float(np.sum(loss.value(Z, Y))) == pytest.approx(float(nll) + constant, rel=1e-13)
+    assert_array_equal(loss.value(np.zeros((1, 2)), np.zeros((1, 2))), [2.0])  # y = 0: no ln 0
+
+
+def test_poisson_regressor_predicts_the_mean(iris) -> None:
+    X, _, _, _ = iris
+    rate = np.exp(0.5 * X[:, 0])
+    y = np.random.default_rng(0).poisson(rate).astype(float)
+    reg = MLPRegressor(loss="poisson", solver="lbfgs", hidden_layer_sizes=(4,), max_iter=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, y)
+    assert reg.out_activation_ == "exp" and str(reg.model_.spec) == "4-4relu-1"
+    assert_allclose(reg.predict(X), np.exp(reg.model_.predict(X).ravel()))  # μ = e^z
+    assert np.corrcoef(reg.predict(X), rate)[0, 1] > 0.8

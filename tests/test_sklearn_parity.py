@@ -48,11 +48,13 @@ def data(kind: str) -> tuple[np.ndarray, np.ndarray]:
         return X, np.where(score > 0, "yes", "no")
     if kind == "multilabel":
         return X, np.column_stack([score > 0, X[:, 3] > 0.3, X[:, 4] + X[:, 0] > 0]).astype(int)
+    if kind == "counts":  # Poisson: y ≥ 0 with log-mean 0.5 score
+        return X, rs.poisson(np.exp(0.5 * score)).astype(float)
     return X, np.column_stack([score, np.sin(X[:, 3])]) if kind == "regression2" else score
 
 
 def estimators(kind: str, **params) -> tuple:
-    name = "MLPRegressor" if kind.startswith("regression") else "MLPClassifier"
+    name = "MLPRegressor" if kind.startswith("regression") or kind == "counts" else "MLPClassifier"
     params = {"hidden_layer_sizes": (6,), "max_iter": 15, "random_state": 0, **params}
     return getattr(reference, name)(**params), getattr(nnmath_sklearn, name)(**params)
 
@@ -142,6 +144,12 @@ CASES = {
         {**SGD, "learning_rate_init": 0.01, "early_stopping": True, "max_iter": 30},
     ),
     "regressor-one-output-column": ("regression", {**SGD, "learning_rate_init": 0.01}),
+    "poisson-sgd": ("counts", {**SGD, "loss": "poisson", "learning_rate_init": 0.01}),
+    "poisson-lbfgs": ("counts", {"loss": "poisson", "solver": "lbfgs", "max_iter": 30}),
+    "poisson-early_stopping": (
+        "counts",
+        {**SGD, "loss": "poisson", "learning_rate_init": 0.01, "early_stopping": True},
+    ),
 }
 
 

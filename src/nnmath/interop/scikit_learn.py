@@ -59,7 +59,7 @@ def from_sklearn(estimator: Any) -> MLP:
     """The network of a fitted MLP estimator: W⁽ˡ⁺¹⁾ = coefs_[l]ᵀ, b⁽ˡ⁺¹⁾ = intercepts_[l] (copies)."""
     check_is_fitted(estimator)
     coefs, intercepts = estimator.coefs_, estimator.intercepts_
-    out = layout.nnmath_name(estimator.out_activation_)
+    out = {"logistic": "sigmoid"}.get(estimator.out_activation_, estimator.out_activation_)
     if out not in OUTPUTS:
         raise SpecError(
             f"the estimator's output activation {estimator.out_activation_!r} has no nnmath "

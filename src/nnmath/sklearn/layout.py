@@ -4,9 +4,10 @@ scikit-learn stores layer l as ``coefs_[l]`` of shape (n_in, n_out) and ``interc
 computes A⁽ˡ⁾ = f(A⁽ˡ⁻¹⁾ coefs_[l] + intercepts_[l]); nnmath's Linear computes Y = X Wᵀ + b with W of
 shape (n_out, n_in). So ``coefs_[l] = W⁽ˡ⁺¹⁾ᵀ`` and ``intercepts_[l] = b⁽ˡ⁺¹⁾``: the same numbers.
 
-Activation names differ in one place: scikit-learn's ``logistic`` is nnmath's ``sigmoid`` (and its
-output layers ``softmax``, ``logistic``, ``identity``, ``exp`` are nnmath's ``softmax``,
-``sigmoid``, identity and ``exp``).
+Activation names differ in one place: scikit-learn's ``logistic`` is nnmath's ``sigmoid``. Its
+output activations ``softmax``, ``logistic`` and ``identity`` are nnmath's ``softmax``, ``sigmoid``
+and identity; its ``exp`` (the Poisson regressor's μ = e^z) is an identity layer computing the log
+mean z here, with e^z taken by the estimator's ``predict`` (:mod:`nnmath.sklearn.poisson`).
 """
 
 from __future__ import annotations
@@ -19,19 +20,13 @@ import numpy as np
 from nnmath.network import MLP
 from nnmath.spec import LayerSpec, NetworkSpec
 
-TO_NNMATH = {"logistic": "sigmoid"}
-TO_SCIKIT_LEARN = {"sigmoid": "logistic"}
+TO_NNMATH = {"logistic": "sigmoid", "exp": "identity"}
 
 
 def nnmath_name(activation: str) -> str:
-    """nnmath's name for a scikit-learn activation (``logistic`` → ``sigmoid``)."""
+    """nnmath's name for a scikit-learn activation (``logistic`` → ``sigmoid``; the output ``exp``
+    → identity, whose output is the log mean)."""
     return TO_NNMATH.get(activation, activation)
-
-
-def scikit_learn_name(layer: LayerSpec) -> str:
-    """scikit-learn's name for a layer's activation (``sigmoid`` → ``logistic``), with its parameter."""
-    name = TO_SCIKIT_LEARN.get(layer.activation, layer.activation)
-    return name if layer.parameter is None else f"{name}({layer.parameter:g})"
 
 
 def network_spec(

@@ -1,8 +1,13 @@
 """``MLPRegressor``: scikit-learn's multi-layer perceptron regressor, trained by nnmath's engine.
 
-Identity outputs, one per target, and scikit-learn's "squared_error", which is half the squared
-error: ℓ = ½ Σ_j (t_j − a_j)² over a sample's targets, so that ∂ℓ/∂a = a − t (nnmath's
-``squared-error``). The cost is its (weighted) mean over the batch plus scikit-learn's L2 term.
+Identity outputs, one per target, and scikit-learn's ``loss``:
+
+- "squared_error" is half the squared error, ℓ = ½ Σ_j (t_j − a_j)² over a sample's targets, so
+  that ∂ℓ/∂a = a − t (nnmath's ``squared-error``);
+- "poisson" is half the Poisson deviance of μ = e^a (:mod:`nnmath.sklearn.poisson`): the network
+  computes a = ln μ and ``predict`` returns e^a (``out_activation_`` is scikit-learn's "exp").
+
+The cost is the loss's (weighted) mean over the batch plus scikit-learn's L2 term.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nnmath.losses import Loss, SquaredError
 from nnmath.sklearn.base import BaseMLP
-from nnmath.sklearn.parameters import DEFAULT_DTYPE, ParameterError
+from nnmath.sklearn.parameters import DEFAULT_DTYPE
+from nnmath.sklearn.poisson import PoissonDeviance
 from nnmath.training import REGRESSION
 
 Array = Any
@@ -104,12 +110,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return X, y
 
     def _out_activation(self) -> str:
-        if self.loss == "poisson":
-            raise ParameterError("loss='poisson' is not available yet")
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _loss(self) -> Loss:
-        return SquaredError()
+        return PoissonDeviance() if self.loss == "poisson" else SquaredError()
 
     def _engine_task(self) -> str:
         return REGRESSION
@@ -135,6 +139,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
         outputs = self._forward(X, check_input)
+        if self.out_activation_ == "exp":  # μ = e^z: the network computes z = ln μ
+            outputs = np.exp(outputs)
         return outputs.ravel() if outputs.shape[1] == 1 else outputs
 
     def predict(self, X: Any) -> np.ndarray:
