@@ -185,3 +185,11 @@ def test_poisson_output_is_refused_by_name() -> None:
             estimator.fit(X, np.exp(X[:, 0]))
         with pytest.raises(SpecError, match="'exp' has no nnmath layer"):
             from_sklearn(estimator)
+
+
+def test_derive_explains_a_model_trained_in_scikit_learn(iris, tmp_path, capsys) -> None:
+    X, y = iris
+    path = save_estimator(fitted(reference, "multiclass", X, y), tmp_path / "sk.nnm")
+    assert main(["derive", "--model", str(path), "--example", "--verify"]) == 0
+    document = capsys.readouterr().out
+    assert "4-7tanh-5tanh-3softmax" in document and "W_{3}" in document
