@@ -115,6 +115,7 @@ def test_bad_parameters_raise_scikit_learn_s_error(params: dict, iris) -> None:
     [
         ({"activation": "softmax"}, "'activation' parameter of MLPClassifier must be"),
         ({"activation": "swish"}, "'leaky_relu', 'elu'"),
+        ({"learning_rate": 0.01}, "Got 0.01 instead. The step size is learning_rate_init"),
         ({"dtype": "float16"}, "'dtype' parameter of MLPClassifier must be a str among"),
         ({"dtype": np.float16}, "'float64', 'float32' or None"),
     ],

@@ -65,7 +65,10 @@ def validate(estimator: Any) -> None:
     try:
         validate_parameter_constraints(CONSTRAINTS, params, caller_name=name)
     except InvalidParameterError as error:
-        raise ParameterError(str(error)) from None
+        hint = ""
+        if isinstance(params["learning_rate"], numbers.Real) and "'learning_rate'" in str(error):
+            hint = " The step size is learning_rate_init; learning_rate names the schedule."
+        raise ParameterError(str(error) + hint) from None
     hidden_layers(params["hidden_layer_sizes"], params["activation"], name)
     dtype_of(params["dtype"])
 
