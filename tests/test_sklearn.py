@@ -285,6 +285,23 @@ def test_sample_weight_as_scikit_learn(solver: str, batch_size, iris) -> None:
         assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-12)
 
 
+@pytest.mark.xfail(
+    reason="training.fit divides the running loss by max(Σw, 1), not Σw (the train branch's "
+    "fit: logs['loss'] = total / max(weight, 1)); reported, to be fixed there",
+    strict=False,
+)
+def test_loss_does_not_depend_on_the_scale_of_the_weights() -> None:
+    """Σ w ℓ / Σ w is the same for w and c w; scikit-learn's loss_ is (α = 0)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 3)), (rng.normal(size=50) > 0).astype(int)
+    settings = {"hidden_layer_sizes": (4,), "solver": "sgd", "max_iter": 1, "alpha": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ones = MLPClassifier(**settings, random_state=0).fit(X, y, sample_weight=np.ones(50))
+        small = MLPClassifier(**settings, random_state=0).fit(X, y, sample_weight=np.full(50, 0.01))
+    assert small.loss_ == pytest.approx(ones.loss_, rel=1e-12)
+
+
 def test_adaboost_boosts_the_classifier_through_sample_weight(iris) -> None:
     X_train, X_test, y_train, y_test = iris
     base = MLPClassifier((4,), solver="lbfgs", max_iter=50, random_state=0)
