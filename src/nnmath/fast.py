@@ -41,19 +41,20 @@ forty NumPy calls. ``kernel="auto"`` takes numba where it is installed and can c
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnmath.errors import DataError, ShapeError, SpecError
-from nnmath.layers import Elementwise
+from nnmath.layers import Elementwise, Linear
 from nnmath.losses import Loss, SoftmaxCrossEntropy, as_sample_weight, as_targets, fuse
 from nnmath.network import MLP
 from nnmath.penalties import L2, Penalty, penalty_scale
 
 Array = np.ndarray
 
-__all__ = ["FastStep"]
+__all__ = ["FastStep", "flat_parameters", "parameter_views"]
 
 IN_PLACE = ("relu", "identity")  # hidden activations computed in place in the Z buffer
 
@@ -133,6 +134,9 @@ class FastStep:
         ]
         self.kernel = _choose_kernel(kernel, self)
         self._relu = np.array([name == "relu" for name in self.names])  # for the numba kernel
+        # ∂C/∂θ in one vector laid out as flat_parameters lays out θ; ``gradients`` are its views
+        self.gradient = np.empty(parameter_count(model), self.dtype)
+        self.gradients = parameter_views(model, self.gradient)  # [dW1, db1, dW2, db2, …]
         self.capacity = 0
         self._allocate(batch_size)
 
@@ -157,7 +161,6 @@ class FastStep:
         self._w = np.empty(capacity, dtype)  # sample weights of another dtype land here
         self._X = np.empty((capacity, model.n_in), dtype)  # inputs of another dtype land here
         self._T = np.empty((capacity, model.n_out), dtype)  # and targets of another dtype here
-        self.gradients = [np.empty_like(p) for p in model.parameters()]  # [dW1, db1, dW2, …]
         self._Z_out = np.empty((capacity, model.n_out), dtype)  # the compiled kernel's logits
         self.capacity = capacity
         self._views: dict[int, tuple[list[_Hidden], _Output]] = {}
@@ -658,6 +661,42 @@ class FastStep:
                 self._penalty_step(W, shrink)
                 np.subtract(W, dW, out=W)
                 np.subtract(b, db, out=b)
+
+
+# ---- every parameter in one vector -----------------------------------------------------------------
+
+
+def parameter_count(model: MLP) -> int:
+    """The number of scalars in W⁽¹⁾, b⁽¹⁾, …, W⁽ᴷ⁾, b⁽ᴷ⁾."""
+    return sum(L.n_out * L.n_in + L.n_out for L in model.linears)
+
+
+def parameter_views(model: MLP, vector: Array) -> list[Array]:
+    """[W1, b1, W2, b2, …] as views of ``vector`` laid out [W1, …, WK, b1, …, bK]: the weights
+    first, so that a penalty on the weights touches one leading slice."""
+    sizes = [L.n_out * L.n_in for L in model.linears] + [L.n_out for L in model.linears]
+    ends = np.cumsum(sizes)
+    parts = [vector[end - size : end] for size, end in zip(sizes, ends, strict=True)]
+    K = len(model.linears)
+    return [
+        part.reshape(shape)
+        for index, L in enumerate(model.linears)
+        for part, shape in ((parts[index], (L.n_out, L.n_in)), (parts[K + index], (L.n_out,)))
+    ]
+
+
+def flat_parameters(model: MLP, dtype: np.dtype) -> tuple[MLP, Array]:
+    """(a copy of ``model`` in ``dtype`` whose W and b are views of one vector θ, θ).
+
+    The copy shares the model's activation layers; its parameters are the model's values, cast.
+    An optimizer then updates every parameter with one call per formula (``FlatUpdate``)."""
+    theta = np.empty(parameter_count(model), dtype)
+    views = parameter_views(model, theta)
+    for view, value in zip(views, model.parameters(), strict=True):
+        np.copyto(view, np.asarray(value), casting="unsafe")
+    trained = copy.copy(model)
+    trained.linears = [Linear(W, b) for W, b in zip(views[0::2], views[1::2], strict=True)]
+    return trained, theta
 
 
 # ---- the compiled kernel (optional: pip install 'nnmath[numba]') -----------------------------------
