@@ -88,6 +88,17 @@ class _Output:
     ones: Array  # (S,) ones: 1ᵀ δ = δᵀ 1 as a matrix-vector product
 
 
+@dataclass
+class BatchScore:
+    """What a step measured of the network's outputs before it changed the weights (kept only when
+    ``FastStep.keep_score`` is set): Σ_s w_s 𝟙[ŷ_s = y_s] for class labels; Σ_s w_s (a_sj − t_sj)²
+    per output j and Σ_s w_s Σ_j |a_sj − t_sj| for targets (w_s = 1 without weights)."""
+
+    correct: float = 0.0
+    squared: Array | None = None
+    absolute: float = 0.0
+
+
 class FastStep:
     """Cost, gradients and the SGD step of an MLP, for mini-batches of up to ``batch_size`` rows.
 
@@ -137,6 +148,8 @@ class FastStep:
         # ∂C/∂θ in one vector laid out as flat_parameters lays out θ; ``gradients`` are its views
         self.gradient = np.empty(parameter_count(model), self.dtype)
         self.gradients = parameter_views(model, self.gradient)  # [dW1, db1, dW2, db2, …]
+        self.keep_score = False  # fit's running metrics set it: each step then fills ``score``
+        self.score = BatchScore()
         self.capacity = 0
         self._allocate(batch_size)
 
@@ -162,6 +175,7 @@ class FastStep:
         self._X = np.empty((capacity, model.n_in), dtype)  # inputs of another dtype land here
         self._T = np.empty((capacity, model.n_out), dtype)  # and targets of another dtype here
         self._Z_out = np.empty((capacity, model.n_out), dtype)  # the compiled kernel's logits
+        self._predicted = np.empty(capacity, np.int64)  # and its argmax of each row
         self.capacity = capacity
         self._views: dict[int, tuple[list[_Hidden], _Output]] = {}
 
@@ -382,6 +396,7 @@ class FastStep:
                 tuple(Z[:S] for Z in self._Z),
                 tuple(delta[:S] for delta in self._delta),
                 self._Z_out[:S],
+                self._predicted[:S],
                 self._relu,
                 scale,
                 self.ln_b,
@@ -390,6 +405,9 @@ class FastStep:
         except IndexError:  # a label outside 0 … C − 1, refused before any parameter changes
             self.check(X, T)  # raises a DataError naming the label and its row
             raise
+        if self.keep_score and T.ndim == 1:
+            right = self._predicted[:S] == T
+            self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
         return float(cost)
 
     def _forward(
@@ -404,11 +422,30 @@ class FastStep:
     ) -> float:
         """The forward pass into the buffers; returns C and leaves scale · δ⁽ᴷ⁾ᵀ in output.ZT."""
         self._logits(self._hidden_forward(X, hidden), output)
+        if self.keep_score:
+            self._score(output.ZT, T, w)
         if w is not None:
             return self._weighted_output(output, T, scale, w, weight_sum)
         if isinstance(self.fused, SoftmaxCrossEntropy):
             return self._softmax_cross_entropy(output, T, scale)
         return self._other_output(output, T, scale)
+
+    def _score(self, ZT: Array, T: Array, w: Array | None) -> None:
+        """``score`` of the batch from its logits Zᵀ (C, S): the predicted class is argmax_j z_sj
+        (z > 0 for one sigmoid unit), the prediction a = f(z)."""
+        if T.ndim == 1:
+            predicted = np.argmax(ZT, axis=0) if ZT.shape[0] > 1 else (ZT[0] > 0)
+            right = predicted == T
+            self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
+            return
+        A = ZT.T if self.model.output == "identity" else self.model.activations[-1].forward(ZT.T)[0]
+        error = A - T
+        if w is None:
+            self.score.squared = np.einsum("sj,sj->j", error, error)
+            self.score.absolute = float(np.add.reduce(np.abs(error), axis=None))
+        else:
+            self.score.squared = np.einsum("s,sj,sj->j", w, error, error)
+            self.score.absolute = float(np.dot(w, np.add.reduce(np.abs(error), axis=1)))
 
     def _hidden_forward(self, X: Array, hidden: list[_Hidden]) -> Array:
         """a⁽ᴷ⁻¹⁾, through the hidden layers: z = a Wᵀ + 1 bᵀ, a = h(z), in the Z buffers."""
@@ -782,8 +819,9 @@ def _kernel_forward(
             Z_out[s, j] += b[j]
 
 
-def _kernel_labels(Z: Array, y: Array, k: float, w: Array) -> float:
-    """Σ_s w_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k w_s (softmax(Z) − onehot(y))."""
+def _kernel_labels(Z: Array, y: Array, k: float, w: Array, predicted: Array) -> float:
+    """Σ_s w_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k w_s (softmax(Z) − onehot(y));
+    predicted_s ← argmax_j z_sj."""
     total = 0.0
     C = Z.shape[1]
     for s in range(Z.shape[0]):
@@ -791,8 +829,11 @@ def _kernel_labels(Z: Array, y: Array, k: float, w: Array) -> float:
         if label < 0 or label >= C:
             raise IndexError("a class label lies outside 0 … C − 1")
         m = Z[s, 0]
+        best = 0
         for j in range(1, C):
-            m = max(m, Z[s, j])
+            if Z[s, j] > m:
+                m, best = Z[s, j], j
+        predicted[s] = best
         picked = Z[s, label] - m
         row_sum = 0.0
         for j in range(C):
@@ -887,15 +928,16 @@ def _kernel_step_labels(
     Zs: Arrays,
     deltas: Arrays,
     Z_out: Array,
+    predicted: Array,
     relu: Array,
     scale: float,
     ln_b: float,
     update: bool,
 ) -> float:
     """One step for class labels y with sample weights w: returns C = Σ w ℓ / Σ w; gradients
-    (× scale) in dWs, dbs; SGD if update."""
+    (× scale) in dWs, dbs; SGD if update; each row's argmax in ``predicted``."""
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
-    total = _kernel_labels(Z_out, y, scale / (weight_sum * ln_b), w)
+    total = _kernel_labels(Z_out, y, scale / (weight_sum * ln_b), w, predicted)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
     return total / (weight_sum * ln_b)
 
@@ -912,12 +954,13 @@ def _kernel_step_targets(
     Zs: Arrays,
     deltas: Arrays,
     Z_out: Array,
+    predicted: Array,
     relu: Array,
     scale: float,
     ln_b: float,
     update: bool,
 ) -> float:
-    """One step for a target matrix T; otherwise as ``_kernel_step_labels``."""
+    """One step for a target matrix T; otherwise as ``_kernel_step_labels`` (``predicted`` unused)."""
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
     total = _kernel_targets(Z_out, T, scale / (weight_sum * ln_b), w)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)

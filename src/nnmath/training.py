@@ -69,6 +69,7 @@ from nnmath.settings import (
 )
 from nnmath.steps import (
     GradientFn,
+    RunningMetrics,
     Stepper,
     backprop,
     batch_update,
@@ -155,6 +156,7 @@ class Loop:
     epochs: int
     batch_size: int
     exact: bool  # train_metrics == "exact"
+    running: RunningMetrics
     hooks: CallbackList
     checkpoint: str | Path | Callable[[TrainingState], None] | None
     trained_model: Callable[[], TrainedModel]  # the model as a checkpoint file stores it
@@ -186,7 +188,7 @@ def run_epoch(run: Run, loop: Loop, watch: DivergenceWatch, epoch: int) -> dict[
     loop.hooks.on_epoch_begin(epoch)
     run.history.on_epoch_begin(epoch)
     eta = set_learning_rate(loop.optimizer, loop.schedule, epoch)
-    running = train_epoch(loop.stepper, loop.train, loop.batch_size, run.rng, epoch, watch, eta)
+    running = train_epoch(loop, run.rng, epoch, watch, eta)
     logs = evaluate_epoch(loop, running, epoch, eta)
     watch.check_epoch(epoch, logs, loop.stepper.params, eta)
     run.history.on_epoch_end(epoch, logs)
@@ -219,42 +221,40 @@ def set_learning_rate(optimizer: Optimizer, schedule: Schedule | None, epoch: in
 
 
 def train_epoch(
-    stepper: Stepper,
-    rows: Rows,
-    batch_size: int,
-    rng: np.random.Generator,
-    epoch: int,
-    watch: DivergenceWatch,
-    learning_rate: float,
-) -> float:
+    loop: Loop, rng: np.random.Generator, epoch: int, watch: DivergenceWatch, eta: float
+) -> dict[str, float]:
     """One pass over the rows in a fresh random order, one step per batch; returns the running
-    loss Σ_b W_b C_b / Σ_b W_b (W_b = |b|, or Σ_{s∈b} w_s; a batch that weighs 0 takes no step)."""
-    n_batches = math.ceil(len(rows) / batch_size)
-    total = weight = 0.0
-    X, targets, w = rows.X, rows.targets, rows.w
-    for batch, index in enumerate(batches(len(rows), batch_size, rng), start=1):
+    metrics (``RunningMetrics``; a batch whose weights sum to 0 takes no step)."""
+    rows, update, running = loop.train, loop.stepper.update, loop.running
+    n_batches = math.ceil(len(rows) / loop.batch_size)
+    # the fast step takes class labels as they are; a gradients function gets the target rows T
+    X, w = rows.X, rows.w
+    targets = rows.targets if loop.stepper.step is not None else rows.T
+    running.start()
+    for batch, index in enumerate(batches(len(rows), loop.batch_size, rng), start=1):
         if w is None:
-            value, batch_weight = stepper.update(X[index], targets[index]), float(len(index))
+            value, batch_weight = update(X[index], targets[index]), float(len(index))
         else:
             batch_weight = float(np.sum(w[index]))
             if not batch_weight > 0:
                 continue
-            value = stepper.update(X[index], targets[index], w[index])
-        watch.check_batch(epoch, batch, n_batches, value, learning_rate)
-        total += batch_weight * value
-        weight += batch_weight
-    return total / max(weight, 1.0)
+            value = update(X[index], targets[index], w[index])
+        watch.check_batch(epoch, batch, n_batches, value, eta)
+        running.add(value, batch_weight)
+    return running.logs()
 
 
-def evaluate_epoch(loop: Loop, running_loss: float, epoch: int, eta: float) -> dict[str, float]:
-    """The epoch's logs: the epoch, the training metrics (exact, or the running loss), the
+def evaluate_epoch(
+    loop: Loop, running: dict[str, float], epoch: int, eta: float
+) -> dict[str, float]:
+    """The epoch's logs: the epoch, the training metrics (exact, or the running ones), the
     ``val_`` metrics, the learning rate."""
     logs: dict[str, float] = {"epoch": float(epoch)}
     evaluate, train, held_out = loop.stepper.evaluate, loop.train, loop.held_out
     if loop.exact:
         logs.update(evaluate(train.X, train.T, train.labels, train.w))
     else:
-        logs["loss"] = running_loss
+        logs.update(running)
     if held_out is not None:
         val = evaluate(held_out.X, held_out.T, held_out.labels, held_out.w)
         logs.update({f"val_{key}": value for key, value in val.items()})
@@ -315,7 +315,7 @@ def fit(
     gradients: GradientFn | None = None,
     task: str | None = None,
     kernel: str = "auto",
-    train_metrics: Literal["exact", "running"] = "exact",
+    train_metrics: Literal["exact", "running"] = "running",
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
     dtype: str = "auto",
@@ -381,8 +381,9 @@ def fit(
     task = infer_task(y, model.output) if task is None else task
     if task not in (CLASSIFICATION, REGRESSION):
         raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
-    rows = prepare_rows(model, X, y, task, sample_weight)
-    held_out = None if validation is None else held_out_rows(model, validation, task)
+    arithmetic = training_dtype(model, dtype, gradients)
+    rows = prepare_rows(model, X, y, task, sample_weight, arithmetic)
+    held_out = None if validation is None else held_out_rows(model, validation, task, arithmetic)
     loss = as_loss(loss, model.output, task)
     optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
@@ -396,19 +397,33 @@ def fit(
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
     stepper = make_stepper(
         model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
-        penalty=penalty, clip_norm=clip_norm, dtype=dtype, task=task,
+        penalty=penalty, clip_norm=clip_norm, dtype=arithmetic, task=task,
         evaluation_rows=max(len(train), len(held_out or ())),
+        keep_score=train_metrics == "running",
     )  # fmt: skip
     for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
         np.copyto(p, saved)
     loop = Loop(
         stepper, train, held_out, optimizer,
         as_schedule(schedule, optimizer.initial_learning_rate, epochs), epochs, batch_size,
-        exact=train_metrics == "exact",
+        exact=train_metrics == "exact", running=RunningMetrics(train, stepper.step),
         hooks=CallbackList([*callbacks, ProgressBar(epochs, initial=run.start, enabled=progress)]),
         checkpoint=checkpoint, trained_model=lambda: TrainedModel(model, loss, task),
     )  # fmt: skip
     return run_epochs(run, loop)
+
+
+def training_dtype(model: MLP, dtype: str, gradients: GradientFn | None) -> np.dtype:
+    """The arithmetic of training: the model's own with a ``gradients`` function (it computes on
+    the model's arrays), else ``dtype``, where "auto" is float32."""
+    if gradients is None:
+        return np.dtype("float32" if dtype == "auto" else dtype)
+    if dtype != "auto" and np.dtype(dtype) != np.dtype(model.dtype):
+        raise SpecError(
+            f"a gradients function computes on the model's own {np.dtype(model.dtype)} "
+            f"arrays: leave dtype='auto', or convert the model (model.astype('{dtype}'))"
+        )
+    return np.dtype(model.dtype)
 
 
 def make_stepper(
@@ -421,25 +436,21 @@ def make_stepper(
     kernel: str,
     penalty: Penalty | None,
     clip_norm: float | None,
-    dtype: str,
+    dtype: np.dtype,
     task: str,
     evaluation_rows: int,
+    keep_score: bool,
 ) -> Stepper:
     """The fast path for a NumPy model (no ``gradients``), else the general path (steps.py)."""
     eval_rows = max(1, min(evaluation_rows, EVALUATION_ROWS))
     if gradients is not None:
-        if dtype != "auto" and np.dtype(dtype) != np.dtype(model.dtype):
-            raise SpecError(
-                f"a gradients function computes on the model's own {np.dtype(model.dtype)} "
-                f"arrays: leave dtype='auto', or convert the model (model.astype('{dtype}'))"
-            )
         return general_stepper(
             model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task
         )
     return fast_stepper(
-        model, loss, optimizer, batch_size=batch_size,
-        dtype=np.dtype("float32" if dtype == "auto" else dtype), kernel=_kernel(kernel),
+        model, loss, optimizer, batch_size=batch_size, dtype=dtype, kernel=_kernel(kernel),
         penalty=penalty, clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
+        keep_score=keep_score,
     )  # fmt: skip
 
 
