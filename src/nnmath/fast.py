@@ -41,19 +41,20 @@ forty NumPy calls. ``kernel="auto"`` takes numba where it is installed and can c
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnmath.errors import DataError, ShapeError, SpecError
-from nnmath.layers import Elementwise
+from nnmath.layers import Elementwise, Linear
 from nnmath.losses import Loss, SoftmaxCrossEntropy, as_sample_weight, as_targets, fuse
 from nnmath.network import MLP
 from nnmath.penalties import L2, Penalty, penalty_scale
 
 Array = np.ndarray
 
-__all__ = ["FastStep"]
+__all__ = ["FastStep", "flat_parameters", "parameter_views"]
 
 IN_PLACE = ("relu", "identity")  # hidden activations computed in place in the Z buffer
 
@@ -85,6 +86,17 @@ class _Output:
     work: Array  # (C, S): T ⊙ Z, then k T (targets given as a matrix)
     rows: Array  # (S,) int: 0 … S − 1, the column index of each sample's label entry
     ones: Array  # (S,) ones: 1ᵀ δ = δᵀ 1 as a matrix-vector product
+
+
+@dataclass
+class BatchScore:
+    """What a step measured of the network's outputs before it changed the weights (kept only when
+    ``FastStep.keep_score`` is set): Σ_s w_s 𝟙[ŷ_s = y_s] for class labels; Σ_s w_s (a_sj − t_sj)²
+    per output j and Σ_s w_s Σ_j |a_sj − t_sj| for targets (w_s = 1 without weights)."""
+
+    correct: float = 0.0
+    squared: Array | None = None
+    absolute: float = 0.0
 
 
 class FastStep:
@@ -133,6 +145,11 @@ class FastStep:
         ]
         self.kernel = _choose_kernel(kernel, self)
         self._relu = np.array([name == "relu" for name in self.names])  # for the numba kernel
+        # ∂C/∂θ in one vector laid out as flat_parameters lays out θ; ``gradients`` are its views
+        self.gradient = np.empty(parameter_count(model), self.dtype)
+        self.gradients = parameter_views(model, self.gradient)  # [dW1, db1, dW2, db2, …]
+        self.keep_score = False  # fit's running metrics set it: each step then fills ``score``
+        self.score = BatchScore()
         self.capacity = 0
         self._allocate(batch_size)
 
@@ -157,8 +174,8 @@ class FastStep:
         self._w = np.empty(capacity, dtype)  # sample weights of another dtype land here
         self._X = np.empty((capacity, model.n_in), dtype)  # inputs of another dtype land here
         self._T = np.empty((capacity, model.n_out), dtype)  # and targets of another dtype here
-        self.gradients = [np.empty_like(p) for p in model.parameters()]  # [dW1, db1, dW2, …]
         self._Z_out = np.empty((capacity, model.n_out), dtype)  # the compiled kernel's logits
+        self._predicted = np.empty(capacity, np.int64)  # and its argmax of each row
         self.capacity = capacity
         self._views: dict[int, tuple[list[_Hidden], _Output]] = {}
 
@@ -379,6 +396,7 @@ class FastStep:
                 tuple(Z[:S] for Z in self._Z),
                 tuple(delta[:S] for delta in self._delta),
                 self._Z_out[:S],
+                self._predicted[:S],
                 self._relu,
                 scale,
                 self.ln_b,
@@ -387,6 +405,9 @@ class FastStep:
         except IndexError:  # a label outside 0 … C − 1, refused before any parameter changes
             self.check(X, T)  # raises a DataError naming the label and its row
             raise
+        if self.keep_score and T.ndim == 1:
+            right = self._predicted[:S] == T
+            self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
         return float(cost)
 
     def _forward(
@@ -401,11 +422,30 @@ class FastStep:
     ) -> float:
         """The forward pass into the buffers; returns C and leaves scale · δ⁽ᴷ⁾ᵀ in output.ZT."""
         self._logits(self._hidden_forward(X, hidden), output)
+        if self.keep_score:
+            self._score(output.ZT, T, w)
         if w is not None:
             return self._weighted_output(output, T, scale, w, weight_sum)
         if isinstance(self.fused, SoftmaxCrossEntropy):
             return self._softmax_cross_entropy(output, T, scale)
         return self._other_output(output, T, scale)
+
+    def _score(self, ZT: Array, T: Array, w: Array | None) -> None:
+        """``score`` of the batch from its logits Zᵀ (C, S): the predicted class is argmax_j z_sj
+        (z > 0 for one sigmoid unit), the prediction a = f(z)."""
+        if T.ndim == 1:
+            predicted = np.argmax(ZT, axis=0) if ZT.shape[0] > 1 else (ZT[0] > 0)
+            right = predicted == T
+            self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
+            return
+        A = ZT.T if self.model.output == "identity" else self.model.activations[-1].forward(ZT.T)[0]
+        error = A - T
+        if w is None:
+            self.score.squared = np.einsum("sj,sj->j", error, error)
+            self.score.absolute = float(np.add.reduce(np.abs(error), axis=None))
+        else:
+            self.score.squared = np.einsum("s,sj,sj->j", w, error, error)
+            self.score.absolute = float(np.dot(w, np.add.reduce(np.abs(error), axis=1)))
 
     def _hidden_forward(self, X: Array, hidden: list[_Hidden]) -> Array:
         """a⁽ᴷ⁻¹⁾, through the hidden layers: z = a Wᵀ + 1 bᵀ, a = h(z), in the Z buffers."""
@@ -660,6 +700,42 @@ class FastStep:
                 np.subtract(b, db, out=b)
 
 
+# ---- every parameter in one vector -----------------------------------------------------------------
+
+
+def parameter_count(model: MLP) -> int:
+    """The number of scalars in W⁽¹⁾, b⁽¹⁾, …, W⁽ᴷ⁾, b⁽ᴷ⁾."""
+    return sum(L.n_out * L.n_in + L.n_out for L in model.linears)
+
+
+def parameter_views(model: MLP, vector: Array) -> list[Array]:
+    """[W1, b1, W2, b2, …] as views of ``vector`` laid out [W1, …, WK, b1, …, bK]: the weights
+    first, so that a penalty on the weights touches one leading slice."""
+    sizes = [L.n_out * L.n_in for L in model.linears] + [L.n_out for L in model.linears]
+    ends = np.cumsum(sizes)
+    parts = [vector[end - size : end] for size, end in zip(sizes, ends, strict=True)]
+    K = len(model.linears)
+    return [
+        part.reshape(shape)
+        for index, L in enumerate(model.linears)
+        for part, shape in ((parts[index], (L.n_out, L.n_in)), (parts[K + index], (L.n_out,)))
+    ]
+
+
+def flat_parameters(model: MLP, dtype: np.dtype) -> tuple[MLP, Array]:
+    """(a copy of ``model`` in ``dtype`` whose W and b are views of one vector θ, θ).
+
+    The copy shares the model's activation layers; its parameters are the model's values, cast.
+    An optimizer then updates every parameter with one call per formula (``FlatUpdate``)."""
+    theta = np.empty(parameter_count(model), dtype)
+    views = parameter_views(model, theta)
+    for view, value in zip(views, model.parameters(), strict=True):
+        np.copyto(view, np.asarray(value), casting="unsafe")
+    trained = copy.copy(model)
+    trained.linears = [Linear(W, b) for W, b in zip(views[0::2], views[1::2], strict=True)]
+    return trained, theta
+
+
 # ---- the compiled kernel (optional: pip install 'nnmath[numba]') -----------------------------------
 
 
@@ -743,8 +819,9 @@ def _kernel_forward(
             Z_out[s, j] += b[j]
 
 
-def _kernel_labels(Z: Array, y: Array, k: float, w: Array) -> float:
-    """Σ_s w_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k w_s (softmax(Z) − onehot(y))."""
+def _kernel_labels(Z: Array, y: Array, k: float, w: Array, predicted: Array) -> float:
+    """Σ_s w_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k w_s (softmax(Z) − onehot(y));
+    predicted_s ← argmax_j z_sj."""
     total = 0.0
     C = Z.shape[1]
     for s in range(Z.shape[0]):
@@ -752,8 +829,11 @@ def _kernel_labels(Z: Array, y: Array, k: float, w: Array) -> float:
         if label < 0 or label >= C:
             raise IndexError("a class label lies outside 0 … C − 1")
         m = Z[s, 0]
+        best = 0
         for j in range(1, C):
-            m = max(m, Z[s, j])
+            if Z[s, j] > m:
+                m, best = Z[s, j], j
+        predicted[s] = best
         picked = Z[s, label] - m
         row_sum = 0.0
         for j in range(C):
@@ -848,15 +928,16 @@ def _kernel_step_labels(
     Zs: Arrays,
     deltas: Arrays,
     Z_out: Array,
+    predicted: Array,
     relu: Array,
     scale: float,
     ln_b: float,
     update: bool,
 ) -> float:
     """One step for class labels y with sample weights w: returns C = Σ w ℓ / Σ w; gradients
-    (× scale) in dWs, dbs; SGD if update."""
+    (× scale) in dWs, dbs; SGD if update; each row's argmax in ``predicted``."""
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
-    total = _kernel_labels(Z_out, y, scale / (weight_sum * ln_b), w)
+    total = _kernel_labels(Z_out, y, scale / (weight_sum * ln_b), w, predicted)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
     return total / (weight_sum * ln_b)
 
@@ -873,12 +954,13 @@ def _kernel_step_targets(
     Zs: Arrays,
     deltas: Arrays,
     Z_out: Array,
+    predicted: Array,
     relu: Array,
     scale: float,
     ln_b: float,
     update: bool,
 ) -> float:
-    """One step for a target matrix T; otherwise as ``_kernel_step_labels``."""
+    """One step for a target matrix T; otherwise as ``_kernel_step_labels`` (``predicted`` unused)."""
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
     total = _kernel_targets(Z_out, T, scale / (weight_sum * ln_b), w)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
