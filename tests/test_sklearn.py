@@ -285,11 +285,6 @@ def test_sample_weight_as_scikit_learn(solver: str, batch_size, iris) -> None:
         assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-12)
 
 
-@pytest.mark.xfail(
-    reason="training.fit divides the running loss by max(Σw, 1), not Σw (the train branch's "
-    "fit: logs['loss'] = total / max(weight, 1)); reported, to be fixed there",
-    strict=False,
-)
 def test_loss_does_not_depend_on_the_scale_of_the_weights() -> None:
     """Σ w ℓ / Σ w is the same for w and c w; scikit-learn's loss_ is (α = 0)."""
     rng = np.random.default_rng(0)

@@ -56,7 +56,8 @@ def train(
     sample_weight: Array | None,
 ) -> History:
     """``nnmath.training.fit`` with scikit-learn's cost: mini-batches in ``order``'s row order
-    (anything with ``permutation(S)``), the running mean of the batch costs logged as ``loss``."""
+    (anything with ``permutation(S)``), the running mean of the batch costs logged as ``loss``,
+    in the model's own precision (the estimator's ``dtype``)."""
     return fit(
         model,
         X,
@@ -73,4 +74,5 @@ def train(
         progress=False,
         sample_weight=sample_weight,
         penalty=penalty(alpha),
+        dtype=model.dtype.name,
     )

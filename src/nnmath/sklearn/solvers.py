@@ -45,8 +45,10 @@ class VelocitySGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slots = ("v",)
 
-    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
-        v, work = self.state["v"][i], self._work[i]
+    def apply(
+        self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
+    ) -> None:
+        (v,) = state
         v *= self.momentum
         v -= np.multiply(g, self.learning_rate, out=work)  # v ← μ v − η g
         if self.nesterov:
