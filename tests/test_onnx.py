@@ -184,3 +184,80 @@ def test_command_errors_are_one_line(tmp_path, capsys) -> None:
     )
     assert "choose 13" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ---- fitted scikit-learn MLP estimators: probabilities and labels ------------------------------
+
+
+def fitted_estimator(library: str, kind: str) -> tuple[object, np.ndarray]:
+    """A small fitted MLPClassifier/MLPRegressor (scikit-learn's or nnmath's) and raw inputs."""
+    import warnings
+
+    from sklearn import neural_network as reference
+    from sklearn.exceptions import ConvergenceWarning
+
+    from nnmath import sklearn as nnmath_sklearn
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(40, 3))
+    score = X[:, 0] - X[:, 1]
+    y = {
+        "binary": np.where(score > 0, "up", "down"),
+        "multiclass": np.digitize(score, [-0.5, 0.5]) * 10 + 5,  # integer labels 5, 15, 25
+        "multilabel": np.column_stack([score > 0, X[:, 2] > 0]).astype(int),
+        "regression": np.column_stack([score, X[:, 2]]),
+    }[kind]
+    module = reference if library == "sklearn" else nnmath_sklearn
+    name = "MLPRegressor" if kind == "regression" else "MLPClassifier"
+    settings = {"activation": "tanh", "solver": "lbfgs", "max_iter": 50}
+    estimator = getattr(module, name)(hidden_layer_sizes=(6,), **settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X, y), X
+
+
+@pytest.mark.parametrize("library", ["sklearn", "nnmath"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regression"])
+def test_estimator_exports_probabilities_and_labels(library: str, kind: str, tmp_path) -> None:
+    estimator, X = fitted_estimator(library, kind)
+    exported = export_onnx(estimator, tmp_path / "estimator.onnx", dtype=np.float64)
+    session = ort.InferenceSession(
+        str(tmp_path / "estimator.onnx"), providers=["CPUExecutionProvider"]
+    )
+    names = [output.name for output in exported.graph.output]
+    got = session.run(None, {"X": X})
+    if kind == "regression":
+        assert names == ["Y"]
+        assert_allclose(got[0], estimator.predict(X), rtol=1e-12, atol=1e-12)
+        return
+    assert names == ["Y", "label"]
+    probabilities, labels = got
+    assert_allclose(probabilities, estimator.predict_proba(X), rtol=1e-12, atol=1e-12)
+    assert probabilities.shape[1] == (2 if kind == "binary" else len(estimator.classes_))
+    np.testing.assert_array_equal(labels, estimator.predict(X))
+    props = {p.key: p.value for p in exported.metadata_props}
+    assert props["task"] == "classification"
+
+
+def test_estimator_graph_in_float32(tmp_path) -> None:
+    estimator, X = fitted_estimator("nnmath", "multiclass")
+    onnx_model = to_onnx(estimator)  # float32 by default
+    session = ort.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    probabilities, labels = session.run(["Y", "label"], {"X": X.astype(np.float32)})
+    assert probabilities.dtype == np.float32 and labels.dtype == np.int64
+    assert_allclose(probabilities, estimator.predict_proba(X), rtol=1e-4, atol=1e-5)
+
+
+def test_model_file_classifier_graph_has_class_names_as_labels(tmp_path) -> None:
+    model, X = trained_model("multiclass", np.random.default_rng(12))
+    session = ort.InferenceSession(to_onnx(model, dtype=np.float64).SerializeToString())
+    probabilities, labels = session.run(["Y", "label"], {"X": X})
+    np.testing.assert_array_equal(labels, model.predict(X))  # names a, b, c
+    assert_allclose(probabilities, model.predict_proba(X), rtol=1e-12)
+
+
+def test_other_objects_are_refused() -> None:
+    with pytest.raises(SpecError, match="fitted scikit-learn MLP estimator"):
+        to_onnx(object())

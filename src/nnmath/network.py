@@ -28,8 +28,9 @@ from nnmath.dropout import Dropout
 from nnmath.errors import DataError, ShapeError
 from nnmath.initializers import initialize
 from nnmath.layers import Elementwise, Linear, Mode, Softmax, activation_layer
-from nnmath.losses import Loss, as_targets, cost, cost_gradient, fuse
+from nnmath.losses import Loss, as_sample_weight, as_targets, cost, cost_gradient, fuse
 from nnmath.normalization import BatchNorm
+from nnmath.penalties import Penalty, penalty_scale
 from nnmath.spec import LayerSpec, NetworkSpec, parse_spec
 
 Array = Any
@@ -315,25 +316,39 @@ class MLP:
         check: bool = True,
         training: bool = True,
         rng: np.random.Generator | None = None,
+        sample_weight: Array | None = None,
+        penalty: Penalty | None = None,
     ) -> tuple[float, Gradients]:
-        """The cost C = mean ℓ and ∂C/∂(every W, b, γ, β, X); uses the fused output pair when there
-        is one.
+        """The cost C and ∂C/∂(every W, b, γ, β, X); uses the fused output pair when there is one.
 
-        T may be class labels (S,) or targets (S, n_out). ``check=False`` skips the input check
-        (a training loop validates X once, not once per batch). These are a training step's
-        numbers, so the pass runs in training mode (batch statistics, running ones updated; dropout
-        masks from ``rng``, which a network with dropout needs); ``training=False`` differentiates
-        the evaluation-mode network instead. A network without batch norm or dropout is the same
-        function in both modes.
+        C = Σ_s w_s ℓ_s / Σ_s w_s + k P(W): the mean of ℓ (weighted by ``sample_weight`` w, (S,),
+        when given) plus the ``penalty`` P on the weight matrices, k = 1 or 1/Σ_s w_s (see
+        ``penalties``); each ∂C/∂W⁽ˡ⁾ then gains k ∂P/∂W⁽ˡ⁾. T may be class labels (S,) or targets
+        (S, n_out). ``check=False`` skips the input check (a training loop validates X once).
+        These are a training step's numbers, so the pass runs in training mode (batch statistics,
+        running ones updated; dropout masks from ``rng``, which a network with dropout needs);
+        ``training=False`` differentiates the evaluation-mode network instead. A network without
+        batch norm or dropout is the same function in both modes.
         """
         T = as_targets(T, self.n_out, self.dtype)
+        w = None if sample_weight is None else as_sample_weight(sample_weight, len(T), self.dtype)
         fused = fuse(self.output, loss)
         options = {"check": check, "training": training, "rng": rng}
         if fused is not None:
             Z, caches = self.forward(X, stop=len(self.layers) - 1, **options)
-            return float(cost(fused, Z, T)), self.backward(caches, cost_gradient(fused, Z, T))
-        A, caches = self.forward(X, **options)
-        return float(cost(loss, A, T)), self.backward(caches, cost_gradient(loss, A, T))
+            value = float(cost(fused, Z, T, w))
+            grads = self.backward(caches, cost_gradient(fused, Z, T, w))
+        else:
+            A, caches = self.forward(X, **options)
+            value = float(cost(loss, A, T, w))
+            grads = self.backward(caches, cost_gradient(loss, A, T, w))
+        if penalty is not None:
+            k = penalty_scale(penalty, _weight_sum(T, w))
+            value += k * penalty.value([L.W for L in self.linears])
+            grads.W = [
+                dW + k * penalty.grad(L.W) for dW, L in zip(grads.W, self.linears, strict=True)
+            ]
+        return value, grads
 
     def cost(
         self,
@@ -344,17 +359,26 @@ class MLP:
         check: bool = True,
         training: bool = False,
         rng: np.random.Generator | None = None,
+        sample_weight: Array | None = None,
+        penalty: Penalty | None = None,
     ) -> float:
-        """C = (1/S) Σ ℓ(a_s, t_s), through the fused pair where there is one; in evaluation mode
-        unless ``training=True`` (which, like any training pass, updates batch norm's running
+        """C = Σ_s w_s ℓ(a_s, t_s) / Σ_s w_s + k P(W) (the plain mean (1/S) Σ ℓ without weights and
+        penalty), through the fused pair where there is one; in evaluation mode unless
+        ``training=True`` (which, like any training pass, updates batch norm's running
         statistics)."""
         T = as_targets(T, self.n_out, self.dtype)
+        w = None if sample_weight is None else as_sample_weight(sample_weight, len(T), self.dtype)
         fused = fuse(self.output, loss)
         options = {"check": check, "training": training, "rng": rng}
         if fused is not None:
             Z = self.forward(X, stop=len(self.layers) - 1, **options)[0]
-            return float(cost(fused, Z, T))
-        return float(cost(loss, self.forward(X, **options)[0], T))
+            value = float(cost(fused, Z, T, w))
+        else:
+            value = float(cost(loss, self.forward(X, **options)[0], T, w))
+        if penalty is not None:
+            k = penalty_scale(penalty, _weight_sum(T, w))
+            value += k * penalty.value([L.W for L in self.linears])
+        return value
 
     # ---- Jacobians by the chain rule -----------------------------------------------------------
 
@@ -384,6 +408,11 @@ def array_names(spec: NetworkSpec) -> list[str]:
     names = [f"{kind}{l}" for l in range(1, len(spec.layers) + 1) for kind in "Wb"]
     norms = [l for l, layer in enumerate(spec.layers, 1) if layer.batch_norm]
     return names + [f"{kind}{l}" for l in norms for kind in ("gamma", "beta", *STATISTICS)]
+
+
+def _weight_sum(T: Array, w: Array | None) -> float:
+    """Σ_s w_s, or S without weights: the denominator of the weighted mean."""
+    return float(T.shape[0]) if w is None else float(namespace(w).sum(w))
 
 
 def _default_init(activation: Elementwise | Softmax) -> str:

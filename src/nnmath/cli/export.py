@@ -16,9 +16,10 @@ examples:
 The graph's input 'X' takes raw feature rows (N, n_features): the model's standardization is
 part of the graph. Its output 'Y' is the class probabilities (N, n_classes) for a classifier, in
 the order of the class names stored in the graph's metadata, or the predicted targets in the
-data's units for a regressor. Run it with onnxruntime:
+data's units for a regressor; a classifier's second output 'label' (N) is the predicted class
+name. Run it with onnxruntime:
   session = onnxruntime.InferenceSession("iris.onnx")
-  P = session.run(["Y"], {"X": X.astype("float32")})[0]
+  P, labels = session.run(["Y", "label"], {"X": X.astype("float32")})
 """
 
 
@@ -60,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
     )
     graph = onnx_model.graph
     ops = ", ".join(dict.fromkeys(node.op_type for node in graph.node))
+    label = ", label (N) the predicted class" if len(graph.output) > 1 else ""
     print(
         f"wrote {args.output}: ONNX opset {args.opset}, {len(graph.node)} nodes ({ops}); "
         f"input X (N, {model.network.n_in}) raw features, output Y "
-        f"(N, {graph.output[0].type.tensor_type.shape.dim[1].dim_value})"
+        f"(N, {graph.output[0].type.tensor_type.shape.dim[1].dim_value}){label}"
     )
     return 0

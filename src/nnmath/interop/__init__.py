@@ -1,7 +1,9 @@
-"""Bridges to other frameworks: PyTorch modules (``pytorch``) and ONNX graphs (``onnx_export``).
+"""Bridges to other frameworks: PyTorch modules (``pytorch``), ONNX graphs (``onnx_export``) and
+scikit-learn's MLP estimators (``scikit_learn``).
 
-``from nnmath.interop import to_torch, from_torch, export_onnx`` imports the framework a function
-needs only when that function is first looked up, so ``import nnmath`` never needs torch or onnx.
+``from nnmath.interop import to_torch, from_torch, export_onnx, from_sklearn`` imports the
+framework a function needs only when that function is first looked up, so ``import nnmath`` never
+needs torch, onnx or scikit-learn.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ ONNX_MIN_OPSET = 13
 ONNX_DEFAULT_OPSET = 17
 ONNX_GELU_OPSET = 20
 
-_HOMES = {"to_torch": "pytorch", "from_torch": "pytorch", "export_onnx": "onnx_export"}
+_HOMES = {
+    "to_torch": "pytorch",
+    "from_torch": "pytorch",
+    "export_onnx": "onnx_export",
+    "from_sklearn": "scikit_learn",
+    "to_sklearn": "scikit_learn",
+    "estimator_model": "scikit_learn",
+    "save_estimator": "scikit_learn",
+}
 
 __all__ = [*sorted(_HOMES), "ONNX_DEFAULT_OPSET", "ONNX_GELU_OPSET", "ONNX_MIN_OPSET"]
 

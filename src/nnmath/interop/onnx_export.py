@@ -1,4 +1,5 @@
-"""ONNX export: a network, or a whole model file with its preprocessing, as an ONNX graph.
+"""ONNX export: a network, a whole model file with its preprocessing, or a fitted scikit-learn MLP
+estimator, as an ONNX graph.
 
 The graph is the forward pass written with ONNX operators, one Gemm per Linear layer and one
 operator per activation:
@@ -15,9 +16,11 @@ operator per activation:
     a registered activation h(z)              its expression from Add, Mul, Pow, Exp, Log, Tanh,
                                               Sigmoid, Sin, Cos (a square root is a Pow)
     y = a · scale + mean                      Mul, Add      (regression with a target standardizer)
-    P = [1 − p, p]                            Sub, Concat   (a model file's single sigmoid unit)
+    P = [1 − p, p]                            Sub, Concat   (a classifier's single sigmoid unit)
+    label = classes[argmax P]                 ArgMax, Gather (classifiers; multilabel: P > ½)
 
-The input is ``X`` (N, n_in) with N free, the output ``Y``. Standardization is baked in, so the
+The input is ``X`` (N, n_in) with N free, the output ``Y`` (and ``label`` for a classifier: a
+model file or a fitted scikit-learn MLP estimator). Standardization is baked in, so the
 graph takes raw features. Two limits of ONNX and onnxruntime to know: operator attributes are
 float32, so LeakyRelu's and Elu's α are rounded to float32 even in a float64 graph, and
 onnxruntime's CPU kernels for LeakyRelu, Elu and Softplus exist in float32 only (float32 is the
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -176,21 +180,126 @@ def _check_options(dtype: Any, opset: int) -> str:
     return name
 
 
-def _trained_model_parts(model: TrainedModel) -> tuple[MLP, Any, Any, bool, dict[str, str]]:
-    """(network, input and target standardizers, two-column output?, metadata) of a model file."""
-    network = model.network
-    classifier = model.task == "classification"
+@dataclass
+class _Source:
+    """What a graph computes: the network, the transforms around it and the classes it names."""
+
+    network: MLP
+    standardizer: Any = None
+    target_standardizer: Any = None
+    two_columns: bool = False  # one sigmoid unit p, written as the columns [1 − p, p]
+    labels: np.ndarray | None = None  # a classifier's labels, for the 'label' output
+    multilabel: bool = False  # independent sigmoid units: the label output is Y > ½
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _model_file_source(model: TrainedModel) -> _Source:
+    """A model file: its standardizers, and its class names (or 0 … C − 1) as labels."""
     metadata = {"task": model.task}
     for key in ("class_names", "feature_names", "target_name"):
         value = getattr(model, key)
         if value is not None:
             metadata[key] = json.dumps(value)
-    targets = None if classifier else model.target_standardizer
-    return network, model.standardizer, targets, classifier and network.n_out == 1, metadata
+    if model.task != "classification":
+        std_in, std_out = model.standardizer, model.target_standardizer
+        return _Source(model.network, std_in, std_out, metadata=metadata)
+    names = model.class_names
+    labels = np.arange(model.n_classes) if names is None else np.asarray(names, dtype=object)
+    two_columns = model.network.n_out == 1
+    return _Source(model.network, model.standardizer, None, two_columns, labels, False, metadata)
+
+
+def _estimator_source(estimator: Any) -> _Source:
+    """A fitted scikit-learn MLP (scikit-learn's or nnmath's): its network and ``classes_``."""
+    from nnmath.interop.scikit_learn import from_sklearn
+
+    network = from_sklearn(estimator)
+    classes = getattr(estimator, "classes_", None)
+    metadata = {"task": "regression" if classes is None else "classification"}
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        metadata["feature_names"] = json.dumps([str(n) for n in names])
+    if classes is None:
+        return _Source(network, metadata=metadata)
+    metadata["class_names"] = json.dumps([str(c) for c in classes])
+    multilabel = network.output == "sigmoid" and network.n_out > 1
+    labels = np.asarray(classes)
+    if labels.dtype.kind not in "iub":  # text (or other objects): a string tensor
+        labels = labels.astype(str).astype(object)
+    return _Source(network, None, None, network.n_out == 1, labels, multilabel, metadata)
+
+
+def _source(model: Any, standardizer: Any, target_standardizer: Any) -> _Source:
+    if isinstance(model, TrainedModel):
+        source = _model_file_source(model)
+    elif isinstance(model, MLP):
+        source = _Source(model)
+    elif hasattr(model, "coefs_") or hasattr(model, "get_params"):
+        source = _estimator_source(model)
+    else:
+        raise SpecError(
+            f"to_onnx takes an nnmath MLP, a TrainedModel (a loaded model file) or a fitted "
+            f"scikit-learn MLP estimator, not {type(model).__name__}"
+        )
+    if standardizer is not None:
+        source.standardizer = standardizer
+    if target_standardizer is not None:
+        source.target_standardizer = target_standardizer
+    return source
+
+
+def _forward_nodes(graph: _Graph, source: _Source, opset: int) -> int:
+    """The nodes from 'X' to 'Y' (standardize, layers, unstandardize, two columns); Y's width."""
+    network, current = source.network, "X"
+    moments = _moments(source.standardizer, network.n_in, "input")
+    if moments is not None:
+        mean, scale = moments
+        current = graph.op("Sub", [current, graph.constant("mean", mean)], "centered")
+        current = graph.op("Div", [current, graph.constant("scale", scale)], "standardized")
+    for index, (linear, layer) in enumerate(
+        zip(network.linears, network.spec.layers, strict=True), 1
+    ):
+        W = graph.constant(f"W{index}", linear.W)
+        b = graph.constant(f"b{index}", linear.b)
+        current = graph.op("Gemm", [current, W, b], f"z{index}", transB=1)
+        current = _activation(graph, layer.activation, layer.parameter, current, opset)
+    target_moments = _moments(source.target_standardizer, network.n_out, "target")
+    if target_moments is not None:
+        mean, scale = target_moments
+        current = graph.op("Mul", [current, graph.constant("target_scale", scale)], "scaled")
+        current = graph.op("Add", [current, graph.constant("target_mean", mean)], "targets")
+    n_out = network.n_out
+    if source.two_columns:  # P = [1 − p, p] for one sigmoid unit
+        complement = graph.op("Sub", [graph.constant("one", np.ones(1)), current], "complement")
+        current = graph.op("Concat", [complement, current], "probabilities", axis=1)
+        n_out = 2
+    graph.nodes[-1].output[0] = "Y"  # the last node writes the graph's output directly
+    return n_out
+
+
+def _label_nodes(graph: _Graph, source: _Source) -> onnx.ValueInfoProto:
+    """'label' from 'Y': labels[argmax_c Y] (one per row), or [Y > ½] as 0/1 (multilabel)."""
+    if source.multilabel:
+        half = graph.constant("half", 0.5)
+        above = graph.op("Greater", ["Y", half], "above_half")
+        graph.nodes.append(helper.make_node("Cast", [above], ["label"], to=TensorProto.INT64))
+        return helper.make_tensor_value_info(
+            "label", TensorProto.INT64, ["N", source.network.n_out]
+        )
+    index = graph.op("ArgMax", ["Y"], "class_index", axis=1, keepdims=0)
+    labels = source.labels
+    text = labels.dtype == object
+    if not text:
+        labels = labels.astype(np.int64)
+    name = graph.name("labels")
+    graph.initializers.append(numpy_helper.from_array(labels, name))
+    graph.nodes.append(helper.make_node("Gather", [name, index], ["label"], axis=0))
+    element = TensorProto.STRING if text else TensorProto.INT64
+    return helper.make_tensor_value_info("label", element, ["N"])
 
 
 def to_onnx(
-    model: MLP | TrainedModel,
+    model: MLP | TrainedModel | Any,
     *,
     standardizer: Any = None,
     target_standardizer: Any = None,
@@ -207,54 +316,34 @@ def to_onnx(
       baked in and the graph computes the file's ``predict_proba`` (classification: one column per
       class, so a single sigmoid unit p becomes [1 − p, p]) or ``predict`` (regression, in the
       data's units), from raw features. Class, feature and target names go into the metadata.
+    - A fitted scikit-learn ``MLPClassifier`` / ``MLPRegressor`` (scikit-learn's or
+      :mod:`nnmath.sklearn`'s): ``Y`` is its ``predict_proba`` (two columns for two classes) or
+      ``predict`` (as (N, n_outputs)).
 
-    ``dtype`` is float32 (what every runtime runs) or float64; ``metadata`` adds string key/value
-    pairs (``spec`` and ``standardized_input`` are always written).
+    A classifier's graph has a second output, ``label``: its ``predict``, the class label of the
+    largest probability (int64 for integer labels, else strings), or for a multilabel classifier
+    the (N, k) 0/1 matrix [Y > ½]. ``dtype`` is float32 (what every runtime runs) or float64;
+    ``metadata`` adds string key/value pairs (``spec`` and ``standardized_input`` are always
+    written).
     """
     name = _check_options(dtype, opset)
-    two_columns, extra = False, {}
-    if isinstance(model, TrainedModel):
-        network, std_in, std_out, two_columns, extra = _trained_model_parts(model)
-        standardizer = std_in if standardizer is None else standardizer
-        target_standardizer = std_out if target_standardizer is None else target_standardizer
-    else:
-        network = model
-    if network.mode_dependent:
+    source = _source(model, standardizer, target_standardizer)
+    if source.network.mode_dependent:
         raise SpecError(
-            f"ONNX export does not write batch norm or dropout yet; {network.spec} has them"
+            f"ONNX export does not write batch norm or dropout yet; {source.network.spec} has them"
         )
     graph = _Graph(np.dtype(name))
-    current = "X"
-    moments = _moments(standardizer, network.n_in, "input")
-    if moments is not None:
-        mean, scale = moments
-        current = graph.op("Sub", [current, graph.constant("mean", mean)], "centered")
-        current = graph.op("Div", [current, graph.constant("scale", scale)], "standardized")
-    for index, (linear, layer) in enumerate(
-        zip(network.linears, network.spec.layers, strict=True), 1
-    ):
-        W = graph.constant(f"W{index}", linear.W)
-        b = graph.constant(f"b{index}", linear.b)
-        current = graph.op("Gemm", [current, W, b], f"z{index}", transB=1)
-        current = _activation(graph, layer.activation, layer.parameter, current, opset)
-    target_moments = _moments(target_standardizer, network.n_out, "target")
-    if target_moments is not None:
-        mean, scale = target_moments
-        current = graph.op("Mul", [current, graph.constant("target_scale", scale)], "scaled")
-        current = graph.op("Add", [current, graph.constant("target_mean", mean)], "targets")
-    n_out = network.n_out
-    if two_columns:  # P = [1 − p, p] for one sigmoid unit
-        complement = graph.op("Sub", [graph.constant("one", np.ones(1)), current], "complement")
-        current = graph.op("Concat", [complement, current], "probabilities", axis=1)
-        n_out = 2
-    graph.nodes[-1].output[0] = "Y"  # the last node writes the graph's output directly
-
+    n_out = _forward_nodes(graph, source, opset)
     element = ELEMENT_TYPES[name]
+    outputs = [helper.make_tensor_value_info("Y", element, ["N", n_out])]
+    if source.labels is not None or source.multilabel:
+        outputs.append(_label_nodes(graph, source))
+    network = source.network
     onnx_graph = helper.make_graph(
         graph.nodes,
         "nnmath_mlp",
         [helper.make_tensor_value_info("X", element, ["N", network.n_in])],
-        [helper.make_tensor_value_info("Y", element, ["N", n_out])],
+        outputs,
         initializer=graph.initializers,
         doc_string=f"nnmath MLP {network.spec}",
     )
@@ -266,8 +355,9 @@ def to_onnx(
         producer_version=nnmath_version(),
         ir_version=helper.find_min_ir_version_for(opsets),
     )
-    properties = {"spec": str(network.spec), "standardized_input": str(moments is not None).lower()}
-    properties.update(extra)
+    standardized = _moments(source.standardizer, network.n_in, "input") is not None
+    properties = {"spec": str(network.spec), "standardized_input": str(standardized).lower()}
+    properties.update(source.metadata)
     properties.update(metadata or {})
     helper.set_model_props(onnx_model, properties)
     onnx.checker.check_model(onnx_model, full_check=True)
@@ -275,7 +365,7 @@ def to_onnx(
 
 
 def export_onnx(
-    model: MLP | TrainedModel,
+    model: MLP | TrainedModel | Any,
     path: str | os.PathLike[str],
     *,
     standardizer: Any = None,
@@ -284,11 +374,12 @@ def export_onnx(
     dtype: Any = np.float32,
     metadata: dict[str, str] | None = None,
 ) -> onnx.ModelProto:
-    """Write ``model`` as an ONNX file at ``path`` and return the ONNX model.
+    """Write ``model`` (an MLP, a TrainedModel or a fitted MLP estimator) as an ONNX file at
+    ``path`` and return the ONNX model.
 
-    See :func:`to_onnx` for the options. The file is written only after ``onnx.checker`` passed,
-    atomically (a temporary sibling renamed over ``path``), so a failed export leaves any existing
-    file untouched.
+    See :func:`to_onnx` for the options and the outputs. The file is written only after
+    ``onnx.checker`` passed, atomically (a temporary sibling renamed over ``path``), so a failed
+    export leaves any existing file untouched.
     """
     onnx_model = to_onnx(
         model,

@@ -1,0 +1,114 @@
+"""The estimators' hyperparameters: scikit-learn's, checked by scikit-learn's own constraints.
+
+Every parameter of ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` keeps its name,
+default and meaning. nnmath's extras widen three of them with values scikit-learn does not have,
+and add one parameter:
+
+- ``activation``: also nnmath's own activations, with a parameter where one is taken
+  (``"gelu"``, ``"softplus"``, ``"leaky_relu(0.1)"``, ``"elu(0.5)"``; ``"sigmoid"`` = ``"logistic"``);
+- ``solver``: also ``"rmsprop"`` and ``"adamw"`` (stochastic, stepping by ``learning_rate_init``);
+- ``learning_rate``: also nnmath's schedules ``"cosine"``, ``"step"``, ``"exponential"`` over
+  ``max_iter`` epochs, for any stochastic solver;
+- ``dtype``: the network's precision, ``"float64"``, ``"float32"``, or None for scikit-learn's
+  rule (the input's floating dtype). The default is :data:`DEFAULT_DTYPE`.
+
+A bad value raises :class:`ParameterError`, which is both scikit-learn's ``InvalidParameterError``
+(so code written for scikit-learn catches it) and nnmath's ``SpecError``, with scikit-learn's
+message.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from sklearn.neural_network import MLPRegressor as _ScikitLearnMLP
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
+
+from nnmath.activations import ACTIVATIONS
+from nnmath.errors import SpecError
+from nnmath.spec import LayerSpec, parse_spec
+
+DEFAULT_DTYPE: str | None = "float64"
+"""The estimators' default network precision (one constant, so that it is chosen in one place)."""
+
+SCIKIT_LEARN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adamw")
+SCIKIT_LEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
+NNMATH_SCHEDULES = ("cosine", "step", "exponential")
+DTYPES = ("float64", "float32")
+
+CONSTRAINTS: dict[str, list[Any]] = {
+    **_ScikitLearnMLP._parameter_constraints,
+    "activation": [str],  # checked by hidden_layers: scikit-learn's four and nnmath's own
+    "solver": [StrOptions({"lbfgs", *STOCHASTIC_SOLVERS})],
+    "learning_rate": [StrOptions({*SCIKIT_LEARN_SCHEDULES, *NNMATH_SCHEDULES})],
+    "dtype": [StrOptions(set(DTYPES)), type, np.dtype, None],
+}
+"""scikit-learn's own constraints (read from its MLPRegressor, ``loss`` included), widened for
+nnmath's extra values, plus ``dtype``."""
+
+
+class ParameterError(SpecError, InvalidParameterError):
+    """A hyperparameter scikit-learn would refuse (same message), or a bad value of an extra."""
+
+
+def validate(estimator: Any) -> None:
+    """Check every hyperparameter of ``estimator``, as scikit-learn does at the start of fit."""
+    name = type(estimator).__name__
+    params = estimator.get_params(deep=False)
+    try:
+        validate_parameter_constraints(CONSTRAINTS, params, caller_name=name)
+    except InvalidParameterError as error:
+        hint = ""
+        if isinstance(params["learning_rate"], numbers.Real) and "'learning_rate'" in str(error):
+            hint = " The step size is learning_rate_init; learning_rate names the schedule."
+        raise ParameterError(str(error) + hint) from None
+    hidden_layers(params["hidden_layer_sizes"], params["activation"], name)
+    dtype_of(params["dtype"])
+
+
+def hidden_sizes(sizes: Any) -> list[int]:
+    """hidden_layer_sizes as a list; scikit-learn's ValueError unless every size is > 0."""
+    sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+    if any(not isinstance(s, numbers.Integral) or s <= 0 for s in sizes):
+        raise ParameterError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+    return [int(s) for s in sizes]
+
+
+def hidden_layers(sizes: Any, activation: Any, caller: str = "MLP") -> tuple[LayerSpec, ...]:
+    """The hidden LayerSpecs: one per size, each with the activation (nnmath's name for it)."""
+    sizes = hidden_sizes(sizes)
+    known = ", ".join(repr(a) for a in (*SCIKIT_LEARN_ACTIVATIONS, *ACTIVATIONS) if a != "sigmoid")
+    message = (
+        f"The 'activation' parameter of {caller} must be a str among {{{known}}} (with a "
+        f"parameter where one is taken, as in 'leaky_relu(0.1)'). Got {activation!r} instead."
+    )
+    if not isinstance(activation, str) or activation.strip().lower().startswith("softmax"):
+        raise ParameterError(message)
+    try:
+        layers = parse_spec("-".join(["1", *(f"{s}{activation.strip()}" for s in [1, *sizes])]))
+    except SpecError:
+        raise ParameterError(message) from None
+    return layers.layers[1:]
+
+
+def dtype_of(dtype: Any) -> np.dtype | None:
+    """The network's dtype: float64 or float32, or None to follow the input's floating dtype."""
+    if dtype is None:
+        return None
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        raise ParameterError(
+            f"The 'dtype' parameter must be 'float64', 'float32' or None (the input's floating "
+            f"dtype, as scikit-learn does). Got {dtype!r} instead."
+        )
+    return resolved
