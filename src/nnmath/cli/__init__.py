@@ -23,6 +23,7 @@ COMMANDS = (
     "export",
     "derive",
     "check",
+    "playground",
 )
 
 

@@ -1,0 +1,14 @@
+"""The playground: a local web page where a network trains and its mathematics shows live numbers.
+
+``nnmath playground`` serves it (``pip install 'nnmath[playground]'``). One role per module:
+
+- ``config``: the settings, their bounds and the page's address keys (no web dependency);
+- ``data``: the built-in 2-D sets and uploaded CSV files, split and standardised;
+- ``session``: one tab's experiment, trained a step at a time by the library;
+- ``trainer``: the thread that steps a session while the page plays;
+- ``frames``: what each frame draws (boundary, neurons, weights, gradients, curves);
+- ``mathml``, ``mathpanel``: the derivation with the current batch's values, one weight's chain
+  rule, "check my formula", as MathML;
+- ``server``: the Starlette app and ``serve``; ``static/``: the page (plain HTML, CSS and small
+  JavaScript modules, no build step), which draws what the server computed.
+"""
