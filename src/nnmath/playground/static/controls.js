@@ -30,16 +30,23 @@ export function buildForm(options, onChange) {
   }
 }
 
-export function showSettings(settings, data) {
+// keepFocused leaves alone the field being typed in (an answer to an earlier change must not
+// overwrite it); a refused change passes false, to put back the value in effect.
+export function showSettings(settings, data, keepFocused = true) {
   const dataSelect = document.getElementById("data");
   const uploaded = [...dataSelect.options].find((option) => option.value === "upload");
   if (settings.data === "upload" && !uploaded) dataSelect.add(new Option(`upload: ${data.name}`, "upload"));
   if (settings.data !== "upload" && uploaded) uploaded.remove();
-  for (const key of [...FIELDS, ...Object.keys(SELECTS)]) document.getElementById(key).value = settings[key];
+  for (const key of [...FIELDS, ...Object.keys(SELECTS)]) {
+    const field = document.getElementById(key);
+    if (!(keepFocused && field === document.activeElement)) field.value = settings[key];
+  }
   for (const key of ["points", "noise"]) document.getElementById(key).disabled = settings.data === "upload";
   const outputs = state.options.outputs;
   for (const option of document.getElementById("output").options) option.disabled = outputs[option.value] !== data.task;
-  showLayers(settings);
+  if (!(keepFocused && document.getElementById("layer-controls").contains(document.activeElement))) {
+    showLayers(settings);
+  }
 }
 
 // ---- hidden layers: width and activation of each, add and remove ----------------------------
@@ -55,44 +62,50 @@ const joinLayers = (layers) => layers.map((layer) => `${layer.width}${layer.acti
 
 let changeLayers = () => {};
 
+// edit(layers) returns the new layers; it runs on the layers in effect when the change is sent.
 export function bindLayers(onChange) {
-  changeLayers = (layers) => onChange({ layers: joinLayers(layers) });
+  changeLayers = (edit) => onChange((settings) => ({ layers: joinLayers(edit(parseLayers(settings.layers))) }));
 }
 
-function layerControl(layers, index) {
+function setLayer(index, field, value) {
+  changeLayers((layers) => layers.map((layer, i) => (i === index ? { ...layer, [field]: value } : layer)));
+}
+
+function layerControl(layer, index) {
   const box = document.createElement("div");
   box.className = "layer-control";
   const width = document.createElement("input");
-  Object.assign(width, { type: "number", value: layers[index].width, title: "width (units)" });
+  Object.assign(width, { type: "number", value: layer.width, title: "width (units)" });
   width.className = "width";
-  width.addEventListener("change", () => changeLayers(layers.map((l, i) => (i === index ? { ...l, width: width.value } : l))));
+  width.addEventListener("change", () => setLayer(index, "width", width.value));
   const activation = document.createElement("select");
   activation.className = "activation";
   for (const name of state.options.activations) activation.add(new Option(name, name));
-  activation.value = layers[index].activation;
-  activation.addEventListener("change", () => changeLayers(layers.map((l, i) => (i === index ? { ...l, activation: activation.value } : l))));
+  activation.value = layer.activation;
+  activation.addEventListener("change", () => setLayer(index, "activation", activation.value));
   box.append(width, activation);
+  return box;
+}
+
+function fixedControl(text) {
+  const box = document.createElement("div");
+  box.className = "layer-control fixed";
+  box.textContent = text;
   return box;
 }
 
 export function showLayers(settings) {
   const layers = parseLayers(settings.layers);
-  const container = document.getElementById("layer-controls");
-  const input = document.createElement("div");
-  input.className = "layer-control fixed";
-  input.textContent = "inputs";
-  const output = document.createElement("div");
-  output.className = "layer-control fixed";
-  output.textContent = "output";
-  const buttons = document.createElement("div");
-  buttons.className = "layer-buttons";
   const add = Object.assign(document.createElement("button"), { textContent: "+ layer", title: "add a hidden layer" });
   const remove = Object.assign(document.createElement("button"), { textContent: "− layer", title: "remove the last hidden layer" });
   add.disabled = layers.length >= state.options.bounds.hidden_layers[1];
   remove.disabled = layers.length === 0;
-  add.addEventListener("click", () => changeLayers([...layers, { width: 4, activation: layers.at(-1)?.activation || "tanh" }]));
-  remove.addEventListener("click", () => changeLayers(layers.slice(0, -1)));
+  add.addEventListener("click", () => changeLayers((now) => [...now, { width: 4, activation: now.at(-1)?.activation || "tanh" }]));
+  remove.addEventListener("click", () => changeLayers((now) => now.slice(0, -1)));
+  const buttons = document.createElement("div");
+  buttons.className = "layer-buttons";
   buttons.append(add, remove);
   document.getElementById("layer-buttons").replaceChildren(buttons);
-  container.replaceChildren(input, ...layers.map((_, i) => layerControl(layers, i)), output);
+  document.getElementById("layer-controls").replaceChildren(
+    fixedControl("inputs"), ...layers.map(layerControl), fixedControl("output"));
 }

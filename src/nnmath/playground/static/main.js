@@ -51,14 +51,23 @@ function adopt(answer) {
   }
 }
 
-async function changeSettings(change) {
-  try {
-    adopt(await call("POST", sessionPath(state.session, "settings"), change));
-    hideMessage();
-  } catch (error) {
-    showMessage(error.message);
-    showSettings(state.settings, state.data); // the form shows the settings still in effect
-  }
+// Changes go to the server one at a time, in order, so that a slow answer never overwrites the
+// form with settings older than the last change. A change may be a function of the settings in
+// effect when its turn comes (the hidden layers are edited that way).
+let settingsQueue = Promise.resolve();
+
+function changeSettings(change) {
+  settingsQueue = settingsQueue.then(async () => {
+    try {
+      const body = typeof change === "function" ? change(state.settings) : change;
+      adopt(await call("POST", sessionPath(state.session, "settings"), body));
+      hideMessage();
+    } catch (error) {
+      showMessage(error.message);
+      showSettings(state.settings, state.data, false); // the form shows the settings in effect
+    }
+  });
+  return settingsQueue;
 }
 
 async function upload(file) {

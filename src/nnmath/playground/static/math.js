@@ -71,7 +71,10 @@ export function showDocument(document_) {
   document.getElementById("formula").placeholder = `${document_.names.filter((n) => n.startsWith("dZ")).at(-1) || "dX"} = …   (names: X, W1, b1, Z1, A1, …, Yhat, Y, S)`;
 }
 
-// Step-through: highlight the equations of the current stage and bring the first into view.
+// Step-through: highlight the equations of the current stage and bring the first into view (once
+// per stage, so that the reader may scroll away).
+let scrolledTo = null;
+
 export function highlightEquations(stage) {
   const id = !stage ? null : ["cost", "update"].includes(stage.kind) ? stage.kind : `${stage.kind}-${stage.layer}`;
   const cards = document.querySelectorAll("#derivation [data-stage]");
@@ -81,7 +84,8 @@ export function highlightEquations(stage) {
     card.classList.toggle("current", on);
     if (on && !first) first = card;
   }
-  if (first) first.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  if (first && id !== scrolledTo) first.scrollIntoView({ block: "center" });
+  scrolledTo = first ? id : null;
 }
 
 // ---- one weight's chain rule ----------------------------------------------------------------

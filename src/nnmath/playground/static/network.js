@@ -5,7 +5,7 @@
 
 import { decodeBytes, diverging, emit, formatNumber } from "./state.js";
 
-const HEIGHT = 360;
+const HEIGHT = 440;
 const SVG_NS = "http://www.w3.org/2000/svg";
 let built = null; // {key, nodes: [[element]], edges: [[[path]]], size}
 
