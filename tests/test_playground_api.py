@@ -21,7 +21,8 @@ with warnings.catch_warnings():  # newer Starlette prefers httpx2 but works with
 
 from nnmath.gradcheck import numerical_gradient  # noqa: E402
 from nnmath.modelfile import load_model  # noqa: E402
-from nnmath.playground.config import MAX_WIDTH, Config, parse_config  # noqa: E402
+from nnmath.playground import mathpanel
+from nnmath.playground.config import HIDDEN_ACTIVATIONS, MAX_WIDTH, Config, parse_config  # noqa: E402
 from nnmath.playground.data import MAX_UPLOAD_BYTES  # noqa: E402
 from nnmath.playground.server import create_app  # noqa: E402
 from nnmath.playground.session import Session, l2_penalty  # noqa: E402
@@ -314,6 +315,31 @@ def test_the_derivation_shows_every_equation_with_its_value_and_a_passed_check(c
     assert math_value(column, "dW3")["shape"] == "2 × 8"
     bad = client.get(f"/api/sessions/{key}/math?notation=diagonal")
     assert bad.status_code == 400 and "notation" in bad.json()["error"]
+
+
+def test_a_large_network_is_checked_only_when_asked(client):
+    key = new_session(client, layers="16tanh-16tanh-8tanh")
+    quick = client.get(f"/api/sessions/{key}/math").json()
+    assert not quick["checked"] and all(
+        eq["check"] is None for s in quick["sections"] for eq in s["equations"]
+    )
+    full = client.get(f"/api/sessions/{key}/math?checks=all").json()
+    assert full["checked"] and full["summary"].startswith("All ")
+    assert client.get(f"/api/sessions/{key}/math?checks=some").status_code == 400
+
+
+@pytest.mark.parametrize("output", ["softmax/cross-entropy", "sigmoid/binary-cross-entropy"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+def test_every_hidden_activation_and_output_pair_derives_checks_and_breaks_down(activation, output):
+    session = Session(parse_config({"layers": f"3{activation}", "output": output, "batch": "4"}))
+    session.step(5)
+    snapshot = session.snapshot()
+    assert mathpanel.document(snapshot, "column")["summary"].startswith("All ")
+    answer = mathpanel.weight(snapshot, "row", 1, 2, 0)
+    products = [t["a"] * t["delta"] for t in answer["terms"]]
+    assert sum(products) == pytest.approx(answer["gradient"], rel=1e-12, abs=1e-15)
+    for t in answer["terms"]:
+        assert t["dA"] * t["h_prime"] == pytest.approx(t["delta"], rel=1e-12, abs=1e-15)
 
 
 @pytest.mark.parametrize("layer, unit, source", [(3, 1, 4), (2, 0, 7), (1, 5, 1)])

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -186,7 +185,9 @@ def test_spirals_with_two_tanh_layers_trains_to_90_percent(page, shots):
     page.select_option(".layer-control .activation >> nth=0", "tanh")
     page.select_option(".layer-control .activation >> nth=1", "tanh")
     change(page, "#lr", "0.3")
-    page.wait_for_function("location.search.includes('layers=8tanh-8tanh') && location.search.includes('lr=0.3')")
+    page.wait_for_function(
+        "location.search.includes('layers=8tanh-8tanh') && location.search.includes('lr=0.3')"
+    )
     before = page.eval_on_selector("#boundary", "canvas => canvas.toDataURL()")
     page.screenshot(path=shots / "1-start.png")
     page.click("#play")
@@ -204,7 +205,9 @@ def test_paused_gradients_equal_the_python_api_on_the_same_weights_and_batch(pag
     page.click("#play")
     page.wait_for_function("+document.querySelector('#step-count').textContent > 200")
     pause_and_settle(page)
-    shown = [[number(c) for c in row] for row in matrix_rows(page, '.equation[data-name="dW3"] .value')]
+    shown = [
+        [number(c) for c in row] for row in matrix_rows(page, '.equation[data-name="dW3"] .value')
+    ]
     model = load_model(download(page, "model.nnm", tmp_path))
     example = json.loads(download(page, "example.json", tmp_path).read_text())
     assert example["spec"] == "2-8tanh-8tanh-2softmax"
@@ -233,9 +236,12 @@ def click_edge(page, layer: int, unit: int, source: int) -> None:
 def read_terms(page) -> dict[str, list[float]]:
     columns = ("a", "delta", "product", "dA", "h-prime")
     return {
-        name: [number(t) for t in page.eval_on_selector_all(
-            f"#weight-breakdown td.{name}", "cells => cells.map(c => c.textContent)"
-        )]
+        name: [
+            number(t)
+            for t in page.eval_on_selector_all(
+                f"#weight-breakdown td.{name}", "cells => cells.map(c => c.textContent)"
+            )
+        ]
         for name in columns
     }
 
@@ -281,7 +287,9 @@ def test_a_width_of_0_or_a_rate_of_minus_1_gets_a_message_and_training_goes_on(p
     assert page.input_value(".layer-control .width >> nth=0") == "8"  # the width in effect
     page.screenshot(path=shots / "5-bad-width.png")
     change(page, "#lr", "-1")
-    page.wait_for_function("document.querySelector('#message').textContent.includes('learning rate')")
+    page.wait_for_function(
+        "document.querySelector('#message').textContent.includes('learning rate')"
+    )
     assert page.input_value("#lr") == "0.1"
     page.click("#play")
     page.wait_for_function("+document.querySelector('#step-count').textContent > 100")

@@ -36,7 +36,7 @@ from nnmath.playground.frames import gradients
 from nnmath.playground.mathml import formula, matrix, number, prose, shape
 from nnmath.playground.session import Snapshot
 
-MAX_CHECKED_PARAMETERS = 400  # above this, equations are checked only when training is paused
+MAX_CHECKED_PARAMETERS = 400  # above this, every equation is checked only when asked (paused)
 
 
 def problem_of(snapshot: Snapshot, derivation: Derivation) -> Problem:
@@ -154,8 +154,9 @@ def document(snapshot: Snapshot, notation: str, *, checks: bool = True) -> dict[
     }
 
 
-def checks_while_playing(snapshot: Snapshot) -> bool:
-    """Whether verifying every equation is cheap enough to repeat while training runs."""
+def cheap_to_check(snapshot: Snapshot) -> bool:
+    """Whether verifying every equation (central differences per parameter) is cheap enough to
+    repeat on every refresh: about 0.1 s for 2-8-8-2, seconds for six layers of 16."""
     return snapshot.model.parameter_count <= MAX_CHECKED_PARAMETERS
 
 

@@ -7,7 +7,8 @@ Routes (every ``/api/sessions/{id}/…`` one acts on one tab's session):
 - ``POST /api/sessions`` a new session from the page's settings (address keys);
 - ``POST …/settings`` change settings; ``POST …/upload`` a CSV file (raw body, size-limited);
 - ``POST …/control`` play, pause, step, reset, stage (step-through); answers with a frame;
-- ``GET …/data`` the points; ``GET …/math`` the derivation with values; ``GET …/weight`` one
+- ``GET …/data`` the points; ``GET …/math`` the derivation with values (``checks``: ``auto``
+  verifies every equation when the network is small, ``all`` always); ``GET …/weight`` one
   weight's chain rule; ``POST …/check`` "check my formula"; ``GET …/download/NAME`` files;
 - ``WS …/stream`` frames, at most ``FRAME_RATE`` a second, whenever the session changed.
 
@@ -58,7 +59,7 @@ from nnmath.playground.trainer import Trainer
 STATIC = Path(__file__).parent / "static"
 MAX_SESSIONS = 16
 MAX_JSON_BYTES = 16 * 1024
-FRAME_RATE = 25
+FRAME_RATE = 30
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -292,7 +293,10 @@ def create_app(
 
     async def math(request: Request, entry: Entry) -> Response:
         snapshot = entry.session.snapshot()
-        checks = not entry.trainer.playing or mathpanel.checks_while_playing(snapshot)
+        mode = request.query_params.get("checks", "auto")
+        if mode not in ("auto", "all", "none"):
+            raise SettingError(f"checks must be auto, all or none; got {mode!r}")
+        checks = mode == "all" or (mode == "auto" and mathpanel.cheap_to_check(snapshot))
         notation = _notation(request, snapshot)
         document = await run_in_threadpool(mathpanel.document, snapshot, notation, checks=checks)
         return JSONResponse(document)
@@ -380,17 +384,20 @@ def create_app(
 
 
 async def _stream_frames(websocket: WebSocket, entry: Entry) -> None:
-    """Send a frame whenever the session changed, at most FRAME_RATE a second, until the page
-    goes away; then pause its training."""
+    """Send a frame whenever the session changed, on a clock of FRAME_RATE ticks a second (a
+    slow frame delays the next tick, never piles them up), until the page goes away; then pause
+    its training."""
+    loop = asyncio.get_running_loop()
     closed = asyncio.ensure_future(websocket.receive())
-    sent = -1
+    sent, tick = -1, loop.time()
     try:
         while not closed.done():
             version = entry.session.version
             if version != sent:
                 sent = version
                 await websocket.send_text(await run_in_threadpool(frame_text, entry))
-            await asyncio.wait({closed}, timeout=1 / FRAME_RATE)
+            tick = max(tick + 1 / FRAME_RATE, loop.time())
+            await asyncio.wait({closed}, timeout=tick - loop.time())
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass
     finally:
@@ -421,8 +428,16 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, *, open_browser: bool = True) -> int:
-    """Serve the playground until Ctrl-C; prints the address, opens it in a browser if asked."""
+    """Serve the playground until Ctrl-C; prints the address, opens it in a browser if asked.
+
+    BLAS runs one thread: the playground's matrices are small, and its own threads (training,
+    frames, the mathematics) already share the cores; a second BLAS thread per product made a
+    frame's forward pass 10-30× slower on a busy two-core machine (benchmarks/playground.py).
+    """
     import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
     everywhere = host in ("0.0.0.0", "::", "")
     if everywhere:

@@ -123,17 +123,28 @@ function scheduleMath() {
   math.busy = true;
   const notation = state.settings.notation;
   attempt(async () => {
-    const document_ = await call("GET", `${sessionPath(state.session, "math")}?notation=${notation}`);
-    showDocument(document_);
-    highlightEquations(state.frame.stage);
-    document.getElementById("derivation").dataset.version = document_.version;
-    math.shown = `${document_.version}|${notation}`;
+    let document_ = await fetchMath(notation, "auto");
+    // A large network's checks take seconds: show the values first, then the checks, if paused.
+    if (!document_.checked && !state.frame.playing && state.frame.version === document_.version) {
+      document_ = await fetchMath(notation, "all");
+    }
     if (math.weight) await showChainRule(math.weight);
   }).finally(() => {
     math.busy = false;
     math.last = performance.now();
     if (math.shown !== key) scheduleMath();
   });
+}
+
+async function fetchMath(notation, checks) {
+  const query = new URLSearchParams({ notation, checks });
+  const document_ = await call("GET", `${sessionPath(state.session, "math")}?${query}`);
+  showDocument(document_, state.frame.playing);
+  highlightEquations(state.frame.stage);
+  document.getElementById("derivation").dataset.version = document_.version;
+  document.getElementById("derivation").dataset.checked = document_.checked;
+  math.shown = `${document_.version}|${notation}`;
+  return document_;
 }
 
 async function showChainRule(weight) {

@@ -50,11 +50,12 @@ function updateSection(update) {
   return section;
 }
 
-export function showDocument(document_) {
+export function showDocument(document_, playing) {
   const container = document.getElementById("derivation");
   const summary = element("p", document_.checked ? "summary" : "summary unchecked");
   summary.textContent = document_.checked ? document_.summary
-    : "Values refresh while training; each equation's check runs when you pause (this network is large).";
+    : playing ? "Values refresh while training; each equation's check runs when you pause (this network is large)."
+      : "Checking every equation against central differences…";
   const inputs = element("details", "inputs");
   inputs.append(element("summary", "", document_.inputs.title));
   for (const row of document_.inputs.values) inputs.append(valueRow(row));
