@@ -16,7 +16,7 @@ pytest.importorskip("httpx")
 pytest.importorskip("latex2mathml")
 
 with warnings.catch_warnings():  # newer Starlette prefers httpx2 but works with httpx
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*httpx2")
     from starlette.testclient import TestClient
 
 from nnmath.gradcheck import numerical_gradient  # noqa: E402

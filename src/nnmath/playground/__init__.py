@@ -9,6 +9,11 @@
 - ``frames``: what each frame draws (boundary, neurons, weights, gradients, curves);
 - ``mathml``, ``mathpanel``: the derivation with the current batch's values, one weight's chain
   rule, "check my formula", as MathML;
-- ``server``: the Starlette app and ``serve``; ``static/``: the page (plain HTML, CSS and small
-  JavaScript modules, no build step), which draws what the server computed.
+- ``sessions``: the live sessions of a server, one per tab;
+- ``downloads``: the model file, the derivation and the worked example, written by the library;
+- ``endpoints``: the request handlers and the frame stream; ``server``: the Starlette app and
+  ``serve``;
+- ``static/``: the page (plain HTML, CSS and small JavaScript modules by role: ``state``,
+  ``controls``, ``network``, ``boundary``, ``curves``, ``math``, ``main``; no build step), which
+  draws what the server computed.
 """
