@@ -199,6 +199,8 @@ def test_spirals_with_two_tanh_layers_trains_to_90_percent(page, shots):
     after = page.eval_on_selector("#boundary", "canvas => canvas.toDataURL()")
     assert after != before
     page.screenshot(path=shots / "1-trained.png")
+    clip = {"x": 0, "y": 0, "width": 1280, "height": 1400}
+    page.screenshot(path=shots / "1-trained-with-mathematics.png", full_page=True, clip=clip)
 
 
 def test_paused_gradients_equal_the_python_api_on_the_same_weights_and_batch(page, shots, tmp_path):

@@ -20,6 +20,10 @@ MAX_ROWS = 6
 MAX_COLUMNS = 6
 
 _INLINE_MATH = re.compile(r"\$([^$]+)\$")
+# Browsers implementing MathML Core ignore mathvariant on digits: \mathbf{1} (the column of ones)
+# and \mathbb{1} (the indicator) are written as the Unicode bold and double-struck digits instead.
+_STYLED_DIGIT = re.compile(r'<mn mathvariant="(bold|double-struck)">(\d)</mn>')
+_DIGIT_BASE = {"bold": 0x1D7CE, "double-struck": 0x1D7D8}
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _CODE = re.compile(r"`([^`]+)`")
 
@@ -27,7 +31,10 @@ _CODE = re.compile(r"`([^`]+)`")
 @functools.lru_cache(maxsize=4096)
 def formula(tex: str, display: bool = True) -> str:
     """The LaTeX ``tex`` as a MathML element (block or inline)."""
-    return convert(tex, display="block" if display else "inline")
+    mathml = convert(tex, display="block" if display else "inline")
+    return _STYLED_DIGIT.sub(
+        lambda m: f"<mn>{chr(_DIGIT_BASE[m.group(1)] + int(m.group(2)))}</mn>", mathml
+    )
 
 
 def prose(markdown: str) -> str:

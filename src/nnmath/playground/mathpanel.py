@@ -147,6 +147,7 @@ def document(snapshot: Snapshot, notation: str, *, checks: bool = True) -> dict[
         "notation": derivation.notation.name,
         "summary": summary(derivation),
         "checked": checks,
+        "passed": derivation.passed,
         "inputs": _inputs_section(derivation, example),
         "sections": sections,
         "update": _update_section(snapshot, derivation, example),
@@ -311,30 +312,53 @@ def _delta_factors(
     K = derivation.K
     if layer == K:
         Yhat, Y = _engine(derivation, example, "Yhat"), _engine(derivation, example, "Y")
-        defining = derivation.defining(f"dZ{K}")
         return {
             "kind": "output",
-            "formula": formula(f"{defining.lhs} = {defining.tex}") if defining else "",
+            "formula": formula(defining_tex(derivation, f"dZ{K}")),
             "rows": [{"yhat": float(Yhat[s, unit]), "y": float(Y[s, unit])} for s in range(len(Y))],
         }
     Z = _engine(derivation, example, f"Z{layer}")
     A = _engine(derivation, example, f"A{layer}")
     dA = _engine(derivation, example, f"dA{layer}")
     h_prime = snapshot.model.activations[layer - 1].derivative((Z, A))
-    defining = derivation.defining(f"dZ{layer}")
     upstream = [
         {"layer": m, "delta": matrix(_engine(derivation, example, f"dZ{m}")[:1])}
         for m in range(layer + 1, K + 1)
     ]
     return {
         "kind": "hidden",
-        "formula": formula(f"{defining.lhs} = {defining.tex}") if defining else "",
+        "formula": formula(defining_tex(derivation, f"dZ{layer}")),
         "recursion": formula(defining_tex(derivation, f"dA{layer}")),
+        "first_sample": formula(_first_sample_sum(snapshot, derivation, example, layer, unit)),
         "upstream": upstream,
         "rows": [
             {"dA": float(dA[s, unit]), "h_prime": float(h_prime[s, unit])} for s in range(len(Z))
         ],
     }
+
+
+def _tex_number(x: float) -> str:
+    return number(x, 6).replace("\u2212", "-")
+
+
+def _first_sample_sum(
+    snapshot: Snapshot, derivation: Derivation, example: WorkedExample, layer: int, unit: int
+) -> str:
+    """dA_1j = Σ_k δ⁽ˡ⁺¹⁾_1k W⁽ˡ⁺¹⁾_jk with the numbers of sample 1 (the middle terms elided
+    beyond eight)."""
+    notation, symbols = derivation.notation, derivation.symbols
+    delta = _engine(derivation, example, f"dZ{layer + 1}")[0]
+    W = snapshot.model.linears[layer].W  # engine layout: row k is unit k of layer l + 1
+    dA = _engine(derivation, example, f"dA{layer}")[0, unit]
+    products = [rf"({_tex_number(delta[k])})({_tex_number(W[k, unit])})" for k in range(len(delta))]
+    if len(products) > 8:
+        products = [*products[:4], r"\cdots", *products[-3:]]
+    w = symbols[f"W{layer + 1}"].at(notation.index("jk"))
+    return (
+        rf"dA_{{{layer},1j}} = \sum_k \delta^{{({layer + 1})}}_{{1k}}\, {w} = "
+        + " + ".join(products)
+        + rf" = {_tex_number(dA)}"
+    )
 
 
 def defining_tex(derivation: Derivation, name: str) -> str:

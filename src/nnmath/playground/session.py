@@ -31,7 +31,7 @@ from nnmath.playground.config import DATA_FIELDS, LIVE_FIELDS, UPLOAD, Config, p
 from nnmath.playground.data import Data, build_data, check_output, output_width
 from nnmath.training import backprop, batch_update, evaluate_arrays
 
-MAX_HISTORY = 400  # curve points kept; older ones are thinned to every other one
+MAX_HISTORY = 300  # curve points kept; past it, the history is thinned to every other point
 
 
 # ---- the L2 penalty ----------------------------------------------------------------------------
@@ -282,11 +282,10 @@ class Session:
             return plan[index]
 
     def _record(self) -> None:
-        point = {
-            "step": self.steps,
-            "epoch": self.epoch,
-            **split_metrics(self.model, self.loss, self.data),
-        }
+        """One point of the curves, at the end of each epoch (values to 5 digits, for drawing)."""
+        metrics = split_metrics(self.model, self.loss, self.data)
+        rounded = {k: None if v is None else float(f"{v:.5g}") for k, v in metrics.items()}
+        point = {"step": self.steps, "epoch": self.epoch, **rounded}
         self.history.append(point)
         if len(self.history) > MAX_HISTORY:
             self.history = self.history[:-1:2] + self.history[-1:]

@@ -52,7 +52,7 @@ function updateSection(update) {
 
 export function showDocument(document_, playing) {
   const container = document.getElementById("derivation");
-  const summary = element("p", document_.checked ? "summary" : "summary unchecked");
+  const summary = element("p", !document_.checked ? "summary unchecked" : document_.passed ? "summary" : "summary failed");
   summary.textContent = document_.checked ? document_.summary
     : playing ? "Values refresh while training; each equation's check runs when you pause (this network is large)."
       : "Checking every equation against central differences…";
@@ -126,8 +126,9 @@ export function showWeight(answer, onClose) {
   const delta = answer.delta;
   if (delta.formula) parts.push(element("p", "note", "δ is the layer's dZ, from the derivation:"), element("div", "formula", delta.formula));
   if (delta.kind === "hidden") {
-    parts.push(element("p", "note", "dA comes back from the layer above, and δ of each layer above back to the output (sample 1):"),
-      element("div", "formula", delta.recursion));
+    parts.push(element("p", "note", "dA comes back from the layer above; for sample 1, with the numbers:"),
+      element("div", "formula", delta.recursion), element("div", "formula", delta.first_sample),
+      element("p", "note", "and δ of each layer above, back to the output (sample 1):"));
     for (const up of delta.upstream) {
       const row = element("div", "value-row");
       row.append(element("span", "symbol", `δ of layer ${up.layer} =`), element("span", "value", up.delta));
