@@ -71,8 +71,14 @@ def server():
         process.kill()
         pytest.fail("the server did not stop within 15 s of Ctrl-C")
     assert process.returncode == 0, process.stderr.read()
-    rest = "".join(iter(lambda: lines.get(timeout=5), "nnmath playground: stopped\n"))
-    assert "Traceback" not in rest + process.stderr.read()
+    rest = []
+    while True:  # the reader thread ends with the process; what it read is in the queue
+        try:
+            rest.append(lines.get(timeout=2))
+        except queue.Empty:
+            break
+    assert "nnmath playground: stopped\n" in rest
+    assert "Traceback" not in "".join(rest) + process.stderr.read()
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +256,9 @@ def read_terms(page) -> dict[str, list[float]]:
 
 @pytest.mark.parametrize("layer, unit, source", [(3, 1, 5), (2, 3, 2)])
 def test_a_clicked_weights_factors_multiply_out_to_its_gradient(page, shots, layer, unit, source):
-    for _ in range(40):
-        page.click("#step")
+    page.click("#play")
     page.wait_for_function("+document.querySelector('#step-count').textContent >= 40")
+    pause_and_settle(page)
     click_edge(page, layer, unit, source)
     page.wait_for_selector("#weight-breakdown table.terms")
     title = page.inner_text("#weight-breakdown h3")
