@@ -19,13 +19,12 @@ with warnings.catch_warnings():  # newer Starlette prefers httpx2 but works with
     warnings.filterwarnings("ignore", message=".*httpx2")
     from starlette.testclient import TestClient
 
-from nnmath.gradcheck import numerical_gradient  # noqa: E402
 from nnmath.modelfile import load_model  # noqa: E402
 from nnmath.playground import mathpanel
 from nnmath.playground.config import HIDDEN_ACTIVATIONS, MAX_WIDTH, Config, parse_config  # noqa: E402
 from nnmath.playground.data import MAX_UPLOAD_BYTES  # noqa: E402
 from nnmath.playground.server import create_app  # noqa: E402
-from nnmath.playground.session import Session, l2_penalty  # noqa: E402
+from nnmath.playground.session import Session  # noqa: E402
 
 
 @pytest.fixture
@@ -282,19 +281,6 @@ def test_a_diverging_session_stops_and_says_so():
     from nnmath.playground.frames import frame
 
     json.dumps(frame(session.snapshot(), playing=False), allow_nan=False)  # valid JSON for the page
-
-
-# ---- the L2 penalty -----------------------------------------------------------------------------
-
-
-def test_the_l2_penalty_gradient_equals_central_differences():
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(size=(3, 2)), rng.normal(size=(2, 3))]
-    value, grads = l2_penalty(weights, 0.3)
-    assert value == pytest.approx(0.15 * sum(float((W**2).sum()) for W in weights))
-    for index, W in enumerate(weights):  # numerical_gradient perturbs W in place
-        numeric = numerical_gradient(lambda: l2_penalty(weights, 0.3)[0], W)
-        np.testing.assert_allclose(grads[index], numeric, rtol=1e-7)
 
 
 # ---- the mathematics ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 
 from nnmath.metrics import class_probabilities
 from nnmath.network import MLP
-from nnmath.playground.session import Snapshot, l2_penalty, split_metrics
+from nnmath.playground.session import Snapshot, penalty, split_metrics
 
 GRID = 64  # boundary lattice: GRID × GRID points
 NEURON_STRIDE = 2  # neuron images take every other lattice point (32 × 32)
@@ -83,11 +83,12 @@ def neuron_images(outputs: list[np.ndarray], n: int = GRID) -> list[list[str]]:
 
 def gradients(snapshot: Snapshot) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
     """The current batch's cost C + P and its gradients dW⁽ˡ⁾ (penalty included), db⁽ˡ⁾."""
-    model = snapshot.model
+    model, X, T = snapshot.model, snapshot.X, snapshot.T
     with np.errstate(all="ignore"):  # a diverged network's gradient is shown as None
-        value, grads = model.loss_and_gradients(snapshot.X, snapshot.T, snapshot.loss, check=False)
-    P, dP = l2_penalty([linear.W for linear in model.linears], snapshot.config.l2)
-    return value + P, [g + p for g, p in zip(grads.W, dP, strict=True)], grads.b
+        value, grads = model.loss_and_gradients(
+            X, T, snapshot.loss, check=False, penalty=penalty(snapshot.config)
+        )
+    return value, grads.W, grads.b
 
 
 def _rounded(values: np.ndarray) -> list[Any]:

@@ -31,10 +31,10 @@ from nnmath.derivation.check import checkable
 from nnmath.derivation.example import WorkedExample
 from nnmath.derivation.render import check_text, summary
 from nnmath.errors import SpecError
-from nnmath.optimizers import SGD
 from nnmath.playground.frames import gradients
 from nnmath.playground.mathml import formula, matrix, number, prose, shape
 from nnmath.playground.session import Snapshot
+from nnmath.steps import is_plain_sgd
 
 MAX_CHECKED_PARAMETERS = 400  # above this, every equation is checked only when asked (paused)
 
@@ -173,14 +173,10 @@ def stepped_parameters(snapshot: Snapshot) -> list[np.ndarray]:
     return params
 
 
-def _plain_sgd(optimizer: Any) -> bool:
-    return type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay
-
-
 def _update_tex(snapshot: Snapshot, symbol: str, gradient: str, weight: bool) -> str:
     """θ ← θ − η (dθ + αθ) for plain SGD, θ ← adam(θ, dθ + αθ) otherwise (α only on weights)."""
     decay = rf" + \alpha\, {symbol}" if weight and snapshot.config.l2 else ""
-    if _plain_sgd(snapshot.optimizer):
+    if is_plain_sgd(snapshot.optimizer):
         step = rf"\left({gradient}{decay}\right)" if decay else gradient
         return rf"{symbol} \leftarrow {symbol} - \eta\, {step} ="
     name = snapshot.optimizer.name
@@ -374,7 +370,7 @@ def _weight_update(
     new = float(stepped_parameters(snapshot)[2 * (layer - 1)][unit, source])
     eta, alpha = snapshot.config.learning_rate, snapshot.config.l2
     optimizer = snapshot.optimizer
-    plain = _plain_sgd(optimizer)
+    plain = is_plain_sgd(optimizer)
     decay = r" + \alpha w" if alpha else ""
     if plain:
         penalty = rf" + {number(alpha, 6)} \cdot {number(w, 6)}" if alpha else ""

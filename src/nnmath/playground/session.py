@@ -1,8 +1,8 @@
 """One browser tab's experiment: its settings, data, network, optimizer and where training stands.
 
-A training step is the library's own: the engine's forward pass and δ recursion
-(:func:`nnmath.training.backprop`), the L2 penalty's gradient added to each dW, and the optimizer's
-update through :func:`nnmath.training.batch_update`. The *current batch* is the one the next step
+A training step is the library's own: the engine's forward pass and δ recursion with the L2
+penalty (:func:`nnmath.steps.backprop` with :class:`nnmath.penalties.L2`), and the optimizer's
+update through :func:`nnmath.steps.batch_update`. The *current batch* is the one the next step
 will train on, drawn ahead by :func:`nnmath.datasets.batches` from the seeded order; the views and
 the mathematics panel show the gradient of that batch at the current weights, so that "step"
 applies exactly the gradient on screen.
@@ -17,53 +17,28 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nnmath.datasets import Dataset, batches
+from nnmath.evaluation import evaluate_arrays
 from nnmath.losses import Loss, get_loss
 from nnmath.network import MLP
 from nnmath.optimizers import Optimizer, make_optimizer
+from nnmath.penalties import L2
 from nnmath.playground.config import DATA_FIELDS, LIVE_FIELDS, UPLOAD, Config, parse_config
 from nnmath.playground.data import Data, build_data, check_output, output_width
-from nnmath.training import backprop, batch_update, evaluate_arrays
+from nnmath.steps import backprop, batch_update
 
 MAX_HISTORY = 300  # curve points kept; past it, the history is thinned to every other point
 
 
-# ---- the L2 penalty ----------------------------------------------------------------------------
-
-
-def l2_penalty(weights: Sequence[np.ndarray], alpha: float) -> tuple[float, list[np.ndarray]]:
-    """P = (α/2) Σ_l ‖W⁽ˡ⁾‖²_F and ∂P/∂W⁽ˡ⁾ = α W⁽ˡ⁾; biases are not penalised.
-
-    The formula of ``nnmath.penalties.L2(alpha)`` (branch ``train``), kept here until that module
-    is on this branch; the cost the optimizer descends is C + P.
-    """
-    value = 0.5 * alpha * sum(float(np.sum(W * W)) for W in weights)
-    return value, [alpha * W for W in weights]
-
-
-def penalised(
-    gradients: Callable[[np.ndarray, np.ndarray], tuple[float, list[np.ndarray]]],
-    model: MLP,
-    alpha: float,
-) -> Callable[[np.ndarray, np.ndarray], tuple[float, list[np.ndarray]]]:
-    """(X, T) -> (C + P, [dW1 + αW1, db1, …]): a gradient function with the L2 penalty added."""
-    if alpha == 0:
-        return gradients
-
-    def with_penalty(X: np.ndarray, T: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        value, grads = gradients(X, T)
-        P, dP = l2_penalty([linear.W for linear in model.linears], alpha)
-        for index, dW in enumerate(dP):
-            grads[2 * index] = grads[2 * index] + dW
-        return value + P, grads
-
-    return with_penalty
+def penalty(config: Config) -> L2 | None:
+    """The L2 penalty P = (α/2) Σ_l ‖W⁽ˡ⁾‖²_F on the weights (not the biases), or None for α = 0."""
+    return L2(config.l2) if config.l2 else None
 
 
 def seeded(seed: int) -> list[np.random.Generator]:
@@ -185,7 +160,7 @@ class Session:
         self._record()
 
     def _make_update(self) -> None:
-        gradients = penalised(backprop(self.model, self.loss), self.model, self.config.l2)
+        gradients = backprop(self.model, self.loss, penalty(self.config))
         self._update = batch_update(gradients, self.optimizer, self.model.parameters())
 
     # ---- changing the settings -----------------------------------------------------------------
