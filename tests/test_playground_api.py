@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # newer Starlette prefers httpx2 but works with
     from starlette.testclient import TestClient
 
 from nnmath.modelfile import load_model  # noqa: E402
-from nnmath.playground import mathpanel
+from nnmath.playground import chainrule, mathpanel
 from nnmath.playground.config import HIDDEN_ACTIVATIONS, MAX_WIDTH, Config, parse_config  # noqa: E402
 from nnmath.playground.data import MAX_UPLOAD_BYTES  # noqa: E402
 from nnmath.playground.server import create_app  # noqa: E402
@@ -321,7 +321,7 @@ def test_every_hidden_activation_and_output_pair_derives_checks_and_breaks_down(
     session.step(5)
     snapshot = session.snapshot()
     assert mathpanel.document(snapshot, "column")["summary"].startswith("All ")
-    answer = mathpanel.weight(snapshot, "row", 1, 2, 0)
+    answer = chainrule.weight(snapshot, "row", 1, 2, 0)
     products = [t["a"] * t["delta"] for t in answer["terms"]]
     assert sum(products) == pytest.approx(answer["gradient"], rel=1e-12, abs=1e-15)
     for t in answer["terms"]:

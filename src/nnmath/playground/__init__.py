@@ -7,8 +7,9 @@
 - ``session``: one tab's experiment, trained a step at a time by the library;
 - ``trainer``: the thread that steps a session while the page plays;
 - ``frames``: what each frame draws (boundary, neurons, weights, gradients, curves);
-- ``mathml``, ``mathpanel``: the derivation with the current batch's values, one weight's chain
-  rule, "check my formula", as MathML;
+- ``mathml``: LaTeX to MathML, matrices and prose for the page;
+- ``mathpanel``: the derivation with the current batch's values and checks, the update, "check my
+  formula"; ``chainrule``: one weight's chain rule with the numbers;
 - ``sessions``: the live sessions of a server, one per tab;
 - ``downloads``: the model file, the derivation and the worked example, written by the library;
 - ``endpoints``: the request handlers and the frame stream; ``server``: the Starlette app and

@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nnmath.errors import NNMathError
-from nnmath.playground import mathpanel
+from nnmath.playground import chainrule, mathpanel
 from nnmath.playground.config import Config, SettingError, options, parse_config
 from nnmath.playground.data import MAX_UPLOAD_BYTES, read_upload
 from nnmath.playground.downloads import DOWNLOADS, documents, model_bytes
@@ -201,7 +201,7 @@ async def weight(request: Request, entry: Entry) -> Response:
     snapshot = entry.session.snapshot()
     layer, unit, source = (_integer(request, name) for name in ("layer", "unit", "input"))
     notation = _notation(request, snapshot)
-    answer = await run_in_threadpool(mathpanel.weight, snapshot, notation, layer, unit, source)
+    answer = await run_in_threadpool(chainrule.weight, snapshot, notation, layer, unit, source)
     return JSONResponse(answer)
 
 
