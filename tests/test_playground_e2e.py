@@ -366,3 +366,27 @@ def test_step_through_highlights_each_stage_in_the_diagram_and_the_equations(pag
             page.screenshot(path=shots / "7-step-through-equations.png")
             page.locator("#network-panel").screenshot(path=shots / "7-step-through-network.png")
     assert step_count(page) == start + 1
+
+
+def test_an_uploaded_csv_trains_and_a_bad_one_is_named_by_line(page, shots, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    rows = [f"{a:.4f},{b:.4f},{c:.4f},{'yes' if a + b * c > 0 else 'no'}" for a, b, c in X]
+    good = tmp_path / "three.csv"
+    good.write_text("a,b,c,label\n" + "\n".join(rows) + "\n")
+    page.set_input_files("#upload", str(good))
+    page.wait_for_function("document.querySelector('#message').textContent.includes('three.csv')")
+    assert page.is_visible("#no-plane") and not page.is_visible("#boundary")
+    assert not page.is_visible("#output-panel .legend")
+    assert page.input_value("#data") == "upload"
+    page.click("#play")
+    page.wait_for_function("+document.querySelector('#step-count').textContent > 50")
+    pause_and_settle(page)
+    assert page.inner_text("#test-metric").endswith("%")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n1,2,x\n3,oops,y\n" + "1,2,x\n" * 20)
+    page.set_input_files("#upload", str(bad))
+    page.wait_for_function("document.querySelector('#message').textContent.includes('bad.csv')")
+    message = page.inner_text("#message")
+    assert "line 3" in message and "'b'" in message
+    page.screenshot(path=shots / "8-bad-upload.png")

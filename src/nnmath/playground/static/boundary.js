@@ -65,6 +65,7 @@ export function drawBoundary(frame, data) {
   const noPlane = !frame.boundary || !data.train.X;
   canvas.hidden = noPlane;
   document.getElementById("no-plane").hidden = !noPlane;
+  document.querySelector("#output-panel .legend").hidden = noPlane;
   if (noPlane) return;
   const context = canvas.getContext("2d");
   context.imageSmoothingEnabled = true;
