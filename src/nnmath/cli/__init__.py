@@ -25,6 +25,7 @@ COMMANDS = (
     "derive",
     "check",
     "init",
+    "playground",
 )
 
 
