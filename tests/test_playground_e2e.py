@@ -376,7 +376,9 @@ def test_an_uploaded_csv_trains_and_a_bad_one_is_named_by_line(page, shots, tmp_
     good.write_text("a,b,c,label\n" + "\n".join(rows) + "\n")
     page.set_input_files("#upload", str(good))
     page.wait_for_function("document.querySelector('#message').textContent.includes('three.csv')")
-    assert page.is_visible("#no-plane") and not page.is_visible("#boundary")
+    # the message comes with the upload's answer, the views with the next frame: wait for both
+    page.wait_for_selector("#no-plane", state="visible")
+    page.wait_for_selector("#boundary", state="hidden")
     assert not page.is_visible("#output-panel .legend")
     assert page.input_value("#data") == "upload"
     page.click("#play")
