@@ -31,11 +31,166 @@ import numpy as np
 
 from nnmath.backend import namespace
 from nnmath.errors import ShapeError
-from nnmath.layers import EVALUATION, Formula, Mode, diagonal_jacobians
+from nnmath.layers import EVALUATION, Formula, Mode, Rule, diagonal_jacobians
 
 Array = Any
 EPS = 1e-5
 MOMENTUM = 0.1
+
+
+def _grouped(code: str) -> str:
+    """``code`` as one operand of a product: a placeholder or a parenthesized group as it is, any
+    other expression in parentheses."""
+    depth, closes_at_end = 0, code.startswith("(")
+    for position, char in enumerate(code):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and position < len(code) - 1:
+            closes_at_end = False
+    if closes_at_end or (code.startswith("<") and code.endswith(">") and code.count("<") == 1):
+        return code
+    return f"({code})"
+
+
+def batch_norm_rules(samples_are_rows: bool) -> dict[str, Rule]:
+    """Batch norm's equations for the derivations, in the row or the column notation.
+
+    The forward pass in four steps (μ, σ², X̂, Y), the parameters' gradients, then ∂C/∂X derived
+    through the computational graph X → (μ, σ², X̂) → Y: ∂C/∂X̂, ∂C/∂σ² (μ held), ∂C/∂μ (through σ²
+    and X̂), their sum ∂C/∂X, the same as one product with the Jacobian over the whole batch, and
+    the compact form the engine computes. ``eps`` is ε. In the row notation μ, σ², γ, β are rows
+    (1 × n) and ``ones(1, S) @ M`` sums M over the samples; in the column notation they are columns.
+    """
+    if samples_are_rows:
+        total, spread = (lambda M: f"ones(1, S) @ {_grouped(M)}"), "ones(S, 1) @ {}".format
+        tsum, tspread = r"\mathbf{{1}}^\top {}".format, r"\mathbf{{1}} {}".format
+        jacobian, vjp, vector, pair = "sitj", "si,sitj->tj", "ki", "si,ti"
+    else:
+        total, spread = (lambda M: f"{_grouped(M)} @ ones(S, 1)"), "{} @ ones(1, S)".format
+        tsum, tspread = r"{}\, \mathbf{{1}}".format, r"{} \mathbf{{1}}^\top".format
+        jacobian, vjp, vector, pair = "isjt", "is,isjt->jt", "ik", "is,it"
+    centered, root = f"(<X> - {spread('<mu>')})", "sqrt(<var> + eps)"
+    tex_centered = r"\left(<X> - " + tspread("<mu>") + r"\right)"
+    tex_root = r"\sqrt{<var> + \epsilon}"
+    tex_roots = r"\left(" + tspread(tex_root) + r"\right)"
+    per_unit = "<gamma> / " + root  # γ ⊘ √(σ² + ε)
+
+    def d(symbol: str) -> str:
+        return r"\frac{\partial <C>}{\partial " + symbol + "}"
+
+    return {
+        "mean": Rule(
+            tex=r"\tfrac{1}{S} " + tsum("<X>"),
+            code=f"{total('<X>')} / S",
+            element=r"<mu>_{i} = \frac{1}{S} \sum_{s} <X>_{<si>}",
+        ),
+        "var": Rule(
+            tex=r"\tfrac{1}{S} " + tsum(tex_centered + r"^{\odot 2}"),
+            code=f"{total(centered + ' ** 2')} / S",
+            element=r"<var>_{i} = \frac{1}{S} \sum_{s} \left(<X>_{<si>} - <mu>_{i}\right)^{2}",
+        ),
+        "normalize": Rule(
+            tex=tex_centered + r" \oslash " + tex_roots,
+            code=f"{centered} / ({spread(root)})",
+            element=r"<Xhat>_{<si>} = \frac{<X>_{<si>} - <mu>_{i}}{\sqrt{<var>_{i} + \epsilon}}",
+        ),
+        "forward": Rule(
+            tex=r"<Xhat> \odot \left(" + tspread("<gamma>") + r"\right) + " + tspread("<beta>"),
+            code=f"<Xhat> * ({spread('<gamma>')}) + {spread('<beta>')}",
+            element=r"<Y>_{<si>} = <gamma>_{i} <Xhat>_{<si>} + <beta>_{i}",
+        ),
+        "dgamma": Rule(
+            tex=tsum(r"\left(<dY> \odot <Xhat>\right)"),
+            code=total("<dY> * <Xhat>"),
+            element=d("<gamma>_{i}") + r" = \sum_{s} " + d("<Y>_{<si>}") + " <Xhat>_{<si>}",
+        ),
+        "dbeta": Rule(
+            tex=tsum("<dY>"),
+            code=total("<dY>"),
+            element=d("<beta>_{i}") + r" = \sum_{s} " + d("<Y>_{<si>}"),
+        ),
+        "dXhat": Rule(
+            tex=r"<dY> \odot \left(" + tspread("<gamma>") + r"\right)",
+            code=f"<dY> * ({spread('<gamma>')})",
+            element=d("<Xhat>_{<si>}") + " = " + d("<Y>_{<si>}") + " <gamma>_{i}",
+        ),
+        "dvar": Rule(
+            tex=r"-\tfrac{1}{2} \left("
+            + tsum(r"\left(<dXhat> \odot " + tex_centered + r"\right)")
+            + r"\right) \odot \left(<var> + \epsilon\right)^{\odot -3/2}",
+            code=f"-0.5 * ({total('<dXhat> * ' + centered)}) * (<var> + eps) ** -1.5",
+            element=d("<var>_{i}")
+            + r" = -\frac{1}{2} \sum_{s} "
+            + d("<Xhat>_{<si>}")
+            + r" \left(<X>_{<si>} - <mu>_{i}\right) \left(<var>_{i} + \epsilon\right)^{-3/2}",
+        ),
+        "centered_sum": Rule(
+            lhs=tsum(tex_centered),
+            lhs_code=total(centered),
+            tex=r"\mathbf{0}",
+            code="0 * <mu>",
+        ),
+        "dmu": Rule(
+            tex=r"-\left(" + tsum("<dXhat>") + r"\right) \oslash " + tex_root
+            + r" - \tfrac{2}{S}\, <dvar> \odot " + tsum(tex_centered),
+            code=f"-({total('<dXhat>')}) / {root} - 2 / S * <dvar> * ({total(centered)})",
+            element=d("<mu>_{i}")
+            + r" = -\sum_{s} "
+            + d("<Xhat>_{<si>}")
+            + r" \frac{1}{\sqrt{<var>_{i} + \epsilon}} - \frac{2}{S} "
+            + d("<var>_{i}")
+            + r" \sum_{s} \left(<X>_{<si>} - <mu>_{i}\right)",
+        ),
+        "dX_steps": Rule(
+            tex=r"<dXhat> \oslash " + tex_roots
+            + r" + \tfrac{2}{S} " + tex_centered + r" \odot \left(" + tspread("<dvar>") + r"\right)"
+            + r" + \tfrac{1}{S} " + tspread("<dmu>"),
+            code=f"<dXhat> / ({spread(root)}) + 2 / S * {centered} * ({spread('<dvar>')})"
+            f" + {spread('<dmu>')} / S",
+            element=d("<X>_{<si>}")
+            + " = "
+            + d("<Xhat>_{<si>}")
+            + r" \frac{1}{\sqrt{<var>_{i} + \epsilon}} + "
+            + d("<var>_{i}")
+            + r" \frac{2\left(<X>_{<si>} - <mu>_{i}\right)}{S} + "
+            + d("<mu>_{i}")
+            + r" \frac{1}{S}",
+        ),
+        "centered": Rule(
+            lhs=tex_centered,
+            lhs_code=centered,
+            tex=r"<Xhat> \odot " + tex_roots,
+            code=f"<Xhat> * ({spread(root)})",
+        ),
+        "jacobian": Rule(
+            tex=r"\left[\frac{\partial <Y>_{<si>}}{\partial <X>_{<tj>}}\right]",
+            code=f"einsum('{vector},ij,st->{jacobian}', {per_unit}, eye(<n>), eye(S) - ones(S, S) / S)"
+            f" - einsum('{vector},ij,{pair}->{jacobian}', {per_unit}, eye(<n>), <Xhat>, <Xhat>) / S",
+            element=r"\frac{\partial <Y>_{<si>}}{\partial <X>_{<tj>}} = \delta_{ij}"
+            r" \frac{<gamma>_{i}}{\sqrt{<var>_{i} + \epsilon}}"
+            r" \left(\delta_{st} - \frac{1}{S} - \frac{<Xhat>_{<si>} <Xhat>_{<ti>}}{S}\right)",
+        ),
+        "dX_jacobian": Rule(
+            tex=r"\left[\sum_{s,i} " + d("<Y>_{<si>}")
+            + r" \frac{\partial <Y>_{<si>}}{\partial <X>_{<tj>}}\right]",
+            code=f"einsum('{vjp}', <dY>, <J>)",
+        ),
+        "dX": Rule(
+            tex=r"\tfrac{1}{S} \left(S\, <dY> - " + tspread("<dbeta>")
+            + r" - <Xhat> \odot \left(" + tspread("<dgamma>") + r"\right)\right) \odot \left("
+            + tspread(r"\left(<gamma> \oslash " + tex_root + r"\right)") + r"\right)",
+            code=f"(S * <dY> - {spread('<dbeta>')} - <Xhat> * ({spread('<dgamma>')}))"
+            f" * ({spread('(' + per_unit + ')')}) / S",
+            element=d("<X>_{<si>}")
+            + r" = \frac{<gamma>_{i}}{S\sqrt{<var>_{i} + \epsilon}} \left(S "
+            + d("<Y>_{<si>}")
+            + " - "
+            + d("<beta>_{i}")
+            + r" - <Xhat>_{<si>} "
+            + d("<gamma>_{i}")
+            + r"\right)",
+        ),
+    }
+
 
 BATCH_NORM_TEX = Formula(
     forward=(
@@ -74,6 +229,7 @@ BATCH_NORM_TEX = Formula(
         "dγ = 1ᵀ(dY ⊙ X̂), dβ = 1ᵀ dY, dX = (1/S)(S dY − 1 dβᵀ − X̂ diag(dγ)) diag(γ/√(σ² + ε)); "
         "J over the whole batch, S·n × S·n (the samples are coupled)"
     ),
+    notations={"row": batch_norm_rules(True), "column": batch_norm_rules(False)},
 )
 
 BATCH_NORM_EVALUATION_TEX = Formula(

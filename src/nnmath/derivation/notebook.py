@@ -34,6 +34,7 @@ from nnmath.derivation.render import to_markdown
 from nnmath.derivation.verify import Problem, environment, make_problem, verify
 from nnmath.losses import Loss
 from nnmath.network import MLP
+from nnmath.penalties import Penalty
 from nnmath.spec import NetworkSpec
 
 
@@ -102,9 +103,16 @@ class Document(Derivation):
 
 
 def derive(
-    spec: NetworkSpec | str, loss: Loss | str | None = None, notation: Notation | str = "row"
+    spec: NetworkSpec | str,
+    loss: Loss | str | None = None,
+    notation: Notation | str = "row",
+    *,
+    penalty: Penalty | None = None,
+    weighted: bool = False,
 ) -> Document:
     """The backprop derivation of ``spec`` with ``loss`` (default: the one that matches the
-    output) in the row or column notation, as a :class:`Document`."""
-    derivation = assemble(spec, loss, notation)
+    output) in the row or column notation, as a :class:`Document`; ``penalty`` (an
+    ``nnmath.penalties.L2``/``L1``) joins the cost and every ∂C/∂W, ``weighted=True`` makes the
+    cost the weighted mean Σ_s w_s ℓ_s / Σ_s w_s."""
+    derivation = assemble(spec, loss, notation, penalty=penalty, weighted=weighted)
     return Document(**{f.name: getattr(derivation, f.name) for f in fields(derivation)})
