@@ -330,11 +330,8 @@ def test_paths_without_batch_norm_or_dropout_refuse_them():
     model = MLP("4-6relu+bn-3softmax", dtype=np.float32)
     with pytest.raises(SpecError, match="batch norm or dropout"):
         FastStep(model, get_loss("cross-entropy"), 8)
-    from nnmath.derivation import derive
     from nnmath.interop import to_torch
 
-    with pytest.raises(SpecError, match="batch norm and dropout"):
-        derive("4-6relu+bn-3softmax", get_loss("cross-entropy"))
     with pytest.raises(SpecError, match="batch norm or dropout"):
         to_torch(model)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import textwrap
 
+from nnmath.cli.derive import add_cost_options, cost_options
 from nnmath.derivation import NOTATIONS, check_formula, derive, make_problem
 from nnmath.errors import SpecError
 from nnmath.gradcheck import default_loss_name
@@ -43,13 +44,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     parser.add_argument("--samples", type=int, default=4, help="batch size S (default 4)")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    add_cost_options(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     spec = parse_spec(args.spec)
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
-    derivation = derive(spec, loss, args.notation)
+    penalty, weighted = cost_options(args)
+    derivation = derive(spec, loss, args.notation, penalty=penalty, weighted=weighted)
     if args.samples < 2:
         raise SpecError("--samples must be at least 2, so that a missing 1/S can be told apart")
     problem = make_problem(derivation, samples=args.samples, seed=args.seed)

@@ -448,7 +448,7 @@ class _Builder(ModifierSteps):
             code = "alpha * (" + " + ".join(f"sum(abs({W.code}))" for W in Ws) + ")"
         head, _, tail = rule.tex.partition(r", \qquad")
         return Rule(
-            tex=f"{head} + {k_tex} {tex}, " + r"\qquad" + tail,
+            tex=f"{head} + {_times(k_tex, tex)}, " + r"\qquad" + tail,
             code=f"{rule.code} + {code}{k_code}",
         )
 
@@ -731,11 +731,16 @@ class _Builder(ModifierSteps):
             tex, code = r"\alpha \operatorname{sign}(<W>)", "alpha * sign(<W>)"
             element = rf"\alpha \operatorname{{sign}}(<W>_{{{entry}}})"
         return Rule(
-            tex=f"{rule.tex} + {k_tex} {tex}",
+            tex=f"{rule.tex} + {_times(k_tex, tex)}",
             code=f"{rule.code} + {code}{k_code}",
-            element=f"{rule.element} + {k_tex} {element}",
+            element=f"{rule.element} + {_times(k_tex, element)}",
             element_code=f"{rule.element_code} + {code}{k_code}" if rule.element_code else "",
         )
+
+
+def _times(factor: str, tex: str) -> str:
+    """``factor tex`` in LaTeX, or ``tex`` alone when there is no factor."""
+    return f"{factor} {tex}" if factor else tex
 
 
 def _has_gradient(code: str) -> bool:
