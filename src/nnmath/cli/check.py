@@ -6,6 +6,7 @@ import argparse
 import json
 import textwrap
 
+from nnmath.cli.activation import add_activation_option, register_activations
 from nnmath.cli.derive import add_cost_options, cost_options
 from nnmath.derivation import NOTATIONS, check_formula, derive, make_problem
 from nnmath.errors import SpecError
@@ -45,10 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--samples", type=int, default=4, help="batch size S (default 4)")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
     add_cost_options(parser)
+    add_activation_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    register_activations(args)
     spec = parse_spec(args.spec)
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
     penalty, weighted = cost_options(args)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from nnmath.cli.activation import add_activation_option, register_activations
 from nnmath.derivation import (
     NOTATIONS,
     check_writable,
@@ -79,6 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     _add_number_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (exact numbers)")
     add_cost_options(parser)
+    add_activation_option(parser)
     return parser
 
 
@@ -251,6 +253,7 @@ def _user_numbers(
 
 
 def run(args: argparse.Namespace) -> int:
+    register_activations(args)
     _refuse_what_does_not_apply(args)
     trained = _load_model(args.model) if args.model else None
     if args.spec is None and trained is None:

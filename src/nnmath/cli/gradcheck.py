@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from nnmath.cli.activation import add_activation_option, register_activations
 from nnmath.gradcheck import (
     DEFAULT_EPS,
     DEFAULT_RTOL,
@@ -45,10 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="check the evaluation-mode network instead (running statistics, no dropout)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_activation_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    register_activations(args)
     rng = np.random.default_rng(args.seed)
     model = MLP(args.spec, rng=rng)
     loss = get_loss(args.loss or default_loss_name(model.output), base=args.base)
