@@ -63,8 +63,10 @@ def test_every_parameter_of_scikit_learn_with_its_default_and_position(name: str
     for key, parameter in theirs.items():
         assert ours[key].default == parameter.default, key
         assert ours[key].kind == parameter.kind, key
-    assert list(ours)[len(theirs) :] == ["dtype"]  # nnmath's one extra parameter
+    extras = ["dtype", "dropout", "batch_norm"] + (["class_weight"] if "Class" in name else [])
+    assert list(ours)[len(theirs) :] == extras  # nnmath's extras, after scikit-learn's
     assert ours["dtype"].default == DEFAULT_DTYPE
+    assert ours["dropout"].default is None and ours["batch_norm"].default is False
 
 
 def raised(estimator, method: str, *args, **kwargs) -> BaseException:
@@ -465,3 +467,66 @@ def test_poisson_regressor_predicts_the_mean(iris) -> None:
     assert_allclose(reg.predict(X), np.exp(reg.model_.predict(X).ravel()))  # μ = e^z
     constant = mean_poisson_deviance(y, np.full_like(y, y.mean()))
     assert mean_poisson_deviance(y, reg.predict(X)) < 0.8 * constant
+
+
+# ---- nnmath's extras: class weights, dropout, batch norm ---------------------------------------
+
+
+def imbalanced(iris):
+    """Iris with most of class 2 left out: 37 + 37 + 7 rows."""
+    X, _, y, _ = iris
+    keep = (y != 2) | (np.arange(len(y)) % 5 == 0)
+    return X[keep], y[keep]
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_class_weight_is_sample_weight_from_scikit_learns_compute_sample_weight(iris, solver):
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = imbalanced(iris)
+    options = {"hidden_layer_sizes": (8,), "max_iter": 20, "random_state": 0, "solver": solver}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        balanced = MLPClassifier(class_weight="balanced", **options).fit(X, y)
+        by_hand = MLPClassifier(**options).fit(X, y, compute_sample_weight("balanced", y))
+        plain = MLPClassifier(**options).fit(X, y)
+        weights = np.linspace(0.5, 2.0, len(y))
+        both = MLPClassifier(class_weight={2: 3.0}, **options).fit(X, y, weights)
+        product = MLPClassifier(**options).fit(X, y, weights * np.where(y == 2, 3.0, 1.0))
+    for a, b in zip(balanced.coefs_, by_hand.coefs_, strict=True):
+        assert_array_equal(a, b)
+    assert not np.allclose(balanced.coefs_[0], plain.coefs_[0])  # the weights changed the fit
+    for a, b in zip(both.coefs_, product.coefs_, strict=True):
+        assert_array_equal(a, b)
+
+
+def test_balanced_class_weight_raises_the_recall_of_a_rare_class():
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import recall_score
+
+    X, y = load_digits(return_X_y=True)
+    keep = (y != 3) | (np.arange(len(y)) % 6 == 0)  # a thirtieth of the threes
+    X, y = X[keep] / 16.0, y[keep]
+    options = {"hidden_layer_sizes": (32,), "max_iter": 15, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**options).fit(X, y)
+        balanced = MLPClassifier(class_weight="balanced", **options).fit(X, y)
+    recall = [recall_score(y, m.predict(X), labels=[3], average=None)[0] for m in (plain, balanced)]
+    assert recall[1] > recall[0] + 0.1, recall
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"dropout": 1.0}, "'dropout' parameter"),
+        ({"dropout": -0.1}, "'dropout' parameter"),
+        ({"batch_norm": "yes"}, "'batch_norm' parameter"),
+        ({"class_weight": "even"}, "'class_weight' parameter"),
+        ({"dropout": 0.2, "solver": "lbfgs"}, "needs a stochastic solver"),
+    ],
+)
+def test_bad_extras_are_refused_with_scikit_learns_error(iris, params, message):
+    X, _, y, _ = iris
+    with pytest.raises(ParameterError, match=message):
+        MLPClassifier(**params).fit(X, y)

@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from nnmath.errors import DivergenceError
-from nnmath.sklearn import engine
+from nnmath.sklearn import engine, layout
 from nnmath.sklearn.parameters import ParameterError
 from nnmath.sklearn.solvers import adaptive_rules, invscaling, make_optimizer, trigger_stopping
 
@@ -108,7 +108,7 @@ class ScikitLearnRules:
         est._no_improvement_count = 0 if improved else est._no_improvement_count + 1
         if score > est.best_validation_score_:
             est.best_validation_score_ = score
-            est._best_parameters = [p.copy() for p in est.model_.parameters()]
+            est._best_parameters = layout.snapshot(est.model_)
 
     def _message(self) -> str:
         est = self.estimator
@@ -184,5 +184,4 @@ def fit_stochastic(est: Any, X: Array, Y: Array, sample_weight: Array | None, in
     except DivergenceError as error:
         raise SolverDivergedError(str(error)) from None
     if validation is not None:
-        for p, best in zip(est.model_.parameters(), est._best_parameters, strict=True):
-            np.copyto(p, best)
+        layout.restore(est.model_, est._best_parameters)
