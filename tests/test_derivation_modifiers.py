@@ -142,7 +142,7 @@ def test_check_names_a_flipped_sign_in_the_variance_step_and_needs_the_penalty()
     assert check_formula(d, problem, f"dvar1 = {right}").correct
     assert check_formula(d, problem, f"dvar1 = -({right})").mistake == "flipped sign"
     assert check_formula(d, problem, "dW2 = A1.T @ dZ2 + alpha * W2").correct
-    assert not check_formula(d, problem, "dW2 = A1.T @ dZ2").correct
+    assert check_formula(d, problem, "dW2 = A1.T @ dZ2").mistake == "penalty left out"
     assert check_formula(
         d, problem, "U1 = Zhat1 * (ones(S, 1) @ gamma1) + ones(S, 1) @ beta1"
     ).correct

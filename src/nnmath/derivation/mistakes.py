@@ -48,7 +48,8 @@ class Variant:
     """A known mistake in the backward pass: ``kind`` at layer ``layer``.
 
     kinds: ``skip`` (the activation's derivative left out), ``diagonal`` (a softmax Jacobian
-    replaced by its diagonal ŷ(1 − ŷ)), ``row-sum`` (the fused gradient ((T ⊙ Ŷ)11ᵀ − T)/S).
+    replaced by its diagonal ŷ(1 − ŷ)), ``row-sum`` (the fused gradient ((T ⊙ Ŷ)11ᵀ − T)/S),
+    ``no-penalty`` (the penalty's gradient left out of every dW; layer 0: all layers).
     """
 
     kind: str
@@ -127,7 +128,7 @@ def true_values(
         dY, grads = layer.vjp(cache, dY)
         out.update({f"d{key}{l}": grad for key, grad in grads.items()})
     out["dX"] = dY
-    if derivation.penalty is not None:
+    if derivation.penalty is not None and not (variant and variant.kind == "no-penalty"):
         k = penalty_scale(derivation.penalty, float(np.sum(problem.weights)))
         for l, linear in enumerate(problem.model.linears, 1):
             out[f"dW{l}"] = out[f"dW{l}"] + k * derivation.penalty.grad(linear.W)
@@ -169,12 +170,22 @@ def variants(derivation: Derivation) -> list[Variant]:
             found.append(Variant("diagonal", layer))
     if derivation.fused and derivation.spec.output == "softmax":
         found.append(Variant("row-sum", derivation.K))
+    if derivation.penalty is not None:
+        found.append(Variant("no-penalty", 0))
     return found
 
 
 def variant_words(derivation: Derivation, variant: Variant) -> tuple[str, str]:
     """(mistake, explanation) of a variant, in words about this network."""
     layer, K = variant.layer, derivation.K
+    if variant.kind == "no-penalty":
+        term = "alpha * W" if derivation.penalty.name == "l2" else "alpha * sign(W)"
+        return (
+            "penalty left out",
+            f"your formula leaves out the penalty's gradient: the cost holds the "
+            f"{derivation.penalty.name.upper()} penalty, so every dW gains {term} (the biases "
+            "gain nothing)",
+        )
     A = "Yhat" if layer == K else f"A{layer}"
     if variant.kind == "diagonal":
         return (
