@@ -3,7 +3,7 @@
 For each data set, each seed fixes one train/test split (MNIST-1D has its own fixed test split, so
 there the seed only changes the weights and the batch order). nnmath trains exactly as
 ``nnmath train --data NAME --seed SEED --validation-fraction 0`` does (the data set's defaults in
-``nnmath.training.DATASET_DEFAULTS``; no rows set aside for validation curves, so that both
+``nnmath.recipe.DATASET_DEFAULTS``; no rows set aside for validation curves, so that both
 libraries learn from exactly the same rows); scikit-learn's MLPClassifier / MLPRegressor gets the
 same training rows,
 the same standardised inputs (and standardised targets for regression), the same hidden layers,
@@ -38,7 +38,7 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from nnmath.datasets import Standardizer  # noqa: E402
-from nnmath.training import (  # noqa: E402
+from nnmath.recipe import (  # noqa: E402
     TrainConfig,
     complete_spec,
     prepare_split,

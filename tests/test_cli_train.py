@@ -246,3 +246,54 @@ def test_kernel_choice_reaches_fit_and_trains_the_same_network(workdir: Path, ca
         strict=True,
     ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ---- settings, divergence and no progress -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--learning-rate", "inf"], "learning rate must be finite and > 0"),
+        (["--learning-rate", "0"], "learning rate must be finite and > 0"),
+        (["--epochs", "0"], "epochs must be a whole number from 1"),
+        (["--seed", "-1"], "seed must be a whole number ≥ 0"),
+        (["--batch-size", "0"], "batch_size must be a whole number ≥ 1"),
+    ],
+)
+def test_bad_settings_end_in_one_line_before_training(workdir, capsys, option, message) -> None:
+    code, out, err = run(capsys, "train", *QUICK, *option, "-o", "m.nnm")
+    assert code == 2 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and out == ""  # refused before the data is read
+    assert not (workdir / "m.nnm").exists()
+
+
+def test_a_diverging_run_saves_no_model(workdir, capsys) -> None:
+    code, _, err = run(capsys, "train", *QUICK, "--learning-rate", "1e10", "-o", "m.nnm")
+    assert code != 0 and "training diverged" in err and "try 1e+09" in err
+    assert not (workdir / "m.nnm").exists()
+
+
+def test_a_run_without_progress_says_so(workdir, capsys) -> None:
+    code, out, err = run(
+        capsys, "train", *QUICK, "--optimizer", "sgd", "--learning-rate", "1e-12", "-o", "m.nnm"
+    )
+    assert code == 0 and "never improved on its starting value" in err
+    code, out, _ = run(
+        capsys, "train", *QUICK, "--optimizer", "sgd", "--learning-rate", "1e-12", "--json"
+    )
+    assert json.loads(out)["no_progress"] is True
+
+
+def test_the_parser_lists_every_loss_and_optimizer() -> None:
+    from nnmath.cli.train import LOSS_NAMES, OPTIMIZER_NAMES
+    from nnmath.losses import LOSSES
+    from nnmath.optimizers import OPTIMIZERS
+
+    assert tuple(LOSSES) == LOSS_NAMES and tuple(OPTIMIZERS) == OPTIMIZER_NAMES
+
+
+def test_train_defaults_to_float32(workdir, capsys) -> None:
+    code, out, _ = run(capsys, "train", *QUICK, "-o", "m.nnm", "--json")
+    assert code == 0 and json.loads(out)["config"]["dtype"] == "float32"
+    assert load_model("m.nnm").network.dtype == np.float32

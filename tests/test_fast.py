@@ -18,6 +18,7 @@ from nnmath.gradcheck import numerical_gradient
 from nnmath.losses import CrossEntropy, get_loss
 from nnmath.network import MLP
 from nnmath.optimizers import SGD
+from nnmath.penalties import L1, L2
 
 # (spec, loss): every path of the step. Softmax + cross-entropy (fused, in place), sigmoid +
 # binary cross-entropy (fused, the engine's), and unfused pairs through the output layer's VJP.
@@ -149,6 +150,85 @@ def test_sgd_steps_equal_engine_plus_sgd(spec, loss_name, dtype, rng) -> None:
     for got, want in zip(model.parameters(), reference.parameters(), strict=True):
         assert got.dtype == dtype
         assert_close(got, want, dtype)
+
+
+# ---- sample weights and penalties ------------------------------------------------------------------
+
+PENALTIES = [None, L2(0.3), L1(0.2, per_sample=True)]
+PENALTY_IDS = ["none", "l2", "l1-per-sample"]
+
+
+def weights_for(S: int, rng: np.random.Generator) -> np.ndarray:
+    w = rng.uniform(0.2, 3.0, S)
+    w[0] = 0.0  # a row that does not count
+    return w
+
+
+@pytest.mark.parametrize("penalty", PENALTIES, ids=PENALTY_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("spec", "loss_name"), CASES, ids=CASE_IDS)
+def test_weighted_penalised_gradients_equal_the_engines(spec, loss_name, dtype, penalty, rng):
+    model = MLP(spec, dtype=dtype, seed=3)
+    loss = get_loss(loss_name)
+    for labels in (True, False):
+        X, T = data(model, loss_name, 11, rng, labels=labels)
+        w = weights_for(11, rng)
+        fast = FastStep(model, loss, batch_size=11, penalty=penalty)
+        cost, grads = fast.loss_and_gradients(X, T, w)
+        expected_cost, expected = model.loss_and_gradients(
+            X, T, loss, sample_weight=w, penalty=penalty
+        )
+        assert cost == pytest.approx(expected_cost, rel=TOL[dtype], abs=TOL[dtype])
+        for got, want in zip(grads, expected.flat(), strict=True):
+            assert got.dtype == dtype
+            assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("penalty", PENALTIES, ids=PENALTY_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weighted_penalised_sgd_steps_equal_engine_plus_sgd(dtype, penalty, rng) -> None:
+    model = MLP("3-10relu-6relu-3softmax", dtype=dtype, seed=4)
+    reference = model.copy()
+    loss, lr = get_loss("cross-entropy"), 0.1
+    fast = FastStep(model, loss, batch_size=8, penalty=penalty)
+    optimizer = SGD(lr)
+    for S in (8, 5, 8):
+        X, T = data(model, "cross-entropy", S, rng)
+        w = weights_for(S, rng)
+        cost = fast.sgd_step(X, T, lr, w)
+        expected_cost, grads = reference.loss_and_gradients(
+            X, T, loss, sample_weight=w, penalty=penalty
+        )
+        optimizer.step(reference.parameters(), grads.flat())
+        assert cost == pytest.approx(expected_cost, rel=1e-4 if dtype == np.float32 else 1e-12)
+    for got, want in zip(model.parameters(), reference.parameters(), strict=True):
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize(("spec", "loss_name"), CASES[:6], ids=CASE_IDS[:6])
+def test_weighted_evaluate_gives_the_engines_cost(spec, loss_name, rng) -> None:
+    model = MLP(spec, dtype=np.float64, seed=2)
+    loss = get_loss(loss_name)
+    X, T = data(model, loss_name, 23, rng)
+    w = weights_for(23, rng)
+    w[:4] = 0.0  # the first chunk of 4 rows weighs nothing
+    fast = FastStep(model, loss, 4, penalty=L2(0.1, per_sample=True))
+    cost, outputs = fast.evaluate(X, T, w)
+    expected = model.cost(X, T, loss, sample_weight=w, penalty=L2(0.1, per_sample=True))
+    assert cost == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(outputs, model.predict(X), rtol=1e-12, atol=1e-14)
+
+
+def test_weighted_step_refuses_bad_weights(rng) -> None:
+    model = MLP("3-4relu-3softmax", seed=0)
+    fast = FastStep(model, get_loss("cross-entropy"), 4)
+    X, y = data(model, "cross-entropy", 4, rng)
+    with pytest.raises(DataError, match="one weight per row"):
+        fast.loss_and_gradients(X, y, np.ones(3))
+    with pytest.raises(DataError, match="sum to 0"):
+        fast.sgd_step(X, y, 0.1, np.zeros(4))
+    with pytest.raises(DataError, match="negative"):
+        fast.check(X, y, np.array([1.0, -1.0, 1.0, 1.0]))
 
 
 def test_sgd_step_with_zero_learning_rate_changes_nothing(rng) -> None:
@@ -353,6 +433,30 @@ def test_numba_kernel_equals_the_numpy_kernel(numba_available, dtype, labels, sp
         )
     for a, b in zip(numba_model.parameters(), numpy_model.parameters(), strict=True):
         assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("labels", [True, False])
+@pytest.mark.parametrize("penalty", PENALTIES, ids=PENALTY_IDS)
+def test_numba_kernel_weighted_and_penalised(numba_available, penalty, labels, rng) -> None:
+    loss = get_loss("cross-entropy")
+    numpy_model = MLP("3-10relu-6relu-3softmax", seed=6)
+    numba_model = numpy_model.copy()
+    on_numpy = FastStep(numpy_model, loss, 8, penalty=penalty)
+    on_numba = FastStep(numba_model, loss, 8, kernel="numba", penalty=penalty)
+    for S in (8, 5):
+        X, T = data(numpy_model, "cross-entropy", S, rng, labels=labels)
+        w = weights_for(S, rng)
+        cost, grads = on_numpy.loss_and_gradients(X, T, w)
+        grads = [g.copy() for g in grads]
+        cost_numba, grads_numba = on_numba.loss_and_gradients(X, T, w)
+        assert cost_numba == pytest.approx(cost, rel=1e-12)
+        for a, b in zip(grads_numba, grads, strict=True):
+            assert_close(a, b, np.float64)
+        assert on_numba.sgd_step(X, T, 0.1, w) == pytest.approx(
+            on_numpy.sgd_step(X, T, 0.1, w), rel=1e-12
+        )
+    for a, b in zip(numba_model.parameters(), numpy_model.parameters(), strict=True):
+        assert_close(a, b, np.float64)
 
 
 def test_numba_kernel_refuses_what_it_cannot_compute(numba_available, rng) -> None:

@@ -261,3 +261,58 @@ def test_clip_grad_norm_keeps_float32_and_small_gradients():
     clip_grad_norm(grads, 1.0)
     assert grads[0].dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(grads[0]), 1.0, rtol=1e-5)
+
+
+# ---- the flat update of the fast path ------------------------------------------------------------
+
+
+def flat_views(vector: np.ndarray) -> list[np.ndarray]:
+    """SHAPES as consecutive views of one vector (any layout does: the rules are elementwise)."""
+    ends = np.cumsum([int(np.prod(shape)) for shape in SHAPES])
+    starts = [0, *ends[:-1]]
+    return [vector[a:b].reshape(shape) for a, b, shape in zip(starts, ends, SHAPES, strict=True)]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_flat_update_is_the_per_array_step_bit_for_bit(name, kwargs, dtype) -> None:
+    """The fused step (the rule applied once to the vector of every parameter) gives each entry
+    exactly what step(params, grads) gives it, and leaves the same state; resumable both ways."""
+    from nnmath.optimizers import FlatUpdate
+
+    rng = np.random.default_rng(3)
+    start = random_arrays(rng, dtype)
+    grad_sequence = [random_arrays(rng, dtype) for _ in range(STEPS)]
+    per_array = [p.copy() for p in start]
+    reference = make_optimizer(name, **kwargs)
+    run_nnmath(reference, per_array, grad_sequence[:4])
+
+    theta = np.concatenate([p.ravel() for p in start])
+    grad = np.empty_like(theta)
+    params, grads = flat_views(theta), flat_views(grad)
+    fused = make_optimizer(name, **kwargs)
+    flat = FlatUpdate(fused, theta, grad, flat_views)
+    for step_grads in grad_sequence[:4]:
+        for g, value in zip(grads, step_grads, strict=True):
+            np.copyto(g, value)
+        flat.step()
+    for p, q in zip(params, per_array, strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert fused.t == reference.t == 4
+    ours, theirs = fused.state_dict(), reference.state_dict()
+    assert ours.keys() == theirs.keys()  # per-parameter keys, as checkpoints store them
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key])
+    # the optimizer's own step still works on the views, and a loaded state joins the vector
+    run_nnmath(fused, params, grad_sequence[4:6])
+    run_nnmath(reference, per_array, grad_sequence[4:6])
+    resumed = make_optimizer(name, **kwargs)
+    resumed.load_state_dict(npz_round_trip(fused.state_dict()))
+    flat = FlatUpdate(resumed, theta, grad, flat_views)
+    for step_grads in grad_sequence[6:]:
+        for g, value in zip(grads, step_grads, strict=True):
+            np.copyto(g, value)
+        flat.step()
+    run_nnmath(reference, per_array, grad_sequence[6:])
+    for p, q in zip(params, per_array, strict=True):
+        np.testing.assert_array_equal(p, q)

@@ -8,17 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from nnmath.callbacks import ProgressBar, StopWhen
+from nnmath.callbacks import Callback, ProgressBar, StopWhen
 from nnmath.errors import DataError, DivergenceError, ShapeError, SpecError
 from nnmath.losses import get_loss
 from nnmath.modelfile import TrainedModel, load_checkpoint, save_checkpoint
 from nnmath.network import MLP
-from nnmath.optimizers import SGD, Adam
+from nnmath.optimizers import SGD, Adam, make_optimizer
+from nnmath.penalties import L1, L2
+from nnmath.recipe import complete_spec
 from nnmath.schedules import make_schedule
 from nnmath.training import (
     TrainingState,
     backprop,
-    complete_spec,
     evaluate_arrays,
     fit,
 )
@@ -88,7 +89,7 @@ def test_training_reduces_the_loss_and_history_has_the_task_metrics() -> None:
 
     Xr, yr = regression()
     model = MLP("3-16tanh-1", seed=0)
-    history = fit(model, Xr, yr, epochs=5, batch_size=16, learning_rate=0.01)
+    history = fit(model, Xr, yr, epochs=5, batch_size=16, learning_rate=0.01, dtype="float64")
     assert {"loss", "mse", "mae", "r2"} <= set(history.metrics)
     # with the mse loss, the logged loss is the mean squared error of the same predictions
     assert history["loss"][-1] == pytest.approx(history["mse"][-1], rel=1e-12)
@@ -107,7 +108,7 @@ def test_float_labels_for_a_softmax_network_are_classes() -> None:
 def test_epoch_metrics_are_the_models_values_at_the_end_of_the_epoch() -> None:
     X, y = blobs()
     model = MLP("4-8relu-3softmax", seed=0)
-    history = fit(model, X, y, epochs=2, batch_size=32)
+    history = fit(model, X, y, epochs=2, batch_size=32, dtype="float64")
     loss = get_loss("cross-entropy")
     assert history["loss"][-1] == pytest.approx(model.cost(X, y, loss), rel=1e-12)
     predicted = model.predict(X).argmax(axis=1)
@@ -176,7 +177,7 @@ def test_checkpoint_path_writes_a_loadable_file(tmp_path) -> None:
     X, y = blobs()
     path = tmp_path / "ckpt.nnm"
     model = MLP("4-8relu-3softmax", seed=0)
-    fit(model, X, y, epochs=2, batch_size=32, checkpoint=path)
+    fit(model, X, y, epochs=2, batch_size=32, checkpoint=path, dtype="float64")
     checkpoint = load_checkpoint(path)
     assert checkpoint.state.epoch == 2
     assert same_bits(checkpoint.state.weights, weights(model))
@@ -201,6 +202,7 @@ def test_early_stopping_restores_the_best_weights() -> None:
         validation_fraction=0.5,
         patience=3,
         checkpoint=states.append,
+        dtype="float64",
     )
     val_loss = history["val_loss"]
     best = int(np.argmin(val_loss)) + 1
@@ -216,7 +218,7 @@ def test_without_patience_the_last_weights_stay() -> None:
     X, y = blobs()
     states: list[TrainingState] = []
     model = MLP("4-8relu-3softmax", seed=0)
-    history = fit(model, X, y, epochs=3, checkpoint=states.append)
+    history = fit(model, X, y, epochs=3, checkpoint=states.append, dtype="float64")
     assert history.best_epoch is None and not history.stopped_early
     assert same_bits(weights(model), states[-1].weights)
 
@@ -292,7 +294,7 @@ def test_fast_step_plugs_into_fit() -> None:
     X, y = blobs()
     loss = get_loss("cross-entropy")
     a, b = MLP("4-8relu-3softmax", seed=0), MLP("4-8relu-3softmax", seed=0)
-    fit(a, X, y, epochs=3, batch_size=16, seed=1)
+    fit(a, X, y, epochs=3, batch_size=16, seed=1, dtype="float64")
     step = fast.FastStep(b, loss, 16)
     fit(b, X, y, epochs=3, batch_size=16, seed=1, gradients=step.loss_and_gradients)
     for p, q in zip(weights(a), weights(b), strict=True):
@@ -536,3 +538,280 @@ def test_progress_bar_shows_loss_and_metrics() -> None:
     bar.on_train_end(None)
     text = stream.getvalue()
     assert "loss=0.5" in text and "accuracy=0.75" in text and "1/2" in text
+
+
+# ---- sample weights and penalties -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_of_weight_zero_do_not_change_training(dtype) -> None:
+    # Weights travel with their rows: whatever a weight-0 row holds, the run ends bit-identical.
+    X, y = blobs(n=90)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, len(X))
+    w[::7] = 0.0
+    other_X = X.copy()
+    other_X[::7] = 123.0  # (the labels stay: the validation split is stratified by them)
+    runs = []
+    for data in ((X, y), (other_X, y)):
+        model = MLP("4-8relu-3softmax", seed=1, dtype=dtype)
+        fit(model, *data, epochs=3, batch_size=16, sample_weight=w, validation_fraction=0.2,
+            penalty=L2(0.01))  # fmt: skip
+        runs.append(weights(model))
+    assert same_bits(runs[0], runs[1])
+
+
+def test_a_weighted_penalised_full_batch_step_is_the_engines() -> None:
+    X, y = blobs(n=40)
+    w = np.random.default_rng(2).uniform(0.1, 2.0, len(X))
+    loss = get_loss("cross-entropy")
+    for penalty in (L2(0.2), L1(0.1), L2(0.2, per_sample=True)):
+        model, reference = MLP("4-8relu-3softmax", seed=5), MLP("4-8relu-3softmax", seed=5)
+        fit(model, X, y, loss=loss, optimizer=SGD(0.5), epochs=1, batch_size=len(X),
+            sample_weight=w, penalty=penalty, dtype="float64")  # fmt: skip
+        _, grads = reference.loss_and_gradients(X, y, loss, sample_weight=w, penalty=penalty)
+        SGD(0.5).step(reference.parameters(), grads.flat())
+        for a, b in zip(weights(model), weights(reference), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_metrics_are_logged_on_weighted_rows(dtype) -> None:
+    X, y = blobs(n=120)
+    rng = np.random.default_rng(3)
+    w, w_val = rng.uniform(0.1, 3.0, 100), rng.uniform(0.1, 3.0, 20)
+    loss = get_loss("cross-entropy")
+    penalty = L2(0.05, per_sample=True)
+    model = MLP("4-8relu-3softmax", seed=0, dtype=dtype)
+    checked = []
+
+    class Compare:
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+            for prefix, rows, weight in (("", slice(20, None), w), ("val_", slice(0, 20), w_val)):
+                Xr, yr = X[rows].astype(dtype), y[rows]
+                expected = evaluate_arrays(
+                    model, Xr, np.eye(3, dtype=dtype)[yr], loss, "classification", yr, weight,
+                    penalty,
+                )  # fmt: skip
+                assert logs[prefix + "loss"] == pytest.approx(expected["loss"], rel=1e-5)
+                assert logs[prefix + "accuracy"] == pytest.approx(expected["accuracy"], rel=1e-6)
+                right = model.predict(Xr).argmax(axis=1) == yr
+                by_hand = np.sum(weight * right) / np.sum(weight)
+                assert expected["accuracy"] == pytest.approx(by_hand, rel=1e-6)
+            checked.append(epoch)
+            return False
+
+    fit(model, X[20:], y[20:], loss=loss, epochs=2, batch_size=16, sample_weight=w,
+        validation=(X[:20], y[:20], w_val), penalty=penalty, callbacks=[Compare()])  # fmt: skip
+    assert checked == [1, 2]
+
+
+def test_validation_fraction_splits_the_weights_with_their_rows() -> None:
+    X, y = blobs(n=100)
+    w = np.random.default_rng(4).uniform(0.1, 3.0, len(X))
+    states: list[TrainingState] = []
+    model = MLP("4-8relu-3softmax", seed=0)
+    history = fit(model, X, y, epochs=1, sample_weight=w, validation_fraction=0.3, dtype="float64",
+                  checkpoint=states.append)  # fmt: skip
+    rows = states[0].validation_rows
+    loss = get_loss("cross-entropy")
+    assert history["val_loss"][0] == pytest.approx(
+        model.cost(X[rows], y[rows], loss, sample_weight=w[rows]), rel=1e-12
+    )
+    assert history["val_loss"][0] != pytest.approx(model.cost(X[rows], y[rows], loss), rel=1e-6)
+
+
+def test_a_penalty_adds_to_a_gradient_hook_and_to_the_logged_loss() -> None:
+    X, y = blobs()
+    loss = get_loss("cross-entropy")
+    a, b = MLP("4-8relu-3softmax", seed=0), MLP("4-8relu-3softmax", seed=0)
+    history = fit(a, X, y, loss=loss, optimizer=SGD(0.1), epochs=2, penalty=L1(0.01),
+                  dtype="float64")  # fmt: skip
+    fit(b, X, y, loss=loss, optimizer=SGD(0.1), epochs=2, penalty=L1(0.01),
+        gradients=backprop(b, loss))  # fmt: skip
+    for p, q in zip(weights(a), weights(b), strict=True):  # the fast path and the engine's
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-14)
+    assert history["loss"][-1] == pytest.approx(
+        a.cost(X, y, loss) + L1(0.01).value([L.W for L in a.linears]), rel=1e-12
+    )
+
+
+def test_the_scikit_learn_call_works() -> None:
+    # what the estimators run: weights and scikit-learn's per-sample L2 through fit
+    X, y = blobs(n=60)
+    w = np.linspace(0.5, 1.5, len(X))
+    model = MLP("4-16relu-3softmax", seed=0, dtype=np.float32)
+    history = fit(model, X, y, sample_weight=w, penalty=L2(1e-4, per_sample=True), epochs=5,
+                  batch_size=16, learning_rate=0.01)  # fmt: skip
+    assert history.epochs == 5 and history["loss"][-1] < history["loss"][0]
+
+
+def test_bad_weights_and_penalties_are_refused() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax")
+    with pytest.raises(DataError, match="one weight per row"):
+        fit(model, X, y, sample_weight=np.ones(3))
+    with pytest.raises(DataError, match="negative"):
+        fit(model, X, y, sample_weight=-np.ones(len(X)))
+    with pytest.raises(SpecError, match="penalty"):
+        fit(model, X, y, penalty=0.01)
+    with pytest.raises(SpecError, match="w_val"):
+        fit(model, X, y, validation=(X,))
+
+
+# ---- the fast path: every optimizer, the training dtype -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SGD(0.05, momentum=0.9),
+        lambda: SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+        lambda: make_optimizer("rmsprop", learning_rate=0.005, momentum=0.5),
+        lambda: Adam(0.01, weight_decay=0.01),
+        lambda: make_optimizer("adamw", learning_rate=0.01),
+    ],
+    ids=["momentum", "nesterov", "rmsprop", "adam", "adamw"],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_fast_path_trains_like_the_engine_and_the_optimizer(make, dtype) -> None:
+    # The fused path (flat vector, FastStep, the optimizer's rule once over the vector) against
+    # the engine's backprop and optimizer.step array by array, with clipping, weights, penalty.
+    X, y = blobs(n=100)
+    w = np.random.default_rng(6).uniform(0.5, 2.0, len(X))
+    loss = get_loss("cross-entropy")
+    settings = dict(loss=loss, epochs=3, batch_size=16, seed=3, clip_norm=2.0, sample_weight=w,
+                    penalty=L2(0.01), validation_fraction=0.2)  # fmt: skip
+    fast = MLP("4-16relu-8tanh-3softmax", seed=2, dtype=dtype)
+    engine = fast.copy()
+    h_fast = fit(fast, X, y, optimizer=make(), dtype=np.dtype(dtype).name, **settings)
+    h_engine = fit(engine, X, y, optimizer=make(), gradients=backprop(engine, loss), **settings)
+    tolerance = 1e-11 if dtype == np.float64 else 2e-4
+    for p, q in zip(weights(fast), weights(engine), strict=True):
+        np.testing.assert_allclose(p, q, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(h_fast["val_loss"], h_engine["val_loss"], rtol=tolerance)
+
+
+def test_a_float64_model_trains_in_float32_by_default_and_keeps_its_dtype() -> None:
+    X, y = blobs()
+    model = MLP("4-8relu-3softmax", seed=0)
+    same32 = model.astype(np.float32)
+    seen = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(model.predict(X[:5].astype(np.float64)).dtype)
+
+    fit(model, X, y, epochs=3, callbacks=[Watch()])
+    fit(same32, X, y, epochs=3)
+    assert model.dtype == np.float64 and seen == [np.float64] * 3  # synced after every epoch
+    for p, q in zip(weights(model), weights(same32), strict=True):
+        assert np.array_equal(p, q.astype(np.float64))  # the float32 run's values, exactly
+    with pytest.raises(SpecError, match="own float64 arrays"):
+        fit(model, X, y, gradients=backprop(model, get_loss("cross-entropy")), dtype="float32")
+
+
+def test_modelfile_does_not_import_training() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, nnmath.modelfile; print('nnmath.training' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+# ---- Keras's conventions: callbacks and History ---------------------------------------------------
+
+
+def test_callbacks_are_called_as_keras_calls_them() -> None:
+    X, y = blobs()
+    calls: list[tuple] = []
+
+    class Recorder(Callback):
+        def on_train_begin(self, logs=None):
+            calls.append(("train_begin", dict(logs)))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            calls.append(("epoch_begin", epoch))
+
+        def on_epoch_end(self, epoch, logs=None):
+            calls.append(("epoch_end", epoch, logs["loss"]))
+            if epoch == 2:
+                self.stop_training = True  # Keras's flag instead of returning True
+
+        def on_train_end(self, logs=None):
+            calls.append(("train_end", logs["epoch"]))
+
+    history = fit(MLP("4-8relu-3softmax"), X, y, epochs=5, callbacks=[Recorder()])
+    assert [c[0] for c in calls] == [
+        "train_begin", "epoch_begin", "epoch_end", "epoch_begin", "epoch_end", "train_end"
+    ]  # fmt: skip
+    assert calls[0][1] == {} and calls[-1] == ("train_end", 2.0)
+    assert history.epoch == [1, 2] and history.epochs == 2
+    assert history.history["loss"] == [c[2] for c in calls if c[0] == "epoch_end"]
+    assert "epoch" not in history.history and history["loss"] is history.history["loss"]
+    assert set(history.history) == {"loss", "accuracy", "learning_rate"}
+
+
+# ---- divergence and no progress -----------------------------------------------------------------
+
+
+def test_a_loss_that_explodes_stops_the_run_before_it_is_nan() -> None:
+    X, y = blobs()
+    states: list[TrainingState] = []
+    with pytest.raises(DivergenceError) as caught:
+        fit(MLP("4-32relu-3softmax", seed=0), X, y, optimizer=SGD(50.0), epochs=20,
+            batch_size=8, checkpoint=states.append)  # fmt: skip
+    message = str(caught.value)
+    assert "times its starting value" in message and "try 5" in message
+    value = float(message.split("the loss is ")[1].split(",")[0])
+    assert math.isfinite(value) and value > 100  # stopped on a finite, exploded loss
+    assert not states  # no epoch ended: nothing saved as if it were fine
+
+
+def test_the_explosion_rule() -> None:
+    from nnmath.divergence import explodes
+
+    assert explodes(float("nan"), 2.3) and explodes(float("inf"), None)
+    assert explodes(2301.0, 2.3) and not explodes(2299.0, 2.3)  # 1000 × C₀
+    assert not explodes(99.0, 0.001) and explodes(101.0, 0.001)  # and at least 100
+    assert not explodes(1e9, None)  # no starting value yet: only NaN and Inf
+
+
+def test_a_run_that_never_improves_says_so() -> None:
+    X, y = blobs()
+    tiny = fit(MLP("4-8relu-3softmax", seed=0), X, y, optimizer=SGD(1e-9), epochs=2)
+    assert tiny.no_progress and tiny.initial_loss == pytest.approx(tiny["loss"][0], rel=1e-6)
+    normal = fit(MLP("4-8relu-3softmax", seed=0), X, y, optimizer=SGD(0.1), epochs=2)
+    assert not normal.no_progress and normal["loss"][-1] < normal.initial_loss
+
+
+# ---- settings, refused before any work ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"learning_rate": float("inf")}, "learning rate must be finite and > 0"),
+        ({"learning_rate": 0.0}, "learning rate must be finite and > 0"),
+        ({"learning_rate": -0.1}, "learning rate must be finite and > 0"),
+        ({"learning_rate": float("nan")}, "learning rate must be finite and > 0"),
+        ({"optimizer": SGD(0.0)}, "learning rate must be finite and > 0"),
+        ({"epochs": 0}, "epochs must be a whole number from 1 to 1,000,000"),
+        ({"epochs": 10**20}, "epochs must be a whole number from 1 to 1,000,000"),
+        ({"epochs": 2.5}, "epochs must be a whole number"),
+        ({"seed": -1}, "seed must be a whole number ≥ 0"),
+        ({"seed": "abc"}, "seed must be a whole number ≥ 0"),
+        ({"clip_norm": float("inf")}, "clip_norm must be finite"),
+        ({"dtype": "float16"}, "dtype must be"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_spec_error(settings, message) -> None:
+    X, y = blobs()
+    with pytest.raises(SpecError, match=message):
+        fit(MLP("4-8relu-3softmax"), X, y, **settings)
+
+
+def test_string_labels_are_a_data_error() -> None:
+    X, y = blobs()
+    with pytest.raises(DataError, match="whole numbers"):
+        fit(MLP("4-8relu-3softmax"), X, np.array(["a", "b", "c"])[y])

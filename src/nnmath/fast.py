@@ -41,18 +41,20 @@ forty NumPy calls. ``kernel="auto"`` takes numba where it is installed and can c
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnmath.errors import DataError, ShapeError, SpecError
-from nnmath.layers import Elementwise
-from nnmath.losses import Loss, SoftmaxCrossEntropy, as_targets, fuse
+from nnmath.layers import Elementwise, Linear
+from nnmath.losses import Loss, SoftmaxCrossEntropy, as_sample_weight, as_targets, fuse
 from nnmath.network import MLP
+from nnmath.penalties import L2, Penalty, penalty_scale
 
 Array = np.ndarray
 
-__all__ = ["FastStep"]
+__all__ = ["FastStep", "flat_parameters", "parameter_views"]
 
 IN_PLACE = ("relu", "identity")  # hidden activations computed in place in the Z buffer
 
@@ -103,7 +105,14 @@ class FastStep:
     every call, so an optimizer's in-place updates are seen by the next batch.
     """
 
-    def __init__(self, model: MLP, loss: Loss, batch_size: int, kernel: str = "numpy") -> None:
+    def __init__(
+        self,
+        model: MLP,
+        loss: Loss,
+        batch_size: int,
+        kernel: str = "numpy",
+        penalty: Penalty | None = None,
+    ) -> None:
         if not all(isinstance(p, np.ndarray) for p in model.parameters()):
             raise SpecError(
                 "the fast step computes with NumPy arrays; convert the model with "
@@ -116,6 +125,7 @@ class FastStep:
             raise SpecError(f"batch_size must be a whole number ≥ 1, got {batch_size!r}")
         self.model = model
         self.loss = loss
+        self.penalty = penalty
         self.fused = fuse(model.output, loss)
         self.n_in, self.n_out = model.n_in, model.n_out
         self.ln_b = self.fused.log_base if isinstance(self.fused, SoftmaxCrossEntropy) else 1.0
@@ -124,6 +134,9 @@ class FastStep:
         ]
         self.kernel = _choose_kernel(kernel, self)
         self._relu = np.array([name == "relu" for name in self.names])  # for the numba kernel
+        # ∂C/∂θ in one vector laid out as flat_parameters lays out θ; ``gradients`` are its views
+        self.gradient = np.empty(parameter_count(model), self.dtype)
+        self.gradients = parameter_views(model, self.gradient)  # [dW1, db1, dW2, db2, …]
         self.capacity = 0
         self._allocate(batch_size)
 
@@ -145,9 +158,9 @@ class FastStep:
         self._log_sum = np.empty(capacity, dtype)
         self._rows = np.arange(capacity)
         self._ones = np.ones(capacity, dtype)
+        self._w = np.empty(capacity, dtype)  # sample weights of another dtype land here
         self._X = np.empty((capacity, model.n_in), dtype)  # inputs of another dtype land here
         self._T = np.empty((capacity, model.n_out), dtype)  # and targets of another dtype here
-        self.gradients = [np.empty_like(p) for p in model.parameters()]  # [dW1, db1, dW2, …]
         self._Z_out = np.empty((capacity, model.n_out), dtype)  # the compiled kernel's logits
         self.capacity = capacity
         self._views: dict[int, tuple[list[_Hidden], _Output]] = {}
@@ -189,8 +202,9 @@ class FastStep:
 
     # ---- checks ----------------------------------------------------------------------------------
 
-    def check(self, X: Array, T: Array) -> None:
-        """Validate a whole data set once: X (S, n_in) finite; T labels in range or finite targets."""
+    def check(self, X: Array, T: Array, sample_weight: Array | None = None) -> None:
+        """Validate a whole data set once: X (S, n_in) finite; T labels in range or finite
+        targets; sample weights finite, ≥ 0 and not all 0."""
         self.model.check_input(X)
         T = np.asarray(T)
         if len(T) != len(X):
@@ -198,6 +212,25 @@ class FastStep:
         targets = as_targets(T, self.n_out, self.dtype)  # raises on bad labels or shapes
         if T.ndim == 2 and not bool(np.all(np.isfinite(targets))):
             raise DataError("targets hold NaN or Inf; clean or drop those rows")
+        if sample_weight is not None:
+            as_sample_weight(np.asarray(sample_weight), len(X), self.dtype)
+
+    def _weights(self, sample_weight: Array | None, S: int) -> tuple[Array | None, float]:
+        """(w, Σ_s w_s) of one batch in the step's dtype; (None, S) without weights."""
+        if sample_weight is None:
+            return None, float(S)
+        w = np.asarray(sample_weight)
+        if w.shape != (S,):
+            raise DataError(f"sample_weight has shape {w.shape}; give one weight per row, ({S},)")
+        if w.dtype != self.dtype:
+            np.copyto(self._w[:S], w, casting="unsafe")
+            w = self._w[:S]
+        total = float(np.add.reduce(w))
+        if not total > 0:
+            raise DataError(
+                f"the sample weights of this batch sum to {total}; a batch needs a positive total"
+            )
+        return w, total
 
     def _inputs(self, X: Array, T: Array | None) -> tuple[Array, Array | None]:
         """X and T as the step computes with them: shapes checked, floats in the model's dtype."""
@@ -230,39 +263,118 @@ class FastStep:
 
     # ---- the step --------------------------------------------------------------------------------
 
-    def loss_and_gradients(self, X: Array, T: Array) -> tuple[float, list[Array]]:
-        """C and [∂C/∂W⁽¹⁾, ∂C/∂b⁽¹⁾, …] (the step's buffers, valid until its next call)."""
-        X, T = self._inputs(X, T)
-        if self.kernel == "numba":
-            return self._compiled(X, T, 1.0, False), self.gradients
-        hidden, output = self._buffers(X.shape[0])
-        cost = self._forward(X, T, hidden, output, 1.0)
-        self._backward(X, hidden, output, update=False)
-        return cost, self.gradients
+    def loss_and_gradients(
+        self, X: Array, T: Array, sample_weight: Array | None = None
+    ) -> tuple[float, list[Array]]:
+        """C and [∂C/∂W⁽¹⁾, ∂C/∂b⁽¹⁾, …] (the step's buffers, valid until its next call).
 
-    def sgd_step(self, X: Array, T: Array, learning_rate: float) -> float:
+        C = Σ_s w_s ℓ_s / Σ_s w_s + k P(W) (the plain mean without ``sample_weight``; the penalty
+        term only with the step's ``penalty``), as ``MLP.loss_and_gradients`` computes it."""
+        X, T = self._inputs(X, T)
+        w, total = self._weights(sample_weight, X.shape[0])
+        penalty = self._penalty_value(total)
+        if self.kernel == "numba":
+            cost = self._compiled(X, T, 1.0, False, w, total)
+        else:
+            hidden, output = self._buffers(X.shape[0])
+            cost = self._forward(X, T, hidden, output, 1.0, w, total)
+            self._backward(X, hidden, output, update=False)
+        if self.penalty is not None:
+            self._penalty_gradients(penalty_scale(self.penalty, total))
+        return cost + penalty, self.gradients
+
+    def sgd_step(
+        self, X: Array, T: Array, learning_rate: float, sample_weight: Array | None = None
+    ) -> float:
         """θ ← θ − η ∂C/∂θ for every parameter, in place; returns C, the cost before the step.
 
-        The gradient buffers then hold η ∂C/∂θ (η is folded into the output delta)."""
+        The gradient buffers then hold η ∂C/∂θ of the cost without its penalty (η is folded into
+        the output delta); a penalty's η k ∂P/∂W is taken in the same update (for L2, W is
+        scaled by 1 − η k α before η ∂C/∂W is subtracted)."""
         X, T = self._inputs(X, T)
-        if self.kernel == "numba":
-            return self._compiled(X, T, float(learning_rate), True)
+        eta = float(learning_rate)
+        w, total = self._weights(sample_weight, X.shape[0])
+        penalty = self._penalty_value(total)
+        shrink = None if self.penalty is None else eta * penalty_scale(self.penalty, total)
+        if self.kernel == "numba" and shrink is None:
+            return self._compiled(X, T, eta, True, w, total)
+        if self.kernel == "numba":  # the kernel's gradients, then the penalised update here
+            cost = self._compiled(X, T, eta, False, w, total)
+            for index, linear in enumerate(self.model.linears):
+                self._penalty_step(linear.W, shrink)
+                np.subtract(linear.W, self.gradients[2 * index], out=linear.W)
+                np.subtract(linear.b, self.gradients[2 * index + 1], out=linear.b)
+            return cost + penalty
         hidden, output = self._buffers(X.shape[0])
-        cost = self._forward(X, T, hidden, output, float(learning_rate))
-        self._backward(X, hidden, output, update=True)
-        return cost
+        cost = self._forward(X, T, hidden, output, eta, w, total)
+        self._backward(X, hidden, output, update=True, shrink=shrink)
+        return cost + penalty
 
-    def _compiled(self, X: Array, T: Array, scale: float, update: bool) -> float:
+    # ---- the penalty -----------------------------------------------------------------------------
+
+    def _penalty_value(self, weight_sum: float) -> float:
+        """k P(W) on the weights before the step (0 without a penalty)."""
+        if self.penalty is None:
+            return 0.0
+        k = penalty_scale(self.penalty, weight_sum)
+        return k * self.penalty.value([linear.W for linear in self.model.linears])
+
+    def _penalty_gradients(self, k: float) -> None:
+        """∂C/∂W⁽ˡ⁾ += k ∂P/∂W⁽ˡ⁾ in the gradient buffers (biases are not penalised)."""
+        for index, linear in enumerate(self.model.linears):
+            dW = self.gradients[2 * index]
+            if isinstance(self.penalty, L2):
+                dW += np.multiply(linear.W, k * self.penalty.alpha, out=self._scratch(dW))
+            else:
+                dW += self._scaled_penalty_grad(linear.W, k)
+
+    def _penalty_step(self, W: Array, shrink: float | None) -> None:
+        """W ← W − η k ∂P/∂W in place (``shrink`` = η k); for L2 that is W ← (1 − η k α) W."""
+        if shrink is None:
+            return
+        if isinstance(self.penalty, L2):
+            np.multiply(W, 1.0 - shrink * self.penalty.alpha, out=W)
+        else:
+            W -= self._scaled_penalty_grad(W, shrink)
+
+    def _scaled_penalty_grad(self, W: Array, k: float) -> Array:
+        """k ∂P/∂W for any penalty, in a scratch buffer shaped like W."""
+        out = self._scratch(W)
+        np.copyto(out, self.penalty.grad(W), casting="same_kind")
+        out *= k
+        return out
+
+    def _scratch(self, W: Array) -> Array:
+        """A buffer shaped like W, reused (the penalty's terms are computed in it)."""
+        scratch = getattr(self, "_penalty_scratch", None)
+        if scratch is None or scratch.size < W.size:
+            widest = max(linear.W.size for linear in self.model.linears)
+            scratch = self._penalty_scratch = np.empty(widest, self.dtype)
+        return scratch[: W.size].reshape(W.shape)
+
+    def _compiled(
+        self,
+        X: Array,
+        T: Array,
+        scale: float,
+        update: bool,
+        w: Array | None = None,
+        weight_sum: float | None = None,
+    ) -> float:
         """The whole step in one call of the numba kernel (``_kernel_step_labels``/``_targets``)."""
         S, linears, grads = X.shape[0], self.model.linears, self.gradients
         if not (X.flags.c_contiguous or X.flags.f_contiguous):  # np.dot in numba needs either
             np.copyto(self._X[:S], X)
             X = self._X[:S]
         step = _numba_kernels()[T.ndim]
+        weights = self._ones[:S] if w is None else w
+        total = float(S) if weight_sum is None else weight_sum
         try:
             cost = step(
                 X,
                 T,
+                weights,
+                total,
                 tuple(L.W for L in linears),
                 tuple(L.b for L in linears),
                 tuple(grads[0::2]),
@@ -281,10 +393,19 @@ class FastStep:
         return float(cost)
 
     def _forward(
-        self, X: Array, T: Array, hidden: list[_Hidden], output: _Output, scale: float
+        self,
+        X: Array,
+        T: Array,
+        hidden: list[_Hidden],
+        output: _Output,
+        scale: float,
+        w: Array | None = None,
+        weight_sum: float = 0.0,
     ) -> float:
         """The forward pass into the buffers; returns C and leaves scale · δ⁽ᴷ⁾ᵀ in output.ZT."""
         self._logits(self._hidden_forward(X, hidden), output)
+        if w is not None:
+            return self._weighted_output(output, T, scale, w, weight_sum)
         if isinstance(self.fused, SoftmaxCrossEntropy):
             return self._softmax_cross_entropy(output, T, scale)
         return self._other_output(output, T, scale)
@@ -313,12 +434,26 @@ class FastStep:
         """The network's output a⁽ᴷ⁾ (S, n_out), as ``model.predict``, in chunks of the buffers."""
         return self._outputs(np.asarray(X), None)[1]
 
-    def evaluate(self, X: Array, T: Array) -> tuple[float, Array]:
-        """(C, a⁽ᴷ⁾) on a whole data set, in chunks of the buffers: the cost and the outputs."""
-        return self._outputs(np.asarray(X), np.asarray(T))
+    def evaluate(
+        self, X: Array, T: Array, sample_weight: Array | None = None
+    ) -> tuple[float, Array]:
+        """(C, a⁽ᴷ⁾) on a whole data set, in chunks of the buffers: the cost and the outputs.
 
-    def _outputs(self, X: Array, T: Array | None) -> tuple[float, Array]:
-        """Σ over chunks of (rows · C of the chunk) / S and a⁽ᴷ⁾, chunk by chunk (C = 0 without T)."""
+        C = Σ_s w_s ℓ_s / Σ_s w_s + k P(W) as in ``loss_and_gradients`` (k with Σw over the whole
+        set), the plain mean without weights."""
+        X, T = np.asarray(X), np.asarray(T)
+        if sample_weight is None:
+            cost, A = self._outputs(X, T)
+            total = float(len(X))
+        else:
+            w = as_sample_weight(np.asarray(sample_weight), len(X), self.dtype)
+            cost, A = self._outputs(X, T, w)
+            total = float(np.add.reduce(w))
+        return cost + self._penalty_value(total), A
+
+    def _outputs(self, X: Array, T: Array | None, w: Array | None = None) -> tuple[float, Array]:
+        """Σ over chunks of (the chunk's weight · C of the chunk) / Σ weights and a⁽ᴷ⁾, chunk by
+        chunk (C = 0 without T); the weight of a chunk is its rows, or its Σ w_s."""
         S = X.shape[0]
         self._inputs(X[:0], None if T is None else T[:0])  # shapes checked once, up front
         if T is not None and len(T) != S:
@@ -332,7 +467,15 @@ class FastStep:
             chunk, targets = self._inputs(X[start:stop], None if T is None else T[start:stop])
             hidden, output = self._buffers(stop - start)
             self._logits(self._hidden_forward(chunk, hidden), output)
-            if isinstance(self.fused, SoftmaxCrossEntropy) and targets is not None:
+            chunk_w = None if w is None else w[start:stop]
+            chunk_sum = float(stop - start) if w is None else float(np.add.reduce(chunk_w))
+            if targets is not None and not chunk_sum > 0:
+                targets = None  # rows of weight 0 add nothing to the cost: their outputs only
+            if chunk_w is not None and targets is not None:
+                total += chunk_sum * self._weighted_output(
+                    output, targets, None, chunk_w, chunk_sum
+                )
+            elif isinstance(self.fused, SoftmaxCrossEntropy) and targets is not None:
                 total += (stop - start) * self._softmax_cross_entropy(output, targets, None)
             elif targets is not None:
                 total += (stop - start) * self._other_output(output, targets, None)
@@ -341,6 +484,8 @@ class FastStep:
             else:
                 np.copyto(output.ZT.T, self.model.activations[-1].forward(output.ZT.T)[0])
             result[start:stop] = output.ZT.T
+        if w is not None:
+            return total / float(np.add.reduce(w)), result
         return total / max(S, 1), result
 
     def _softmax(self, out: _Output) -> None:
@@ -394,31 +539,90 @@ class FastStep:
         np.subtract(ZT, np.multiply(TT, k, out=work), out=ZT)  # k ((Σt) softmax(Z) − T)ᵀ
         return cost / (S * ln_b)
 
-    def _other_output(self, out: _Output, T: Array, scale: float | None) -> float:
+    def _weighted_output(
+        self, out: _Output, T: Array, scale: float | None, w: Array, weight_sum: float
+    ) -> float:
+        """C = Σ_s w_s ℓ_s / Σ_s w_s, and scale · δ⁽ᴷ⁾ᵀ into out.ZT, where row s of δ⁽ᴷ⁾ is
+        (w_s / Σw) ∂ℓ_s/∂z_s (with ``scale`` None, the output a⁽ᴷ⁾ᵀ)."""
+        if not isinstance(self.fused, SoftmaxCrossEntropy):
+            return self._other_output(out, T, scale, w, weight_sum)
+        ZT, row, log_sum = out.ZT, out.row, out.log_sum
+        ln_b = self.ln_b
+        TT = None if T.ndim == 1 else T.T
+        np.maximum.reduce(ZT, axis=0, out=row)  # m_s
+        np.subtract(ZT, row, out=ZT)  # z − m ≤ 0
+        if TT is None:  # labels: t_s = e_{y_s}, Σ_j t_sj = 1
+            picked = ZT[T, out.rows]  # z_{s,y_s} − m_s
+            mass = None
+        else:
+            picked = np.add.reduce(np.multiply(TT, ZT, out=out.work), axis=0)  # Σ_j t_sj (z − m)
+            mass = np.add.reduce(TT, axis=0)  # Σ_j t_sj
+        np.exp(ZT, out=ZT)
+        np.add.reduce(ZT, axis=0, out=row)  # Σ_j e^{z_sj − m_s}
+        np.log(row, out=log_sum)
+        weighted = w if mass is None else w * mass
+        cost = (float(np.dot(weighted, log_sum)) - float(np.dot(w, picked))) / (weight_sum * ln_b)
+        if scale is None:
+            np.divide(ZT, row, out=ZT)  # softmax(Z)ᵀ
+            return cost
+        k = scale / (weight_sum * ln_b)
+        np.divide(weighted, row, out=row)
+        np.multiply(row, k, out=row)
+        np.multiply(ZT, row, out=ZT)  # k w_s (Σt) softmax(z_s), column by column
+        if TT is None:
+            ZT[T, out.rows] -= k * w  # − k w_s at each label entry
+        else:
+            np.subtract(ZT, np.multiply(TT, k * w, out=out.work), out=ZT)  # − k w_s t_s
+        return cost
+
+    def _other_output(
+        self,
+        out: _Output,
+        T: Array,
+        scale: float | None,
+        w: Array | None = None,
+        weight_sum: float = 0.0,
+    ) -> float:
         """Any other output and loss, by the engine's formulas: C, and scale · δ⁽ᴷ⁾ᵀ into out.ZT
-        (with ``scale`` None, the output a⁽ᴷ⁾ᵀ)."""
+        (with ``scale`` None, the output a⁽ᴷ⁾ᵀ). Row s of δ⁽ᴷ⁾ is ∂ℓ_s/∂z_s times 1/S, or w_s/Σw
+        with sample weights."""
         Z = out.ZT.T  # (S, C) view
         S = Z.shape[0]
         if T.ndim == 1:
             T = as_targets(T, self.n_out, self.dtype)
+
+        def mean(values: Array) -> float:
+            return float(np.mean(values) if w is None else np.dot(w, values) / weight_sum)
+
         if scale is None:
             A = self.model.activations[-1].forward(Z)[0]
             fused = self.fused is not None
-            cost = float(np.mean(self.fused.value(Z, T) if fused else self.loss.value(A, T)))
+            cost = mean(self.fused.value(Z, T) if fused else self.loss.value(A, T))
             np.copyto(Z, A)
             return cost
         if self.fused is not None:  # sigmoid + binary cross-entropy, on the logits
-            cost = float(np.mean(self.fused.value(Z, T)))
+            cost = mean(self.fused.value(Z, T))
             delta = self.fused.grad(Z, T)  # σ(Z) − T
         else:  # a = f(z) by the output layer, then the loss, then back through f
             A, cache = self.model.activations[-1].forward(Z)
-            cost = float(np.mean(self.loss.value(A, T)))
+            cost = mean(self.loss.value(A, T))
             delta, _ = self.model.activations[-1].vjp(cache, self.loss.grad(A, T))
-        np.multiply(delta, scale / S, out=Z)  # scale · ∂C/∂Z: the cost owns the 1/S
+        if w is None:
+            np.multiply(delta, scale / S, out=Z)  # scale · ∂C/∂Z: the cost owns the 1/S
+        else:
+            np.multiply(delta, (scale / weight_sum) * w[:, None], out=Z)  # w_s/Σw per row
         return cost
 
-    def _backward(self, X: Array, hidden: list[_Hidden], out: _Output, update: bool) -> None:
-        """The δ recursion from δ⁽ᴷ⁾ down to layer 1, with no ∂C/∂X; with ``update``, SGD steps.
+    def _backward(
+        self,
+        X: Array,
+        hidden: list[_Hidden],
+        out: _Output,
+        update: bool,
+        shrink: float | None = None,
+    ) -> None:
+        """The δ recursion from δ⁽ᴷ⁾ down to layer 1, with no ∂C/∂X; with ``update``, SGD steps
+        (and the penalty's W ← W − η k ∂P/∂W, ``shrink`` = η k, before each W ← W − η ∂C/∂W).
 
         ∂C/∂W⁽ˡ⁾ = δ⁽ˡ⁾ᵀ a⁽ˡ⁻¹⁾,  ∂C/∂b⁽ˡ⁾ = δ⁽ˡ⁾ᵀ 1,  δ⁽ˡ⁻¹⁾ = (δ⁽ˡ⁾ W⁽ˡ⁾) ⊙ f′(z⁽ˡ⁻¹⁾).
         """
@@ -434,6 +638,7 @@ class FastStep:
         if hidden:
             np.matmul(deltaT.T, W, out=hidden[-1].delta)  # ∂C/∂a⁽ᴷ⁻¹⁾ = δ W, before W changes
         if update:
+            self._penalty_step(W, shrink)
             np.subtract(W, dW, out=W)  # W ← W − η ∂C/∂W
             np.subtract(b, db, out=b)
         for i in range(K - 2, -1, -1):
@@ -453,8 +658,45 @@ class FastStep:
             if i:
                 np.matmul(delta, W, out=hidden[i - 1].delta)  # ∂C/∂a⁽ˡ⁻¹⁾ = δ W
             if update:
+                self._penalty_step(W, shrink)
                 np.subtract(W, dW, out=W)
                 np.subtract(b, db, out=b)
+
+
+# ---- every parameter in one vector -----------------------------------------------------------------
+
+
+def parameter_count(model: MLP) -> int:
+    """The number of scalars in W⁽¹⁾, b⁽¹⁾, …, W⁽ᴷ⁾, b⁽ᴷ⁾."""
+    return sum(L.n_out * L.n_in + L.n_out for L in model.linears)
+
+
+def parameter_views(model: MLP, vector: Array) -> list[Array]:
+    """[W1, b1, W2, b2, …] as views of ``vector`` laid out [W1, …, WK, b1, …, bK]: the weights
+    first, so that a penalty on the weights touches one leading slice."""
+    sizes = [L.n_out * L.n_in for L in model.linears] + [L.n_out for L in model.linears]
+    ends = np.cumsum(sizes)
+    parts = [vector[end - size : end] for size, end in zip(sizes, ends, strict=True)]
+    K = len(model.linears)
+    return [
+        part.reshape(shape)
+        for index, L in enumerate(model.linears)
+        for part, shape in ((parts[index], (L.n_out, L.n_in)), (parts[K + index], (L.n_out,)))
+    ]
+
+
+def flat_parameters(model: MLP, dtype: np.dtype) -> tuple[MLP, Array]:
+    """(a copy of ``model`` in ``dtype`` whose W and b are views of one vector θ, θ).
+
+    The copy shares the model's activation layers; its parameters are the model's values, cast.
+    An optimizer then updates every parameter with one call per formula (``FlatUpdate``)."""
+    theta = np.empty(parameter_count(model), dtype)
+    views = parameter_views(model, theta)
+    for view, value in zip(views, model.parameters(), strict=True):
+        np.copyto(view, np.asarray(value), casting="unsafe")
+    trained = copy.copy(model)
+    trained.linears = [Linear(W, b) for W, b in zip(views[0::2], views[1::2], strict=True)]
+    return trained, theta
 
 
 # ---- the compiled kernel (optional: pip install 'nnmath[numba]') -----------------------------------
@@ -540,8 +782,8 @@ def _kernel_forward(
             Z_out[s, j] += b[j]
 
 
-def _kernel_labels(Z: Array, y: Array, k: float) -> float:
-    """Σ_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k (softmax(Z) − onehot(y))."""
+def _kernel_labels(Z: Array, y: Array, k: float, w: Array) -> float:
+    """Σ_s w_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k w_s (softmax(Z) − onehot(y))."""
     total = 0.0
     C = Z.shape[1]
     for s in range(Z.shape[0]):
@@ -557,16 +799,18 @@ def _kernel_labels(Z: Array, y: Array, k: float) -> float:
             e = np.exp(Z[s, j] - m)
             Z[s, j] = e
             row_sum += e
-        total += np.log(row_sum) - picked
-        r = k / row_sum
+        total += w[s] * (np.log(row_sum) - picked)
+        ks = k * w[s]
+        r = ks / row_sum
         for j in range(C):
             Z[s, j] *= r
-        Z[s, label] -= k
+        Z[s, label] -= ks
     return total
 
 
-def _kernel_targets(Z: Array, T: Array, k: float) -> float:
-    """Σ_s [(Σ_j t_sj) ln Σ_j e^{z_sj − m_s} − Σ_j t_sj (z_sj − m_s)]; Z ← k ((Σt) softmax(Z) − T)."""
+def _kernel_targets(Z: Array, T: Array, k: float, w: Array) -> float:
+    """Σ_s w_s [(Σ_j t_sj) ln Σ_j e^{z_sj − m_s} − Σ_j t_sj (z_sj − m_s)];
+    Z ← k w_s ((Σt) softmax(Z) − T)."""
     total = 0.0
     C = Z.shape[1]
     for s in range(Z.shape[0]):
@@ -582,10 +826,11 @@ def _kernel_targets(Z: Array, T: Array, k: float) -> float:
             e = np.exp(Z[s, j] - m)
             Z[s, j] = e
             row_sum += e
-        total += weight * np.log(row_sum) - picked
-        r = k * weight / row_sum
+        total += w[s] * (weight * np.log(row_sum) - picked)
+        ks = k * w[s]
+        r = ks * weight / row_sum
         for j in range(C):
-            Z[s, j] = Z[s, j] * r - k * T[s, j]
+            Z[s, j] = Z[s, j] * r - ks * T[s, j]
     return total
 
 
@@ -633,6 +878,8 @@ def _kernel_backward(
 def _kernel_step_labels(
     X: Array,
     y: Array,
+    w: Array,
+    weight_sum: float,
     Ws: Arrays,
     bs: Arrays,
     dWs: Arrays,
@@ -645,17 +892,19 @@ def _kernel_step_labels(
     ln_b: float,
     update: bool,
 ) -> float:
-    """One step for class labels y: returns C; gradients (× scale) in dWs, dbs; SGD if update."""
-    S = X.shape[0]
+    """One step for class labels y with sample weights w: returns C = Σ w ℓ / Σ w; gradients
+    (× scale) in dWs, dbs; SGD if update."""
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
-    total = _kernel_labels(Z_out, y, scale / (S * ln_b))
+    total = _kernel_labels(Z_out, y, scale / (weight_sum * ln_b), w)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
-    return total / (S * ln_b)
+    return total / (weight_sum * ln_b)
 
 
 def _kernel_step_targets(
     X: Array,
     T: Array,
+    w: Array,
+    weight_sum: float,
     Ws: Arrays,
     bs: Arrays,
     dWs: Arrays,
@@ -669,8 +918,7 @@ def _kernel_step_targets(
     update: bool,
 ) -> float:
     """One step for a target matrix T; otherwise as ``_kernel_step_labels``."""
-    S = X.shape[0]
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
-    total = _kernel_targets(Z_out, T, scale / (S * ln_b))
+    total = _kernel_targets(Z_out, T, scale / (weight_sum * ln_b), w)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
-    return total / (S * ln_b)
+    return total / (weight_sum * ln_b)

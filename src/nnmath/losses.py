@@ -2,7 +2,9 @@
 
 **The cost owns 1/S.** ``value(A, T)`` returns the S per-sample losses ℓ(a_s, t_s) and ``grad(A, T)``
 returns their gradients ∂ℓ/∂a_s row by row, with no 1/S. ``cost`` and ``cost_gradient`` take the mean
-over the batch, so the 1/S appears exactly once, here; layer VJPs then sum over the batch.
+over the batch, so the 1/S appears exactly once, here; layer VJPs then sum over the batch. With
+sample weights w the mean is weighted, C = Σ_s w_s ℓ_s / Σ_s w_s: 1/Σw takes the place of 1/S (and
+is 1/S when every w_s = 1). Penalties on the weights (``penalties``) are added by the network.
 
 Fused output pairs take the logits Z (the output layer's input) instead of its activation, and are
 what training uses: softmax + cross-entropy gives ∂ℓ/∂z = ((t·1) y − t)/ln b, which is (y − t)/ln b
@@ -420,15 +422,46 @@ def fuse(output: str, loss: Loss) -> SoftmaxCrossEntropy | SigmoidBinaryCrossEnt
     return None
 
 
-def cost(loss: Loss, A: Array, T: Array) -> Array:
-    """C = (1/S) Σ_s ℓ(a_s, t_s): the mean of the per-sample losses."""
+def cost(loss: Loss, A: Array, T: Array, sample_weight: Array | None = None) -> Array:
+    """C = Σ_s w_s ℓ(a_s, t_s) / Σ_s w_s: the weighted mean of the per-sample losses, which is the
+    plain mean (1/S) Σ_s ℓ(a_s, t_s) without weights (w_s = 1)."""
     xp = namespace(A)
-    return xp.mean(loss.value(A, T))
+    values = loss.value(A, T)
+    if sample_weight is None:
+        return xp.mean(values)
+    return xp.sum(sample_weight * values) / xp.sum(sample_weight)
 
 
-def cost_gradient(loss: Loss, A: Array, T: Array) -> Array:
-    """∂C/∂A = (1/S) ∂ℓ/∂a_s row by row: the one place where 1/S enters the backward pass."""
-    return loss.grad(A, T) / A.shape[0]
+def cost_gradient(loss: Loss, A: Array, T: Array, sample_weight: Array | None = None) -> Array:
+    """∂C/∂a_s = (w_s / Σ_s w_s) ∂ℓ/∂a_s row by row, (1/S) ∂ℓ/∂a_s without weights: the one
+    place where 1/S (or 1/Σw) enters the backward pass."""
+    if sample_weight is None:
+        return loss.grad(A, T) / A.shape[0]
+    xp = namespace(A)
+    share = sample_weight / xp.sum(sample_weight)
+    return loss.grad(A, T) * xp.reshape(share, (-1, 1))
+
+
+def as_sample_weight(sample_weight: Array, n_samples: int, dtype: Any) -> Array:
+    """Sample weights w (S,) in ``dtype``: finite, ≥ 0 and not all 0, else a DataError that says
+    which rule the weights break."""
+    xp = namespace(sample_weight)
+    if sample_weight.ndim != 1 or sample_weight.shape[0] != n_samples:
+        raise DataError(
+            f"sample_weight has shape {tuple(sample_weight.shape)}; give one weight per row, "
+            f"shape ({n_samples},)"
+        )
+    if not (xp.isdtype(sample_weight.dtype, ("real floating", "integral", "bool"))):
+        raise DataError(f"sample_weight must hold numbers, got dtype {sample_weight.dtype}")
+    w = xp.astype(sample_weight, dtype)
+    if not bool(xp.all(xp.isfinite(w))):
+        raise DataError("sample_weight holds NaN or Inf; give finite weights ≥ 0")
+    if bool(xp.any(w < 0)):
+        row = int(xp.argmax(xp.astype(w < 0, xp.int64)))
+        raise DataError(f"sample_weight {float(w[row])} in row {row} is negative; weights are ≥ 0")
+    if not float(xp.sum(w)) > 0:
+        raise DataError("sample_weight sums to 0: at least one row needs a positive weight")
+    return w
 
 
 def as_targets(y: Array, n_outputs: int, dtype: Any) -> Array:

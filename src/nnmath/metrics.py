@@ -4,7 +4,8 @@ Conventions: ``y_true`` and ``y_pred`` have one sample per row. Classification m
 class indices of shape (S,); regression metrics take targets of shape (S,) or (S, k) and, for
 several targets, average the per-target values with equal weights (scikit-learn's
 ``multioutput="uniform_average"``). Each formula is stated in its docstring; the tests check every
-one against scikit-learn.
+one against scikit-learn. ``sample_weight`` w (S,), where taken, replaces each mean over samples by
+the weighted mean Σ_s w_s (·) / Σ_s w_s (scikit-learn's ``sample_weight``).
 """
 
 from __future__ import annotations
@@ -42,18 +43,29 @@ def _as_columns(y_true: Array, y_pred: Array) -> tuple[np.ndarray, np.ndarray]:
     return y_true, y_pred
 
 
+def _mean(values: np.ndarray, sample_weight: Array | None) -> np.ndarray:
+    """The mean over samples (axis 0): (1/S) Σ_s v_s, or Σ_s w_s v_s / Σ_s w_s."""
+    if sample_weight is None:
+        return np.mean(values, axis=0)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (len(values),):
+        raise ShapeError(f"sample_weight has shape {w.shape}; give one weight per row")
+    return np.tensordot(w, values, axes=1) / np.sum(w)
+
+
 # ---- classification ---------------------------------------------------------------------------
 
 
-def accuracy(y_true: Array, y_pred: Array) -> float:
-    """Accuracy = (1/S) Σ_s [ŷ_s = y_s]: the fraction of samples whose class is right."""
+def accuracy(y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> float:
+    """Accuracy = (1/S) Σ_s [ŷ_s = y_s]: the fraction of samples whose class is right (weighted:
+    Σ_s w_s [ŷ_s = y_s] / Σ_s w_s)."""
     y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
     if y_true.shape != y_pred.shape or y_true.size == 0:
         raise ShapeError(
             f"y_true and y_pred must be non-empty and of equal length, got {y_true.shape} and "
             f"{y_pred.shape}"
         )
-    return float(np.mean(y_true == y_pred))
+    return float(_mean((y_true == y_pred).astype(np.float64), sample_weight))
 
 
 def confusion_matrix(y_true: Array, y_pred: Array, n_classes: int) -> np.ndarray:
@@ -101,27 +113,28 @@ def predicted_classes(P: Array) -> np.ndarray:
 # ---- regression -------------------------------------------------------------------------------
 
 
-def mean_squared_error(y_true: Array, y_pred: Array) -> float:
+def mean_squared_error(y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> float:
     """MSE = (1/(S k)) Σ_s Σ_j (y_sj − ŷ_sj)²."""
     y_true, y_pred = _as_columns(y_true, y_pred)
-    return float(np.mean((y_true - y_pred) ** 2))
+    return float(np.mean(_mean((y_true - y_pred) ** 2, sample_weight)))
 
 
-def mean_absolute_error(y_true: Array, y_pred: Array) -> float:
+def mean_absolute_error(y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> float:
     """MAE = (1/(S k)) Σ_s Σ_j |y_sj − ŷ_sj|."""
     y_true, y_pred = _as_columns(y_true, y_pred)
-    return float(np.mean(np.abs(y_true - y_pred)))
+    return float(np.mean(_mean(np.abs(y_true - y_pred), sample_weight)))
 
 
-def r2_score(y_true: Array, y_pred: Array) -> float:
+def r2_score(y_true: Array, y_pred: Array, sample_weight: Array | None = None) -> float:
     """R² = mean_j [1 − Σ_s (y_sj − ŷ_sj)² / Σ_s (y_sj − ȳ_j)²], the fraction of variance explained.
 
     For a constant target column (zero variance) the term is 1 when the prediction is exact and
-    0 otherwise, as scikit-learn does, so R² is always finite.
+    0 otherwise, as scikit-learn does, so R² is always finite. With weights, each Σ_s is
+    Σ_s w_s (·) and ȳ_j the weighted mean.
     """
     y_true, y_pred = _as_columns(y_true, y_pred)
-    residual = np.sum((y_true - y_pred) ** 2, axis=0)
-    total = np.sum((y_true - y_true.mean(axis=0)) ** 2, axis=0)
+    residual = _mean((y_true - y_pred) ** 2, sample_weight)
+    total = _mean((y_true - _mean(y_true, sample_weight)) ** 2, sample_weight)
     scores = np.where(residual == 0, 1.0, 0.0)
     varying = total > 0
     scores[varying] = 1.0 - residual[varying] / total[varying]
@@ -131,15 +144,20 @@ def r2_score(y_true: Array, y_pred: Array) -> float:
 # ---- bundles ----------------------------------------------------------------------------------
 
 
-def classification_metrics(y_true: Array, A: Array) -> dict[str, float]:
+def classification_metrics(
+    y_true: Array, A: Array, sample_weight: Array | None = None
+) -> dict[str, float]:
     """{"accuracy"} from true class indices and a classifier's output A (see class_probabilities)."""
-    return {"accuracy": accuracy(y_true, predicted_classes(class_probabilities(A)))}
+    predicted = predicted_classes(class_probabilities(A))
+    return {"accuracy": accuracy(y_true, predicted, sample_weight)}
 
 
-def regression_metrics(y_true: Array, y_pred: Array) -> dict[str, float]:
+def regression_metrics(
+    y_true: Array, y_pred: Array, sample_weight: Array | None = None
+) -> dict[str, float]:
     """{"mse", "mae", "r2"} of predictions against targets."""
     return {
-        "mse": mean_squared_error(y_true, y_pred),
-        "mae": mean_absolute_error(y_true, y_pred),
-        "r2": r2_score(y_true, y_pred),
+        "mse": mean_squared_error(y_true, y_pred, sample_weight),
+        "mae": mean_absolute_error(y_true, y_pred, sample_weight),
+        "r2": r2_score(y_true, y_pred, sample_weight),
     }

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from nnmath.checkpoint import TrainingState
 from nnmath.datasets import Standardizer
 from nnmath.errors import DataError, ModelFileError, NNMathError, ShapeError
 from nnmath.losses import CrossEntropy, Loss, get_loss
@@ -311,10 +312,10 @@ def save_model(model: TrainedModel, path: str | os.PathLike[str]) -> Path:
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: TrainedModel,
-    state: Any,
+    state: TrainingState,
     config: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint: the model, a ``training.TrainingState`` and the run's config."""
+    """Write a checkpoint: the model, a ``checkpoint.TrainingState`` and the run's config."""
     state_header, state_arrays = state.to_parts()
     header = dict(_header(model), format=CHECKPOINT_FORMAT, state=state_header, config=config)
     return _save(path, header, {**_weight_arrays(model.network), **state_arrays})
@@ -470,14 +471,12 @@ class Checkpoint:
     """What a checkpoint file holds: the model, the training state, and the run's config."""
 
     model: TrainedModel
-    state: Any  # training.TrainingState
+    state: TrainingState
     config: dict[str, Any] | None
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (or ``fit(checkpoint=path)``)."""
-    from nnmath.training import TrainingState
-
     header, arrays = _read(path)
     path = Path(path)
     if header["format"] != CHECKPOINT_FORMAT:

@@ -19,7 +19,8 @@ from nnmath.backend import check_same_namespace, convert, dtype_name, namespace,
 from nnmath.errors import DataError, ShapeError
 from nnmath.initializers import initialize
 from nnmath.layers import Elementwise, Linear, Softmax, activation_layer
-from nnmath.losses import Loss, as_targets, cost, cost_gradient, fuse
+from nnmath.losses import Loss, as_sample_weight, as_targets, cost, cost_gradient, fuse
+from nnmath.penalties import Penalty, penalty_scale
 from nnmath.spec import LayerSpec, NetworkSpec, parse_spec
 
 Array = Any
@@ -203,29 +204,65 @@ class MLP:
         return Gradients(W=grads_W[::-1], b=grads_b[::-1], X=dY)
 
     def loss_and_gradients(
-        self, X: Array, T: Array, loss: Loss, *, check: bool = True
+        self,
+        X: Array,
+        T: Array,
+        loss: Loss,
+        *,
+        check: bool = True,
+        sample_weight: Array | None = None,
+        penalty: Penalty | None = None,
     ) -> tuple[float, Gradients]:
-        """The cost C = mean ℓ and ∂C/∂(every W, b, X); uses the fused output pair when there is one.
+        """The cost C and ∂C/∂(every W, b, X); uses the fused output pair when there is one.
 
-        T may be class labels (S,) or targets (S, n_out). ``check=False`` skips the input check
-        (a training loop validates X once, not once per batch).
+        C = Σ_s w_s ℓ_s / Σ_s w_s + k P(W): the mean of ℓ (weighted by ``sample_weight`` w, (S,),
+        when given) plus the ``penalty`` P on the weight matrices, k = 1 or 1/Σ_s w_s (see
+        ``penalties``); each ∂C/∂W⁽ˡ⁾ then gains k ∂P/∂W⁽ˡ⁾. T may be class labels (S,) or targets
+        (S, n_out). ``check=False`` skips the input check (a training loop validates X once).
         """
         T = as_targets(T, self.n_out, self.dtype)
+        w = None if sample_weight is None else as_sample_weight(sample_weight, len(T), self.dtype)
         fused = fuse(self.output, loss)
         if fused is not None:
             Z, caches = self.forward(X, stop=len(self.layers) - 1, check=check)
-            return float(cost(fused, Z, T)), self.backward(caches, cost_gradient(fused, Z, T))
-        A, caches = self.forward(X, check=check)
-        return float(cost(loss, A, T)), self.backward(caches, cost_gradient(loss, A, T))
+            value = float(cost(fused, Z, T, w))
+            grads = self.backward(caches, cost_gradient(fused, Z, T, w))
+        else:
+            A, caches = self.forward(X, check=check)
+            value = float(cost(loss, A, T, w))
+            grads = self.backward(caches, cost_gradient(loss, A, T, w))
+        if penalty is not None:
+            k = penalty_scale(penalty, _weight_sum(T, w))
+            value += k * penalty.value([L.W for L in self.linears])
+            grads.W = [
+                dW + k * penalty.grad(L.W) for dW, L in zip(grads.W, self.linears, strict=True)
+            ]
+        return value, grads
 
-    def cost(self, X: Array, T: Array, loss: Loss, *, check: bool = True) -> float:
-        """C = (1/S) Σ ℓ(a_s, t_s), through the fused pair where there is one."""
+    def cost(
+        self,
+        X: Array,
+        T: Array,
+        loss: Loss,
+        *,
+        check: bool = True,
+        sample_weight: Array | None = None,
+        penalty: Penalty | None = None,
+    ) -> float:
+        """C = Σ_s w_s ℓ(a_s, t_s) / Σ_s w_s + k P(W) (the plain mean (1/S) Σ ℓ without weights and
+        penalty), through the fused pair where there is one."""
         T = as_targets(T, self.n_out, self.dtype)
+        w = None if sample_weight is None else as_sample_weight(sample_weight, len(T), self.dtype)
         fused = fuse(self.output, loss)
         if fused is not None:
             Z = self.forward(X, stop=len(self.layers) - 1, check=check)[0]
-            return float(cost(fused, Z, T))
-        return float(cost(loss, self.forward(X, check=check)[0], T))
+            value = float(cost(fused, Z, T, w))
+        else:
+            value = float(cost(loss, self.forward(X, check=check)[0], T, w))
+        if penalty is not None:
+            k = penalty_scale(penalty, _weight_sum(T, w))
+            value += k * penalty.value([L.W for L in self.linears])
+        return value
 
     # ---- Jacobians by the chain rule -----------------------------------------------------------
 
@@ -248,6 +285,11 @@ class MLP:
                 params.append({k: after @ P for k, P in layer.param_jacobians(cache).items()})
             after = after @ J
         return after, params[::-1]
+
+
+def _weight_sum(T: Array, w: Array | None) -> float:
+    """Σ_s w_s, or S without weights: the denominator of the weighted mean."""
+    return float(T.shape[0]) if w is None else float(namespace(w).sum(w))
 
 
 def _default_init(activation: Elementwise | Softmax) -> str:

@@ -20,6 +20,12 @@ The common interface:
   bit-identically.
 - ``hyperparameters()`` returns the registry name and the constructor arguments:
   ``make_optimizer(**optimizer.hyperparameters())`` builds an equal, fresh optimizer.
+
+Each rule is written once, as ``apply(theta, g, state, work)`` on arrays of any shape, so the same
+lines serve ``step`` (one call per parameter array) and the fast path's ``FlatUpdate`` (one call on
+the vector that holds every parameter, whose views the optimizer's state arrays become): a step
+then costs one NumPy call per formula, not one per formula and array. Every formula is computed
+in place into the state or the scratch array (no temporaries), in the parameters' dtype.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ __all__ = [
     "SGD",
     "Adam",
     "AdamW",
+    "FlatUpdate",
     "Optimizer",
     "RMSprop",
     "clip_grad_norm",
@@ -64,8 +71,9 @@ class Optimizer:
     """The shared machinery: argument checks, lazy state, state_dict and hyperparameters.
 
     A subclass sets ``name`` (its registry name) and ``slots`` (the names of its per-parameter
-    state arrays) and implements ``_update(i, theta, g)`` for parameter i; ``self.t`` has already
-    been incremented when ``_update`` runs.
+    state arrays) and implements ``apply(theta, g, state, work)``: one step of its rule on θ in
+    place, from the gradient g, the state arrays of θ (one per slot, in the order of ``slots``)
+    and a scratch array shaped like θ; ``self.t`` already counts the step when ``apply`` runs.
     """
 
     name: ClassVar[str]
@@ -94,9 +102,12 @@ class Optimizer:
                 }
         self.t += 1
         for i, (theta, g) in enumerate(zip(params, grads, strict=True)):
-            self._update(i, theta, g)
+            self.apply(theta, g, [self.state[slot][i] for slot in self.slots], self._work[i])
 
-    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+    def apply(
+        self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
+    ) -> None:
+        """One step of the rule on θ in place (see the class docstring)."""
         raise NotImplementedError
 
     def _check_arrays(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
@@ -196,20 +207,27 @@ class SGD(Optimizer):
             raise SpecError("Nesterov momentum needs momentum > 0, e.g. momentum=0.9")
         self.slots = ("v",) if self.momentum else ()
 
-    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
-        work = self._work[i]
+    def apply(
+        self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
+    ) -> None:
+        eta = self.learning_rate
         if self.weight_decay:
-            g = np.add(g, self.weight_decay * theta, out=work)  # g ← g + λ θ
-        if self.momentum:
-            v = self.state["v"][i]
-            if self.t == 1:
-                np.copyto(v, g)  # v ← g
-            else:
-                v *= self.momentum
-                v += g  # v ← μ v + g
-            # Nesterov steps along g + μ v, classical momentum along v.
-            g = np.add(g, self.momentum * v, out=work) if self.nesterov else v
-        theta -= np.multiply(g, self.learning_rate, out=work)  # θ ← θ − η g
+            np.multiply(theta, self.weight_decay, out=work)
+            g = np.add(work, g, out=work)  # g ← g + λ θ
+        if not self.momentum:
+            theta -= np.multiply(g, eta, out=work)  # θ ← θ − η g
+            return
+        (v,) = state
+        if self.t == 1:
+            np.copyto(v, g)  # v ← g
+        else:
+            v *= self.momentum
+            v += g  # v ← μ v + g
+        if self.nesterov:  # θ ← θ − η (g + μ v), as θ − η g − η μ v
+            theta -= np.multiply(g, eta, out=work)
+            theta -= np.multiply(v, eta * self.momentum, out=work)
+        else:
+            theta -= np.multiply(v, eta, out=work)  # θ ← θ − η v
 
 
 class RMSprop(Optimizer):
@@ -239,12 +257,13 @@ class RMSprop(Optimizer):
         self.weight_decay = _check_at_least("weight_decay", weight_decay, 0.0)
         self.slots = ("v", "b") if self.momentum else ("v",)
 
-    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
-        work = self._work[i]
+    def apply(
+        self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
+    ) -> None:
         if self.weight_decay:
-            g = g + self.weight_decay * theta  # g ← g + λ θ
-        v = self.state["v"][i]
-        np.square(g, out=work)
+            g = g + self.weight_decay * theta  # g ← g + λ θ (a new array: g is read twice)
+        v = state[0]
+        np.multiply(g, g, out=work)
         work *= 1.0 - self.alpha
         v *= self.alpha
         v += work  # v ← α v + (1 − α) g²
@@ -252,7 +271,7 @@ class RMSprop(Optimizer):
         work += self.eps
         np.divide(g, work, out=work)  # g / (√v + ε)
         if self.momentum:
-            b = self.state["b"][i]
+            b = state[1]
             b *= self.momentum
             b += work  # b ← μ b + g / (√v + ε)
             theta -= np.multiply(b, self.learning_rate, out=work)  # θ ← θ − η b
@@ -286,17 +305,21 @@ class Adam(Optimizer):
         self.weight_decay = _check_at_least("weight_decay", weight_decay, 0.0)
         self.slots = ("m", "v")
 
-    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+    def apply(
+        self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
+    ) -> None:
         if self.weight_decay:
-            g = g + self.weight_decay * theta  # g ← g + λ θ
-        self._adam_update(i, theta, g)
+            g = g + self.weight_decay * theta  # g ← g + λ θ (a new array: g is read twice)
+        self._moments_and_step(theta, g, state, work)
 
-    def _adam_update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+    def _moments_and_step(
+        self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
+    ) -> None:
         """The moment updates and the step, shared by Adam and AdamW."""
-        m, v, work = self.state["m"][i], self.state["v"][i], self._work[i]
+        m, v = state
         m *= self.beta1
         m += np.multiply(g, 1.0 - self.beta1, out=work)  # m ← β₁ m + (1 − β₁) g
-        np.square(g, out=work)
+        np.multiply(g, g, out=work)
         work *= 1.0 - self.beta2
         v *= self.beta2
         v += work  # v ← β₂ v + (1 − β₂) g²
@@ -330,10 +353,12 @@ class AdamW(Adam):
     ) -> None:
         super().__init__(learning_rate, beta1, beta2, eps, weight_decay)
 
-    def _update(self, i: int, theta: np.ndarray, g: np.ndarray) -> None:
+    def apply(
+        self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
+    ) -> None:
         if self.weight_decay:
             theta *= 1.0 - self.learning_rate * self.weight_decay  # θ ← θ (1 − η λ)
-        self._adam_update(i, theta, g)
+        self._moments_and_step(theta, g, state, work)
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
@@ -357,6 +382,42 @@ def make_optimizer(name: str, **kwargs: Any) -> Optimizer:
         accepted = ", ".join(inspect.signature(factory).parameters)
         raise SpecError(f"optimizer {name!r} takes {accepted}: {error}") from None
     return factory(**kwargs)
+
+
+class FlatUpdate:
+    """``optimizer``'s step on one vector θ that holds every parameter, as one ``apply`` call.
+
+    ``views(array)`` gives the parameter arrays as views of a vector shaped like θ (the caller's
+    layout); ``theta`` and ``grad`` are those vectors. The optimizer's state becomes one vector per
+    slot, and its per-parameter state arrays views of it: ``step(params, grads)``,
+    ``state_dict`` and ``load_state_dict`` see the very numbers this updates, and a state already
+    there (a resumed run's) is copied in. Elementwise rules give each entry the value the
+    per-array ``step`` would (tests/test_optimizers.py checks it bit for bit).
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        theta: np.ndarray,
+        grad: np.ndarray,
+        views: Callable[[np.ndarray], list[np.ndarray]],
+    ) -> None:
+        self.optimizer, self.theta, self.grad = optimizer, theta, grad
+        self.work = np.empty_like(theta)
+        self.state = [np.zeros_like(theta) for _ in optimizer.slots]
+        for slot, vector in zip(optimizer.slots, self.state, strict=True):
+            old = optimizer.state.get(slot)
+            parts = views(vector)
+            if old:
+                for part, saved in zip(parts, old, strict=True):
+                    np.copyto(part, saved)
+            optimizer.state[slot] = parts
+        optimizer._work = views(np.empty_like(theta))
+
+    def step(self) -> None:
+        """θ ← the optimizer's rule applied to θ and its gradient g (both whole vectors)."""
+        self.optimizer.t += 1
+        self.optimizer.apply(self.theta, self.grad, self.state, self.work)
 
 
 def clip_grad_norm(grads: Sequence[np.ndarray], max_norm: float) -> float:

@@ -1,453 +1,292 @@
 """Training: mini-batch gradient descent with validation, early stopping, checkpoints and callbacks.
 
+``fit`` is the loop below, each line a named step of this module or of one beside it:
+
+    C₀ ← the training cost before the first step               start_run (History.initial_loss)
+    for epoch = 1 … epochs:
+        η ← schedule(epoch)                                      set_learning_rate
+        for each mini-batch b of a fresh shuffle:                train_epoch
+            C_b ← one step on b, θ updated in place              steps.py (fused on the fast path)
+            stop if C_b is NaN/Inf or explodes                   divergence.py
+        logs ← loss and metrics on the end-of-epoch weights      evaluate_epoch
+        stop if they or θ diverged; record them                  divergence.py, history.py
+        early stopping, checkpoint, callbacks                    early_stopping.py, checkpoint.py
+    restore the best weights (early stopping)                    finish_run
+
 One epoch is one pass over the training rows in a fresh random order (``datasets.batches``, drawn
-from the explicit generator ``rng``). Each mini-batch (X_b, T_b) takes one step:
+from the explicit generator ``rng``). The logged metrics are the values of the weights at the end of
+the epoch on the whole training set (``loss`` and ``accuracy`` for classification; ``loss``,
+``mse``, ``mae`` and ``r2`` for regression) and on the validation set (the same names prefixed
+``val_``), not running averages; ``train_metrics="running"`` logs the running mean of the batch
+costs instead (scikit-learn's and Keras's ``loss``) and skips the pass over the training set.
 
-    C, g = gradients(X_b, T_b)       C = (1/|b|) Σ_s ℓ(a_s, t_s) and g = ∂C/∂θ for θ in parameters()
-    g ← g · min(1, c / ‖g‖)          only with clip_norm = c (‖g‖ the norm of all gradients at once)
-    θ ← optimizer.step(θ, g)         in place
+Speed: NumPy models train on the fast path (``steps.py``): a float32 copy whose parameters are one
+vector, ``fast.FastStep``'s buffers, and the optimizer's rule applied once to the whole vector.
+float32 is the default arithmetic (``dtype="auto"``) even for a float64 model, which receives the
+trained values after every epoch; ``dtype="float64"`` trains in float64.
 
-``gradients`` is one swappable function (default :func:`default_gradients`: ``fast.FastStep`` for
-float32 NumPy models, else :func:`backprop`, the engine's δ recursion), so a faster implementation
-of the same math plugs in without touching the loop. On the default fast step, plain SGD is the
-step's fused ``sgd_step`` (:func:`batch_update`). The inputs are validated once per ``fit``, never
-per batch.
-
-After each epoch the model is evaluated on the whole training set (``loss`` and ``accuracy`` for
-classification; ``loss``, ``mse``, ``mae`` and ``r2`` for regression) and on the validation set
-(the same names prefixed ``val_``): these are the values of the weights at the end of the epoch,
-not running averages over batches. A float32 model is evaluated through a ``FastStep``'s buffers,
-any other by the engine's forward pass (:func:`epoch_evaluator`). With ``train_metrics="running"``
-the training set is not evaluated again: ``loss`` is then the running mean of the batch costs
-(Σ_b |b| C_b / S over the epoch's batches, each C_b on the weights before its own step), as
-scikit-learn and Keras report it, and no other training metric is logged (the validation metrics
-stay exact). A NaN or Inf loss stops training at once with a
-:class:`~nnmath.errors.DivergenceError` naming the epoch and batch.
-
-Same seed, same data, same settings: bit-identical weights (float64 and float32 alike), and a run
-resumed from the checkpoint of epoch k ends exactly where the uninterrupted run does.
+Same seed, same data, same settings: bit-identical weights, and a run resumed from the checkpoint of
+epoch k ends exactly where the uninterrupted run does.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import time
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from nnmath.callbacks import Callback, ProgressBar
-from nnmath.datasets import Dataset, Standardizer, batches, load_dataset, split_for_evaluation
-from nnmath.errors import DataError, DivergenceError, ShapeError, SpecError
-from nnmath.fast import FastStep
-from nnmath.losses import Loss, as_targets, cost, fuse, get_loss
-from nnmath.metrics import classification_metrics, regression_metrics
+from nnmath.callbacks import Callback, CallbackList, ProgressBar
+from nnmath.checkpoint import TrainingState, capture_state, rng_from_state
+from nnmath.datasets import batches
+from nnmath.divergence import DivergenceWatch
+from nnmath.early_stopping import EarlyStopping
+from nnmath.errors import SpecError
+from nnmath.evaluation import EVALUATION_ROWS, epoch_evaluator, evaluate_arrays, evaluate_fast
+from nnmath.history import History
+from nnmath.losses import Loss
 from nnmath.modelfile import TrainedModel, save_checkpoint
 from nnmath.network import MLP
-from nnmath.optimizers import SGD, Optimizer, clip_grad_norm, make_optimizer
-from nnmath.schedules import Schedule, make_schedule
-from nnmath.spec import NetworkSpec, parse_spec
+from nnmath.optimizers import Optimizer
+from nnmath.penalties import Penalty
+from nnmath.rows import Rows, held_out_rows, prepare_rows, split_off, validation_rows
+from nnmath.schedules import Schedule
+from nnmath.settings import (
+    CLASSIFICATION,
+    REGRESSION,
+    TRAIN_METRICS,
+    as_loss,
+    as_optimizer,
+    as_schedule,
+    check_settings,
+    default_loss_name,
+    infer_task,
+)
+from nnmath.steps import (
+    GradientFn,
+    Stepper,
+    backprop,
+    batch_update,
+    default_gradients,
+    fast_step,
+    fast_stepper,
+    general_stepper,
+    with_penalty,
+)
+
+__all__ = [  # fit, and the names callers have imported from here
+    "CLASSIFICATION",
+    "EVALUATION_ROWS",
+    "REGRESSION",
+    "TRAIN_METRICS",
+    "EarlyStopping",
+    "GradientFn",
+    "History",
+    "TrainingState",
+    "backprop",
+    "batch_update",
+    "check_settings",
+    "default_gradients",
+    "default_loss_name",
+    "epoch_evaluator",
+    "evaluate_arrays",
+    "evaluate_fast",
+    "fast_step",
+    "fit",
+    "infer_task",
+    "with_penalty",
+]
 
 Array = Any
-GradientFn = Callable[[Array, Array], tuple[float, list[Array]]]
-"""(X_batch, T_batch) -> (cost C, [∂C/∂W1, ∂C/∂b1, ∂C/∂W2, …] in the order of parameters())."""
-
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
-TRAIN_METRICS = ("exact", "running")
-"""How ``fit`` logs the training metrics: the whole training set on the end-of-epoch weights
-("exact"), or the running mean of the epoch's batch costs ("running", the loss only)."""
-
-# ---- the pieces fit is made of --------------------------------------------------------------------
 
 
-def infer_task(y: Array, output: str | None = None) -> str:
-    """Classification for labels of shape (S,) that are integers or feed a softmax output layer;
-    regression for anything else."""
-    y = np.asarray(y)
-    labels = y.ndim == 1 and (np.issubdtype(y.dtype, np.integer) or output == "softmax")
-    return CLASSIFICATION if labels else REGRESSION
+# ---- the state of a run between epochs ------------------------------------------------------------
 
 
-def default_loss_name(output: str, task: str) -> str:
-    """softmax → cross-entropy, sigmoid → binary cross-entropy (classification); else mse."""
-    if task == CLASSIFICATION and output == "softmax":
-        return "cross-entropy"
-    if task == CLASSIFICATION and output == "sigmoid":
-        return "binary-cross-entropy"
-    return "mse"
+@dataclass
+class Run:
+    """What changes from epoch to epoch, and what a checkpoint saves of it."""
+
+    rng: np.random.Generator
+    history: History
+    early: EarlyStopping | None
+    val_rows: np.ndarray | None
+    start: int  # the epochs already run (0, or a checkpoint's epoch)
+    stopped: bool = False
 
 
-def backprop(model: MLP, loss: Loss) -> GradientFn:
-    """The default gradient function: the engine's forward pass and δ recursion, unchecked.
-
-    It reads the model's current parameters on every call, so the optimizer's in-place updates
-    are seen by the next batch.
-    """
-
-    def gradients(X: Array, T: Array) -> tuple[float, list[Array]]:
-        value, grads = model.loss_and_gradients(X, T, loss, check=False)
-        return value, grads.flat()
-
-    return gradients
-
-
-def fast_step(model: MLP, loss: Loss, batch_size: int, kernel: str = "numpy") -> FastStep | None:
-    """``fast.FastStep`` (the same math in reused buffers, see docs/speed.md) for a float32 NumPy
-    model, None for any other (float64 stays on the engine's own path)."""
-    if isinstance(model.linears[0].W, np.ndarray) and model.dtype == np.float32:
-        return FastStep(model, loss, batch_size, kernel=kernel)
-    return None
-
-
-def default_gradients(model: MLP, loss: Loss, batch_size: int) -> GradientFn:
-    """:func:`fast_step`'s ``loss_and_gradients`` for a float32 NumPy model, else :func:`backprop`."""
-    step = fast_step(model, loss, batch_size)
-    return backprop(model, loss) if step is None else step.loss_and_gradients
+def begin_run(
+    resume: TrainingState | None,
+    rng: np.random.Generator,
+    rows: Rows,
+    validation_fraction: float,
+    early: EarlyStopping | None,
+) -> Run:
+    """A fresh run (its validation rows drawn from ``rng``), or the one a checkpoint continues."""
+    if resume is not None:
+        return Run(
+            rng=rng_from_state(resume.rng_state),
+            history=History.from_dict(resume.history.to_dict()),
+            early=early if resume.early_stopping is None else copy.deepcopy(resume.early_stopping),
+            val_rows=resume.validation_rows,
+            start=resume.epoch,
+            stopped=resume.stopped,
+        )
+    val_rows = None
+    if validation_fraction:
+        val_rows = validation_rows(len(rows), validation_fraction, rows.labels, rng)
+    return Run(rng, History(), early, val_rows, start=0)
 
 
-def evaluate_arrays(
-    model: MLP, X: Array, T: Array, loss: Loss, task: str, labels: Array | None = None
-) -> dict[str, float]:
-    """The cost and the task's metrics of ``model`` on (X, T), one forward pass, no input check.
+@dataclass
+class Loop:
+    """What stays the same from epoch to epoch: the step, the rows, the settings, the hooks."""
 
-    T is the target matrix (S, n_out); ``labels`` the class indices (classification only).
-    """
-    Z, _ = model.forward(X, stop=len(model.layers) - 1, check=False)
-    A, _ = model.layers[-1].forward(Z)
-    fused = fuse(model.output, loss)
-    value = cost(fused, Z, T) if fused is not None else cost(loss, A, T)
-    return _logs(value, A, T, task, labels)
-
-
-def evaluate_fast(
-    step: FastStep, X: Array, T: Array, task: str, labels: Array | None = None
-) -> dict[str, float]:
-    """:func:`evaluate_arrays` through a ``FastStep``'s buffers (``FastStep.evaluate``, in chunks
-    of its batch size): the same cost and metrics, with no engine forward pass."""
-    value, A = step.evaluate(X, T if labels is None else labels)
-    return _logs(value, A, T, task, labels)
+    stepper: Stepper
+    train: Rows
+    held_out: Rows | None
+    optimizer: Optimizer
+    schedule: Schedule | None
+    epochs: int
+    batch_size: int
+    exact: bool  # train_metrics == "exact"
+    hooks: CallbackList
+    checkpoint: str | Path | Callable[[TrainingState], None] | None
+    trained_model: Callable[[], TrainedModel]  # the model as a checkpoint file stores it
 
 
-def _logs(value: float, A: Array, T: Array, task: str, labels: Array | None) -> dict[str, float]:
-    """The cost and the task's metrics of the outputs A: accuracy, or MSE, MAE and R²."""
-    logs = {"loss": float(value)}
-    if task == CLASSIFICATION:
-        logs.update(classification_metrics(labels, A))
-    else:
-        logs.update(regression_metrics(T, A))
+# ---- the loop -------------------------------------------------------------------------------------
+
+
+def run_epochs(run: Run, loop: Loop) -> History:
+    """Epochs run.start + 1 … epochs, until one stops the run; then restore and report."""
+    logs: dict[str, float] = {}
+    try:
+        # Overflow inside a diverging step is reported as a DivergenceError, not as warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            watch = DivergenceWatch(initial_loss(run, loop))
+            loop.hooks.on_train_begin()
+            for epoch in range(run.start + 1, loop.epochs + 1):
+                if run.stopped:
+                    break
+                logs = run_epoch(run, loop, watch, epoch)
+        finish_run(run, loop.stepper)
+    finally:
+        loop.hooks.on_train_end(logs)
+    return run.history
+
+
+def run_epoch(run: Run, loop: Loop, watch: DivergenceWatch, epoch: int) -> dict[str, float]:
+    """One epoch: set η, a step per batch, evaluate, check, record, early stopping, checkpoint."""
+    loop.hooks.on_epoch_begin(epoch)
+    run.history.on_epoch_begin(epoch)
+    eta = set_learning_rate(loop.optimizer, loop.schedule, epoch)
+    running = train_epoch(loop.stepper, loop.train, loop.batch_size, run.rng, epoch, watch, eta)
+    logs = evaluate_epoch(loop, running, epoch, eta)
+    watch.check_epoch(epoch, logs, loop.stepper.params, eta)
+    run.history.on_epoch_end(epoch, logs)
+    loop.stepper.sync()
+    if run.early is not None:
+        run.stopped = run.early.update(epoch, logs, loop.stepper.params)
+    write_checkpoint(loop, run, epoch)
+    run.stopped = loop.hooks.on_epoch_end(epoch, logs) or run.stopped
     return logs
 
 
-def batch_update(
-    gradients: GradientFn,
-    optimizer: Optimizer,
-    params: Sequence[Array],
-    clip_norm: float | None = None,
-    step: FastStep | None = None,
-) -> Callable[[Array, Array], float]:
-    """(X_b, T_b) -> C: one batch's update of ``params`` in place, returning the batch's cost.
-
-    In general: C, g = gradients(X_b, T_b); g ← g · min(1, c / ‖g‖) with ``clip_norm`` c;
-    θ ← optimizer.step(θ, g), not taken when C is NaN or Inf. Plain SGD (no momentum, no weight
-    decay, no clipping) on a ``FastStep`` is the step's fused ``sgd_step``: the same update with η
-    folded into the backward pass (float32 round-off apart), no optimizer call, and the update of a
-    batch whose cost is not finite already made when C is returned.
-    """
-    plain_sgd = type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay
-    if step is not None and plain_sgd and clip_norm is None:
-
-        def fused(X: Array, T: Array) -> float:
-            optimizer.t += 1  # the optimizer's step count, as optimizer.step would keep it
-            return step.sgd_step(X, T, optimizer.learning_rate)
-
-        return fused
-
-    def update(X: Array, T: Array) -> float:
-        value, grads = gradients(X, T)
-        if math.isfinite(value):
-            if clip_norm is not None:
-                clip_grad_norm(grads, clip_norm)
-            optimizer.step(params, grads)
-        return value
-
-    return update
+def initial_loss(run: Run, loop: Loop) -> float:
+    """C₀, the training cost before the first step, recorded in the History once per run (a run
+    resumed from a checkpoint written before it was recorded takes its first logged loss)."""
+    history, train = run.history, loop.train
+    if history.initial_loss is None:
+        if history.epochs:
+            history.initial_loss = history["loss"][0]
+        else:
+            logs = loop.stepper.evaluate(train.X, train.T, train.labels, train.w)
+            history.initial_loss = logs["loss"]
+    return history.initial_loss
 
 
-EVALUATION_ROWS = 1024
-"""The rows per chunk of the fast per-epoch evaluation (its buffers hold this many)."""
+def set_learning_rate(optimizer: Optimizer, schedule: Schedule | None, epoch: int) -> float:
+    """η ← schedule(epoch − 1) at the start of each epoch (unchanged without a schedule)."""
+    if schedule is not None:
+        optimizer.learning_rate = schedule(epoch - 1)
+    return optimizer.learning_rate
 
 
-def epoch_evaluator(
-    model: MLP, loss: Loss, task: str, n_rows: int
-) -> Callable[[Array, Array, Array | None], dict[str, float]]:
-    """(X, T, labels) -> the logs of :func:`evaluate_arrays`, as ``fit`` computes them per epoch.
-
-    A float32 NumPy model is evaluated through its own ``FastStep`` (:func:`evaluate_fast`, in
-    chunks of up to ``EVALUATION_ROWS`` rows); any other through the engine's forward pass, so
-    float64 training logs exactly what it always has.
-    """
-    step = fast_step(model, loss, max(1, min(n_rows, EVALUATION_ROWS)))
-    if step is None:
-        return lambda X, T, labels: evaluate_arrays(model, X, T, loss, task, labels)
-    return lambda X, T, labels: evaluate_fast(step, X, T, task, labels)
-
-
-@dataclass
-class History:
-    """Per-epoch metrics as lists (``history["val_loss"][k]`` is epoch k + 1's), and how it ended.
-
-    ``metrics`` always has ``epoch`` and ``learning_rate``; ``seconds`` holds each epoch's wall time
-    (kept apart so that two identical runs have identical ``metrics``). ``best_epoch`` is the epoch
-    whose weights early stopping restored (None without early stopping).
-    """
-
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    seconds: list[float] = field(default_factory=list)
-    best_epoch: int | None = None
-    stopped_early: bool = False
-
-    @property
-    def epochs(self) -> int:
-        return len(self.metrics.get("epoch", []))
-
-    def append(self, logs: dict[str, float], seconds: float) -> None:
-        for key, value in logs.items():
-            self.metrics.setdefault(key, []).append(value)
-        self.seconds.append(seconds)
-
-    def __getitem__(self, key: str) -> list[float]:
-        if key not in self.metrics:
-            raise KeyError(f"no metric {key!r} in this history; it has {', '.join(self.metrics)}")
-        return self.metrics[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.metrics
-
-    def last(self) -> dict[str, float]:
-        """The metrics of the last epoch run."""
-        return {key: values[-1] for key, values in self.metrics.items() if values}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metrics": {key: list(values) for key, values in self.metrics.items()},
-            "seconds": list(self.seconds),
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        return cls(
-            metrics={key: [float(v) for v in values] for key, values in data["metrics"].items()},
-            seconds=[float(s) for s in data.get("seconds", [])],
-            best_epoch=data.get("best_epoch"),
-            stopped_early=bool(data.get("stopped_early", False)),
-        )
+def train_epoch(
+    stepper: Stepper,
+    rows: Rows,
+    batch_size: int,
+    rng: np.random.Generator,
+    epoch: int,
+    watch: DivergenceWatch,
+    learning_rate: float,
+) -> float:
+    """One pass over the rows in a fresh random order, one step per batch; returns the running
+    loss Σ_b W_b C_b / Σ_b W_b (W_b = |b|, or Σ_{s∈b} w_s; a batch that weighs 0 takes no step)."""
+    n_batches = math.ceil(len(rows) / batch_size)
+    total = weight = 0.0
+    X, targets, w = rows.X, rows.targets, rows.w
+    for batch, index in enumerate(batches(len(rows), batch_size, rng), start=1):
+        if w is None:
+            value, batch_weight = stepper.update(X[index], targets[index]), float(len(index))
+        else:
+            batch_weight = float(np.sum(w[index]))
+            if not batch_weight > 0:
+                continue
+            value = stepper.update(X[index], targets[index], w[index])
+        watch.check_batch(epoch, batch, n_batches, value, learning_rate)
+        total += batch_weight * value
+        weight += batch_weight
+    return total / max(weight, 1.0)
 
 
-def _improves(monitor: str) -> str:
-    """Whether a larger value of ``monitor`` is better ("max": accuracy, r2) or worse ("min")."""
-    return "max" if monitor.removeprefix("val_") in ("accuracy", "r2") else "min"
+def evaluate_epoch(loop: Loop, running_loss: float, epoch: int, eta: float) -> dict[str, float]:
+    """The epoch's logs: the epoch, the training metrics (exact, or the running loss), the
+    ``val_`` metrics, the learning rate."""
+    logs: dict[str, float] = {"epoch": float(epoch)}
+    evaluate, train, held_out = loop.stepper.evaluate, loop.train, loop.held_out
+    if loop.exact:
+        logs.update(evaluate(train.X, train.T, train.labels, train.w))
+    else:
+        logs["loss"] = running_loss
+    if held_out is not None:
+        val = evaluate(held_out.X, held_out.T, held_out.labels, held_out.w)
+        logs.update({f"val_{key}": value for key, value in val.items()})
+    logs["learning_rate"] = float(eta)
+    return logs
 
 
-@dataclass
-class EarlyStopping:
-    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
-
-    It keeps a copy of the weights of the best epoch; ``restore`` writes them back in place.
-    """
-
-    monitor: str
-    patience: int
-    min_delta: float = 0.0
-    best: float | None = None
-    best_epoch: int = 0
-    wait: int = 0
-    best_weights: list[np.ndarray] | None = None
-
-    def update(self, epoch: int, logs: dict[str, float], params: Sequence[Array]) -> bool:
-        """Record epoch ``epoch``'s value; True when patience has run out."""
-        value = logs[self.monitor]
-        sign = 1.0 if _improves(self.monitor) == "max" else -1.0
-        if self.best is None or sign * (value - self.best) > self.min_delta:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            self.best_weights = [np.array(p, copy=True) for p in params]
-            return False
-        self.wait += 1
-        return self.wait >= self.patience
-
-    def restore(self, params: Sequence[Array]) -> None:
-        if self.best_weights is not None:
-            for p, best in zip(params, self.best_weights, strict=True):
-                np.copyto(p, best)
+def write_checkpoint(loop: Loop, run: Run, epoch: int) -> None:
+    """Hand the epoch's TrainingState to ``checkpoint``, or write it to the file it names."""
+    if loop.checkpoint is None:
+        return
+    state = capture_state(
+        epoch, loop.stepper.params, loop.optimizer, run.rng, run.history, run.early,
+        run.val_rows, run.stopped,
+    )  # fmt: skip
+    if callable(loop.checkpoint):
+        loop.checkpoint(state)
+    else:
+        save_checkpoint(loop.checkpoint, loop.trained_model(), state)
 
 
-@dataclass
-class TrainingState:
-    """Everything needed to continue a run exactly: the checkpoint taken after epoch ``epoch``.
-
-    ``weights`` are the parameters [W1, b1, …] at the end of that epoch (before any early-stopping
-    restore), ``rng_state`` the shuffling generator's ``bit_generator.state``, ``stopped`` whether
-    early stopping had already ended the run.
-    """
-
-    epoch: int
-    weights: list[np.ndarray]
-    optimizer: dict[str, Any]
-    optimizer_state: dict[str, Any]
-    rng_state: dict[str, Any]
-    history: History
-    early_stopping: EarlyStopping | None = None
-    validation_rows: np.ndarray | None = None
-    stopped: bool = False
-
-    def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(JSON-ready header, named arrays): how a checkpoint file stores this state."""
-        arrays: dict[str, np.ndarray] = {}
-        for i, w in enumerate(self.weights):
-            arrays[f"state.weights.{i}"] = np.asarray(w)
-        optimizer_scalars = {}
-        for key, value in self.optimizer_state.items():
-            if isinstance(value, np.ndarray):
-                arrays[f"state.optimizer.{key}"] = value
-            else:
-                optimizer_scalars[key] = value
-        early = None
-        if self.early_stopping is not None:
-            es = self.early_stopping
-            early = {k.name: getattr(es, k.name) for k in fields(es) if k.name != "best_weights"}
-            for i, w in enumerate(es.best_weights or []):
-                arrays[f"state.best.{i}"] = np.asarray(w)
-        if self.validation_rows is not None:
-            arrays["state.validation_rows"] = np.asarray(self.validation_rows, dtype=np.int64)
-        header = {
-            "epoch": self.epoch,
-            "optimizer": self.optimizer,
-            "optimizer_scalars": optimizer_scalars,
-            "rng_state": self.rng_state,
-            "history": self.history.to_dict(),
-            "early_stopping": early,
-            "stopped": self.stopped,
-        }
-        return header, arrays
-
-    @classmethod
-    def from_parts(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> TrainingState:
-        def numbered(prefix: str) -> list[np.ndarray]:
-            count = sum(key.startswith(prefix) for key in arrays)
-            return [arrays[f"{prefix}{i}"] for i in range(count)]
-
-        optimizer_state: dict[str, Any] = dict(header["optimizer_scalars"])
-        prefix = "state.optimizer."
-        for key, value in arrays.items():
-            if key.startswith(prefix):
-                optimizer_state[key[len(prefix) :]] = value
-        early = None
-        if header["early_stopping"] is not None:
-            early = EarlyStopping(**header["early_stopping"])
-            early.best_weights = numbered("state.best.") or None
-        return cls(
-            epoch=int(header["epoch"]),
-            weights=numbered("state.weights."),
-            optimizer=header["optimizer"],
-            optimizer_state=optimizer_state,
-            rng_state=header["rng_state"],
-            history=History.from_dict(header["history"]),
-            early_stopping=early,
-            validation_rows=arrays.get("state.validation_rows"),
-            stopped=bool(header["stopped"]),
-        )
+def finish_run(run: Run, stepper: Stepper) -> None:
+    """Restore the best epoch's weights (early stopping), judge progress, update the model."""
+    if run.early is not None:
+        run.early.restore(stepper.params)
+        run.history.best_epoch = run.early.best_epoch or None
+        run.history.stopped_early = run.early.stopped
+    run.history.judge_progress()
+    stepper.sync()
 
 
-def _validation_rows(
-    n_samples: int, fraction: float, labels: np.ndarray | None, rng: np.random.Generator
-) -> np.ndarray:
-    """round(fraction · S) row indices for validation, per class in proportion when labelled."""
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"validation_fraction must lie strictly between 0 and 1, got {fraction}")
-    n_val = round(fraction * n_samples)
-    if not 1 <= n_val <= n_samples - 1:
-        raise DataError(
-            f"a validation fraction of {fraction} of {n_samples} samples gives {n_val} rows; "
-            "both parts need at least one: use more data or another fraction"
-        )
-    if labels is None:
-        return np.sort(rng.permutation(n_samples)[:n_val])
-    classes, counts = np.unique(labels, return_counts=True)
-    take, remainders = np.divmod(counts * n_val, n_samples)  # largest-remainder rounding
-    take[np.argsort(-remainders, kind="stable")[: n_val - take.sum()]] += 1
-    rows = [
-        rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)
-    ]
-    return np.sort(np.concatenate(rows))
-
-
-def _rng_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """A Generator whose bit generator (PCG64, Philox, …) continues from ``state``."""
-    bit_generator = getattr(np.random, str(state.get("bit_generator", "")), None)
-    if bit_generator is None:
-        raise DataError(f"cannot restore a random generator of kind {state.get('bit_generator')!r}")
-    rng = np.random.Generator(bit_generator())
-    rng.bit_generator.state = state
-    return rng
-
-
-def _as_schedule(
-    schedule: Schedule | str | None, learning_rate: float, epochs: int
-) -> Schedule | None:
-    """A schedule over epochs; names get defaults that fit ``epochs`` (cosine to 0 at the end)."""
-    if schedule is None or callable(schedule):
-        return schedule
-    options: dict[str, dict[str, Any]] = {
-        "constant": {},
-        "cosine": {"total_steps": max(1, epochs)},
-        "step": {"step_size": max(1, epochs // 3), "gamma": 0.1},
-        "exponential": {"gamma": 0.01 ** (1.0 / max(1, epochs))},  # lr/100 after all epochs
-    }
-    if schedule not in options:
-        raise SpecError(f"unknown schedule {schedule!r}; choose one of: {', '.join(options)}")
-    return make_schedule(schedule, learning_rate, **options[schedule])
-
-
-def _as_optimizer(
-    optimizer: Optimizer | str | None, learning_rate: float | None, resume: TrainingState | None
-) -> Optimizer:
-    if isinstance(optimizer, Optimizer):
-        if learning_rate is not None:
-            optimizer.learning_rate = optimizer.initial_learning_rate = float(learning_rate)
-        return optimizer
-    if optimizer is None and resume is not None:
-        settings = dict(resume.optimizer)
-        return make_optimizer(settings.pop("name"), **settings)
-    name = "adam" if optimizer is None else optimizer
-    if learning_rate is None and name in ("sgd", "momentum", "nesterov"):
-        learning_rate = 0.01
-    return make_optimizer(
-        name, **({} if learning_rate is None else {"learning_rate": learning_rate})
-    )
-
-
-def _divergence(epoch: int, batch: int, n_batches: int, value: float, lr: float) -> DivergenceError:
-    where = f"epoch {epoch}, batch {batch} of {n_batches}" if batch else f"the end of epoch {epoch}"
-    return DivergenceError(
-        f"training diverged at {where}: the loss is {value}. Lower the learning rate (it is "
-        f"{lr:g}; try {lr / 10:g}), clip the gradients (clip_norm=1.0, or --clip-norm 1.0 on the "
-        "command line), or standardise the inputs (zero mean, unit variance per feature)"
-    )
-
-
-def _check_finite_logs(logs: dict[str, float], epoch: int, lr: float) -> None:
-    for key in ("loss", "val_loss"):
-        if key in logs and not math.isfinite(logs[key]):
-            raise _divergence(epoch, 0, 0, logs[key], lr)
-
-
-# ---- fit --------------------------------------------------------------------------------------
+# ---- fit ------------------------------------------------------------------------------------------
 
 
 def fit(
@@ -462,7 +301,7 @@ def fit(
     batch_size: int = 32,
     seed: int = 0,
     rng: np.random.Generator | None = None,
-    validation: tuple[Array, Array] | None = None,
+    validation: tuple[Array, ...] | None = None,
     validation_fraction: float = 0.0,
     patience: int | None = None,
     monitor: str | None = None,
@@ -475,445 +314,172 @@ def fit(
     resume: TrainingState | None = None,
     gradients: GradientFn | None = None,
     task: str | None = None,
-    kernel: str = "numpy",
+    kernel: str = "auto",
     train_metrics: Literal["exact", "running"] = "exact",
+    sample_weight: Array | None = None,
+    penalty: Penalty | None = None,
+    dtype: str = "auto",
 ) -> History:
     """Train ``model`` in place on (X, y) by mini-batch gradient descent; return the History.
 
     - y: class indices (S,) for classification, targets (S,) or (S, k) for regression (``task``
-      is inferred: integer labels are classes). X is converted to the model's dtype once.
+      is inferred: integer labels are classes). X is checked and converted once.
     - loss: a Loss or its name; default cross-entropy for softmax, binary cross-entropy for sigmoid
       outputs, mse otherwise. optimizer: an Optimizer or a name (default "adam"), with
-      ``learning_rate`` (default: the optimizer's, 0.01 for SGD).
-    - Shuffling and the validation split draw from ``rng`` (default ``default_rng(seed)``).
-    - validation: a held-out (X_val, y_val), or ``validation_fraction`` of the rows (per class in
-      proportion, for classification) set aside before the first epoch.
+      ``learning_rate`` (default: the optimizer's, 0.01 for SGD); it must be finite and > 0.
+    - epochs: 1 to 1,000,000; seed: a whole number ≥ 0. Shuffling and the validation split draw
+      from ``rng`` (default ``default_rng(seed)``).
+    - validation: a held-out (X_val, y_val) or (X_val, y_val, w_val), or ``validation_fraction``
+      of the rows (per class in proportion, for classification) set aside before the first epoch.
     - patience: early stopping; after ``patience`` epochs in which ``monitor`` (default val_loss, or
-      loss without validation data) has not improved by more than ``min_delta``, training stops.
-      With patience set, the model ends with the weights of its best epoch.
+      loss without validation data) has not improved by more than ``min_delta``, training stops,
+      and the model ends with the weights of its best epoch.
     - schedule: a function epoch → learning rate (see ``schedules``) or a name (constant, cosine,
       step, exponential) fitted to ``epochs``; it is applied at the start of each epoch.
     - clip_norm: rescale each batch's gradients to a global L2 norm of at most this.
-    - callbacks: objects with ``on_epoch_end(epoch, logs) -> bool`` (True stops training).
+    - callbacks: Keras-style objects (``callbacks.Callback``: ``on_train_begin``,
+      ``on_epoch_begin``, ``on_epoch_end`` returning True to stop, ``on_train_end``).
     - progress: a tqdm bar per epoch on stderr; None shows it only when stderr is a terminal.
     - checkpoint: a path (a checkpoint file is written after every epoch, atomically) or a
       function that receives each epoch's TrainingState; ``resume`` continues from one, to the
       same total of ``epochs``.
-    - gradients: the per-batch (X_b, T_b) -> (cost, grads) function; by default
-      :func:`default_gradients` (the fast step for float32 NumPy models, else :func:`backprop`).
-      With the fast step, plain SGD (no momentum, weight decay or clipping) is its fused
-      ``sgd_step`` (see :func:`batch_update`), and the per-epoch metrics of a float32 model are
-      computed through a FastStep too (:func:`epoch_evaluator`); float64 runs the engine's path.
-    - kernel: the fast step's kernel for a float32 model, "numpy", "numba" (``pip install
-      'nnmath[numba]'``: a compiled step, faster on small networks, but the first call in a
-      process loads or compiles it, ~0.3–2 s) or "auto" (numba where installed and able).
+    - dtype: the arithmetic of training. "auto" (default): float32 (a float64 model is trained
+      through a float32 copy and receives its values after every epoch); "float64" or "float32"
+      to choose. With ``gradients``, the model's own dtype (the function computes on its arrays).
+    - gradients: a per-batch (X_b, T_b[, w_b]) -> (cost, grads) function of the caller's,
+      computing on the model's own arrays (``backprop(model, loss)`` is the engine's); without
+      it, NumPy models train on the fast path (``steps.py``).
+    - kernel: the fast step's kernel: "numpy", "numba" (``pip install 'nnmath[numba]'``: a
+      compiled step; the first call in a process loads or compiles it, ~0.3–2 s) or "auto"
+      (default: numba when it is installed, can compute the network and is already imported).
     - train_metrics: "exact" (default): after each epoch, the training set's ``loss`` and
-      ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights, one more pass over
-      it. "running": no such pass; ``loss`` is the mean of the batch costs the steps computed,
-      weighted by batch size, Σ_b |b| C_b / S (each C_b on the weights before its own step: what
-      scikit-learn's ``loss_curve_`` and Keras's ``fit`` report), and no other training metric is
-      logged (no ``accuracy``, ``mse``, …; monitor ``loss`` or a ``val_`` metric). Validation
-      metrics are exact either way.
+      ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights. "running": no such
+      pass; ``loss`` is the mean of the batch costs the steps computed, weighted by batch size
+      (each on the weights before its own step: what scikit-learn's ``loss_curve_`` and Keras
+      report), and no other training metric is logged. Validation metrics are exact either way.
+    - sample_weight: w (S,), one weight ≥ 0 per row: every cost becomes the weighted mean
+      Σ_s w_s ℓ_s / Σ_s w_s (the plain mean when all w_s = 1). Weights travel with their rows
+      through the shuffling, the batches and the validation split; the logged training metrics
+      are weighted means too, and the ``val_`` metrics whenever the validation rows have weights
+      (a third element of ``validation``, or those split off by ``validation_fraction``). A batch
+      whose weights are all 0 is skipped. A ``gradients`` function gets (X_b, T_b, w_b).
+    - penalty: a term of the cost on the weight matrices, ``penalties.L2(alpha)`` or
+      ``penalties.L1(alpha)``: C = Σ w ℓ / Σ w + k P(W), with k = 1, or k = 1/Σ_batch w for
+      ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
+      include it (as Keras's do), with k from the weight sum of the rows evaluated.
+
+    A batch cost or logged loss that is NaN, Inf or over 1000 × the initial loss (and over 100), or
+    a parameter that is NaN or Inf, stops training with a DivergenceError (see ``divergence``).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise SpecError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SpecError(f"batch_size must be a whole number ≥ 1, got {batch_size!r}")
-    if clip_norm is not None and not clip_norm > 0:
-        raise SpecError(f"clip_norm must be > 0, got {clip_norm!r}")
-    if patience is not None and (not isinstance(patience, int) or patience < 1):
-        raise SpecError(f"patience must be a whole number ≥ 1, got {patience!r}")
+    check_settings(
+        epochs=epochs, batch_size=batch_size, seed=seed, clip_norm=clip_norm,
+        patience=patience, kernel=kernel, train_metrics=train_metrics, dtype=dtype,
+    )  # fmt: skip
     if validation is not None and validation_fraction:
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
-    if kernel not in ("numpy", "numba", "auto"):
-        raise SpecError(f"kernel must be 'numpy', 'numba' or 'auto', got {kernel!r}")
-    if train_metrics not in TRAIN_METRICS:
-        raise SpecError(
-            f"train_metrics must be 'exact' (the whole training set evaluated after each epoch) "
-            f"or 'running' (the mean of the epoch's batch costs), got {train_metrics!r}"
-        )
-    exact = train_metrics == "exact"
-
-    # Validate and convert once: every batch below runs unchecked.
-    X = np.asarray(X)
-    y = np.asarray(y)
+    _check_model_and_penalty(model, penalty)
     task = infer_task(y, model.output) if task is None else task
     if task not in (CLASSIFICATION, REGRESSION):
         raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
-    model.check_input(X)
-    if len(y) != len(X):
-        raise ShapeError(f"X has {len(X)} rows but y has {len(y)}; give one target per row")
-    X = X.astype(model.dtype, copy=False)
-    T = as_targets(y if task == CLASSIFICATION else y.reshape(len(y), -1), model.n_out, model.dtype)
-    if task == CLASSIFICATION:  # as_targets has checked them: whole numbers 0 … C − 1
-        y = labels = y.astype(np.int64)
-    else:
-        labels = None
-    if loss is None:
-        loss = default_loss_name(model.output, task)
-    if isinstance(loss, str):
-        loss = get_loss(loss)
-    optimizer = _as_optimizer(optimizer, learning_rate, resume)
-    params = model.parameters()
-    step = fast_step(model, loss, batch_size, kernel) if gradients is None else None
-    if gradients is None:
-        gradients = backprop(model, loss) if step is None else step.loss_and_gradients
-
+    rows = prepare_rows(model, X, y, task, sample_weight)
+    held_out = None if validation is None else held_out_rows(model, validation, task)
+    loss = as_loss(loss, model.output, task)
+    optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
-        rng = _rng_from_state(resume.rng_state)
-        for p, w in zip(params, resume.weights, strict=True):
-            np.copyto(p, w)
         optimizer.load_state_dict(resume.optimizer_state)
-        history = copy.deepcopy(resume.history)
-        start = resume.epoch
-        val_rows = resume.validation_rows
-    else:
-        rng = np.random.default_rng(seed) if rng is None else rng
-        history, start, val_rows = History(), 0, None
-        if validation is None and validation_fraction:
-            val_rows = _validation_rows(len(X), validation_fraction, labels, rng)
-
-    if val_rows is not None:
-        if len(val_rows) and int(val_rows.max()) >= len(X):
-            raise DataError(
-                f"the checkpoint's validation rows go up to row {int(val_rows.max())}, but X has "
-                f"{len(X)} rows: resume with the data the run started with"
-            )
-        keep = np.ones(len(X), dtype=bool)
-        keep[val_rows] = False
-        validation = (X[val_rows], y[val_rows])
-        X, T = X[keep], T[keep]
-        labels = None if labels is None else labels[keep]
-    if validation is not None:
-        X_val, y_val = np.asarray(validation[0]), np.asarray(validation[1])
-        model.check_input(X_val)
-        X_val = X_val.astype(model.dtype, copy=False)
-        T_val = as_targets(
-            y_val if task == CLASSIFICATION else y_val.reshape(len(y_val), -1),
-            model.n_out,
-            model.dtype,
-        )
-        labels_val = y_val.astype(np.int64) if task == CLASSIFICATION else None
-
-    monitor = monitor or ("val_loss" if validation is not None else "loss")
-    early: EarlyStopping | None = None
-    if resume is not None and resume.early_stopping is not None:
-        early = copy.deepcopy(resume.early_stopping)
-    elif patience is not None:
-        early = EarlyStopping(monitor, patience, min_delta)
-    schedule = _as_schedule(schedule, optimizer.initial_learning_rate, epochs)
-    bar = ProgressBar(epochs, initial=start, enabled=progress)
-    callbacks = [*callbacks, bar]
-    stopped = resume is not None and resume.stopped
-    n_batches = math.ceil(len(X) / batch_size)
-    # the fast step takes class labels as they are: no one-hot rows gathered per batch
-    targets = labels if step is not None and labels is not None else T
-    update = batch_update(gradients, optimizer, params, clip_norm, step)
-    evaluate = epoch_evaluator(
-        model, loss, task, max(len(X) if exact else 0, 0 if validation is None else len(X_val))
-    )
-
-    try:
-        # Overflow inside a diverging step is reported below as a DivergenceError, not as warnings.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(start + 1, epochs + 1):
-                if stopped:
-                    break
-                began = time.perf_counter()
-                if schedule is not None:
-                    optimizer.learning_rate = schedule(epoch - 1)
-                total = 0.0  # Σ_b |b| C_b: the running loss's numerator
-                for batch, rows in enumerate(batches(len(X), batch_size, rng), start=1):
-                    value = update(X[rows], targets[rows])
-                    if not math.isfinite(value):
-                        raise _divergence(epoch, batch, n_batches, value, optimizer.learning_rate)
-                    total += len(rows) * value
-
-                logs: dict[str, float] = {"epoch": float(epoch)}
-                if exact:
-                    logs.update(evaluate(X, T, labels))
-                else:
-                    logs["loss"] = total / max(len(X), 1)
-                if validation is not None:
-                    val = evaluate(X_val, T_val, labels_val)
-                    logs.update({f"val_{key}": value for key, value in val.items()})
-                logs["learning_rate"] = float(optimizer.learning_rate)
-                _check_finite_logs(logs, epoch, optimizer.learning_rate)
-                history.append(logs, time.perf_counter() - began)
-
-                if early is not None:
-                    if early.monitor not in logs:
-                        raise SpecError(
-                            f"early stopping watches {early.monitor!r}, which is not logged; "
-                            f"logged: {', '.join(logs)}"
-                        )
-                    stopped = early.update(epoch, logs, params)
-                if checkpoint is not None:
-                    state = TrainingState(
-                        epoch=epoch,
-                        weights=[np.array(p, copy=True) for p in params],
-                        optimizer=optimizer.hyperparameters(),
-                        optimizer_state=optimizer.state_dict(),
-                        rng_state=copy.deepcopy(rng.bit_generator.state),
-                        history=copy.deepcopy(history),
-                        early_stopping=copy.deepcopy(early),
-                        validation_rows=None if val_rows is None else val_rows.copy(),
-                        stopped=stopped,
-                    )
-                    if callable(checkpoint):
-                        checkpoint(state)
-                    else:
-                        save_checkpoint(checkpoint, TrainedModel(model, loss, task), state)
-                for callback in callbacks:
-                    stopped = bool(callback.on_epoch_end(epoch, dict(logs))) or stopped
-        if early is not None:
-            early.restore(params)
-            history.best_epoch = early.best_epoch or None
-            history.stopped_early = early.wait >= early.patience
-    finally:
-        for callback in callbacks:
-            end = getattr(callback, "on_train_end", None)
-            if end is not None:
-                end(history)
-    return history
+    early = None
+    if patience is not None:
+        default_monitor = "val_loss" if validation is not None or validation_fraction else "loss"
+        early = EarlyStopping(monitor or default_monitor, patience, min_delta)
+    run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, rows,
+                    validation_fraction, early)  # fmt: skip
+    train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
+    stepper = make_stepper(
+        model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
+        penalty=penalty, clip_norm=clip_norm, dtype=dtype, task=task,
+        evaluation_rows=max(len(train), len(held_out or ())),
+    )  # fmt: skip
+    for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
+        np.copyto(p, saved)
+    loop = Loop(
+        stepper, train, held_out, optimizer,
+        as_schedule(schedule, optimizer.initial_learning_rate, epochs), epochs, batch_size,
+        exact=train_metrics == "exact",
+        hooks=CallbackList([*callbacks, ProgressBar(epochs, initial=run.start, enabled=progress)]),
+        checkpoint=checkpoint, trained_model=lambda: TrainedModel(model, loss, task),
+    )  # fmt: skip
+    return run_epochs(run, loop)
 
 
-# ---- training a model on a data set: what `nnmath train` runs ----------------------------------
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """Hidden layers and schedule that train a data set well in seconds (see docs/training.md)."""
-
-    hidden: str
-    epochs: int
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    schedule: str | None = None
-    validation_fraction: float = 0.1
-
-
-DATASET_DEFAULTS: dict[str, Defaults] = {
-    "digits": Defaults("512relu", 30, 32, 1e-3),
-    # MNIST-1D has its own test split and needs every training row: no validation split.
-    "mnist1d": Defaults("256relu-256relu", 80, 100, 1e-2, "cosine", validation_fraction=0.0),
-    "iris": Defaults("8tanh", 100, 16, 1e-2),
-    "wine": Defaults("32relu", 60, 16, 1e-3),
-    "breast-cancer": Defaults("32relu", 40, 32, 1e-3),
-    "diabetes": Defaults("32relu", 200, 32, 1e-3),
-    "spirals": Defaults("64relu-64relu", 300, 32, 3e-3),
-    "spirals3": Defaults("64relu-64relu", 300, 32, 3e-3),
-    "xor": Defaults("16tanh", 100, 32, 1e-2),
-    "moons": Defaults("32relu", 100, 32, 1e-2),
-    "circles": Defaults("32relu", 100, 32, 1e-2),
-    "blobs": Defaults("16relu", 50, 32, 1e-2),
-}
-GENERIC_DEFAULTS = Defaults("64relu", 50, 32, 1e-3)
-
-
-def complete_spec(
-    spec: str | None, n_in: int, n_out: int, task: str, hidden: str = GENERIC_DEFAULTS.hidden
-) -> NetworkSpec:
-    """The full spec for data with ``n_in`` features and ``n_out`` classes or targets.
-
-    ``spec`` may be a full spec (``64-128relu-10softmax``), hidden layers only (``128relu`` or
-    ``256relu-256relu``: the input width and the output layer, softmax for classes and identity
-    for regression, are added), everything but the input width (``128relu-10softmax``, told apart
-    by its softmax end), or None (``hidden`` is used). A full spec must fit the data: its
-    input width must be ``n_in`` and its output must be ``n_out`` softmax units (or one sigmoid
-    unit for two classes) for classification, ``n_out`` non-softmax units for regression.
-    """
-    text = (hidden if spec is None else spec).strip()
-    if text.split("-")[0].isdigit():
-        full = parse_spec(text)
-    elif text.endswith("softmax"):  # hidden layers and the output layer: only the input is missing
-        full = parse_spec(f"{n_in}-{text}")
-    else:
-        output = f"{n_out}softmax" if task == CLASSIFICATION else f"{n_out}"
-        full = parse_spec(f"{n_in}-{text}-{output}")
-    if full.n_in != n_in:
-        hidden_part = "-".join(str(layer) for layer in full.layers[:-1]) or "64relu"
-        raise SpecError(
-            f"spec {str(full)!r} starts with {full.n_in} inputs but the data has {n_in} "
-            f"features: start it with {n_in}- (e.g. '{n_in}-{hidden_part}-{full.layers[-1]}'), "
-            f"or give only the hidden layers ('{hidden_part}')"
-        )
-    last = full.layers[-1]
-    if task == CLASSIFICATION:
-        binary_sigmoid = last.activation == "sigmoid" and last.size == 1 and n_out == 2
-        if not (last.activation == "softmax" and last.size == n_out) and not binary_sigmoid:
-            raise SpecError(
-                f"spec {str(full)!r} ends with the layer {str(last)!r}, but the data has {n_out} "
-                f"classes: a classifier's output layer must be '{n_out}softmax'"
-                + (" (or '1sigmoid' for two classes)" if n_out == 2 else "")
-            )
-    elif last.activation == "softmax" or last.size != n_out:
-        raise SpecError(
-            f"spec {str(full)!r} ends with the layer {str(last)!r}, but the data has {n_out} "
-            f"regression target(s): end the spec with '{n_out}' (identity output)"
-        )
-    return full
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The settings of ``nnmath train``; None means the data set's default (``DATASET_DEFAULTS``)."""
-
-    data: str = "digits"
-    target: str | None = None
-    spec: str | None = None
-    loss: str | None = None
-    optimizer: str = "adam"
-    learning_rate: float | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    seed: int = 0
-    test_fraction: float = 0.2
-    validation_fraction: float | None = None
-    patience: int | None = None
-    schedule: str | None = None
-    clip_norm: float | None = None
-    dtype: str = "float64"
-    kernel: str = "numpy"
-    standardize: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
-
-    def resolved(self, dataset_name: str) -> TrainConfig:
-        """This config with the data set's defaults filled in where a field is None."""
-        defaults = DATASET_DEFAULTS.get(dataset_name, GENERIC_DEFAULTS)
-        return replace(
-            self,
-            spec=self.spec if self.spec is not None else defaults.hidden,
-            epochs=self.epochs if self.epochs is not None else defaults.epochs,
-            batch_size=self.batch_size if self.batch_size is not None else defaults.batch_size,
-            learning_rate=(
-                self.learning_rate if self.learning_rate is not None else defaults.learning_rate
-            ),
-            schedule=self.schedule if self.schedule is not None else defaults.schedule,
-            validation_fraction=(
-                self.validation_fraction
-                if self.validation_fraction is not None
-                else defaults.validation_fraction
-            ),
-        )
-
-
-@dataclass
-class TrainingResult:
-    """What :func:`train_dataset` returns: the model, its history, held-out metrics and splits."""
-
-    model: TrainedModel
-    history: History
-    test_metrics: dict[str, float]
-    config: TrainConfig
-    train: Dataset
-    test: Dataset
-    seconds: float
-
-
-def prepare_split(config: TrainConfig) -> tuple[Dataset, Dataset, np.random.Generator]:
-    """(train, test, rng): the data set split as ``config.seed`` dictates, and the generator after.
-
-    The same config always gives the same split, so a resumed run or ``nnmath evaluate`` sees
-    exactly the rows the original run held out.
-    """
-    dataset = load_dataset(config.data, target=config.target, seed=config.seed)
-    rng = np.random.default_rng(config.seed)
-    train, test = split_for_evaluation(dataset, config.test_fraction, rng)
-    return train, test, rng
-
-
-def train_dataset(
-    config: TrainConfig,
+def make_stepper(
+    model: MLP,
+    loss: Loss,
+    optimizer: Optimizer,
     *,
-    progress: bool | None = None,
-    callbacks: Sequence[Callback] = (),
-    checkpoint: str | Path | None = None,
-    resume: TrainingState | None = None,
-    on_start: Callable[[TrainedModel, Dataset, Dataset, TrainConfig], None] | None = None,
-) -> TrainingResult:
-    """Load the data, split off a test set, standardise, build the network, fit, evaluate.
+    gradients: GradientFn | None,
+    batch_size: int,
+    kernel: str,
+    penalty: Penalty | None,
+    clip_norm: float | None,
+    dtype: str,
+    task: str,
+    evaluation_rows: int,
+) -> Stepper:
+    """The fast path for a NumPy model (no ``gradients``), else the general path (steps.py)."""
+    eval_rows = max(1, min(evaluation_rows, EVALUATION_ROWS))
+    if gradients is not None:
+        if dtype != "auto" and np.dtype(dtype) != np.dtype(model.dtype):
+            raise SpecError(
+                f"a gradients function computes on the model's own {np.dtype(model.dtype)} "
+                f"arrays: leave dtype='auto', or convert the model (model.astype('{dtype}'))"
+            )
+        return general_stepper(
+            model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task
+        )
+    return fast_stepper(
+        model, loss, optimizer, batch_size=batch_size,
+        dtype=np.dtype("float32" if dtype == "auto" else dtype), kernel=_kernel(kernel),
+        penalty=penalty, clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
+    )  # fmt: skip
 
-    Inputs are standardised with the training split's statistics (regression targets too); the
-    returned TrainedModel carries those transforms, so it takes raw inputs and returns outputs in
-    the data's own units. ``checkpoint`` writes a checkpoint file after every epoch; ``resume``
-    continues from one (use the config stored with it). ``on_start(model, train, test, config)``
-    is called once the data is split and the network built, before the first epoch.
-    """
-    began = time.perf_counter()
-    train, test, rng = prepare_split(config)
-    config = config.resolved(train.name)
-    task = train.task
-    spec = complete_spec(config.spec, train.n_features, train.n_outputs, task)
-    try:
-        dtype = np.dtype(config.dtype)
-    except TypeError as error:
-        raise SpecError(f"unknown dtype {config.dtype!r}; use float32 or float64") from error
-    if dtype not in (np.float32, np.float64):
-        raise SpecError(f"dtype must be float32 or float64, got {config.dtype!r}")
-    network = MLP(spec, rng=rng, dtype=dtype)
-    loss = get_loss(config.loss or default_loss_name(network.output, task))
-    model = TrainedModel(
-        network=network,
-        loss=loss,
-        task=task,
-        class_names=train.class_names,
-        feature_names=train.feature_names,
-        target_name=train.target_name,
-        standardizer=Standardizer.fit(train.X) if config.standardize else None,
-        target_standardizer=(
-            Standardizer.fit(train.y) if config.standardize and task == REGRESSION else None
-        ),
-    )
-    X, y = model.network_inputs(train.X), model.network_targets(train.y)
-    if on_start is not None:
-        on_start(model, train, test, config)
-    optimizer = make_optimizer(config.optimizer, learning_rate=config.learning_rate)
-    write = None
-    if checkpoint is not None:
 
-        def write(state: TrainingState) -> None:
-            save_checkpoint(checkpoint, model, state, config.to_dict())
+def _kernel(kernel: str) -> str:
+    """ "auto" is numba only when numba is already imported (its import costs ~0.2 s)."""
+    if kernel == "auto":
+        return "auto" if "numba" in sys.modules else "numpy"
+    return kernel
 
-    history = fit(
-        network,
-        X,
-        y,
-        loss=loss,
-        optimizer=optimizer,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        rng=rng,
-        validation_fraction=config.validation_fraction,
-        patience=config.patience,
-        schedule=config.schedule,
-        clip_norm=config.clip_norm,
-        kernel=config.kernel,
-        callbacks=callbacks,
-        progress=progress,
-        checkpoint=write,
-        resume=resume,
-        task=task,
-    )
-    test_metrics = model.evaluate(test.X, test.y)
-    seconds = time.perf_counter() - began
-    model.metadata = {
-        "data": config.data,
-        "n_train": train.n_samples,
-        "n_test": test.n_samples,
-        "config": config.to_dict(),
-        "epochs_run": history.epochs,
-        "best_epoch": history.best_epoch,
-        "final": history.last(),
-        "test": test_metrics,
-        "seconds": round(seconds, 3),
-        "optimizer": optimizer.hyperparameters(),
-    }
-    return TrainingResult(model, history, test_metrics, config, train, test, seconds)
+
+def _check_model_and_penalty(model: MLP, penalty: Penalty | None) -> None:
+    if not isinstance(model.linears[0].W, np.ndarray):
+        raise SpecError(
+            "fit trains NumPy models; convert yours with nnmath.backend.convert(model, numpy)"
+        )
+    if penalty is not None and not (hasattr(penalty, "value") and hasattr(penalty, "grad")):
+        raise SpecError(
+            f"penalty must be a penalty record such as nnmath.penalties.L2(alpha), got {penalty!r}"
+        )
+
+
+# ---- the data-set recipe moved to nnmath.recipe --------------------------------------------------
+
+_RECIPE_NAMES = (
+    "DATASET_DEFAULTS",
+    "Defaults",
+    "GENERIC_DEFAULTS",
+    "TrainConfig",
+    "TrainingResult",
+    "complete_spec",
+    "prepare_split",
+    "train_dataset",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """``nnmath.training.TrainConfig`` and the recipe's other names, where callers found them
+    before they moved to ``nnmath.recipe`` (which imports this module, not the reverse)."""
+    if name in _RECIPE_NAMES:
+        import nnmath.recipe
+
+        return getattr(nnmath.recipe, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 from nnmath.datasets import list_datasets
-from nnmath.training import DATASET_DEFAULTS, GENERIC_DEFAULTS
+from nnmath.recipe import DATASET_DEFAULTS, GENERIC_DEFAULTS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

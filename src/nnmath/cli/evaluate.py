@@ -13,7 +13,7 @@ from nnmath.datasets import Dataset, load_dataset
 from nnmath.errors import DataError
 from nnmath.metrics import confusion_matrix, per_class_scores
 from nnmath.modelfile import TrainedModel, load_model
-from nnmath.training import TrainConfig, prepare_split
+from nnmath.recipe import TrainConfig, prepare_split
 
 EPILOG = """\
 examples:

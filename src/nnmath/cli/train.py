@@ -6,16 +6,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nnmath import plotting
-from nnmath.callbacks import stream_is_terminal
-from nnmath.datasets import Dataset
 from nnmath.errors import SpecError
-from nnmath.losses import LOSSES
-from nnmath.modelfile import TrainedModel, load_checkpoint
-from nnmath.optimizers import OPTIMIZERS
-from nnmath.training import TrainConfig, TrainingResult, train_dataset
+
+if TYPE_CHECKING:  # the library is imported when the command runs, not when it is parsed
+    from nnmath.datasets import Dataset
+    from nnmath.modelfile import TrainedModel
+    from nnmath.recipe import TrainConfig, TrainingResult
+
+LOSS_NAMES = ("squared-error", "mse", "cross-entropy", "binary-cross-entropy")  # losses.LOSSES
+OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")  # OPTIMIZERS
 
 EPILOG = """\
 examples:
@@ -67,7 +68,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    data = parser.add_argument_group("data")
+    _data_options(parser.add_argument_group("data"))
+    _training_options(parser.add_argument_group("network and training"))
+    _output_options(parser.add_argument_group("output"))
+    return parser
+
+
+def _data_options(data: argparse._ArgumentGroup) -> None:
     data.add_argument(
         "--data",
         metavar="NAME|PATH",
@@ -86,10 +93,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="fraction of the training rows used for validation curves and early stopping "
         "(default 0.1, but 0 for mnist1d; 0 for none)",
     )
-    model = parser.add_argument_group("network and training")
+
+
+def _training_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--spec", help="network, e.g. 128relu or 64-128relu-10softmax")
-    model.add_argument("--loss", choices=list(LOSSES), help="default: matches the output layer")
-    model.add_argument("--optimizer", choices=list(OPTIMIZERS), help="default adam")
+    model.add_argument("--loss", choices=LOSS_NAMES, help="default: matches the output layer")
+    model.add_argument("--optimizer", choices=OPTIMIZER_NAMES, help="default adam")
     model.add_argument("--learning-rate", "--lr", type=float, metavar="LR")
     model.add_argument("--epochs", type=int)
     model.add_argument("--batch-size", type=int)
@@ -101,13 +110,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="learning-rate schedule over the epochs (default constant)",
     )
     model.add_argument("--clip-norm", type=float, metavar="C", help="clip gradients to norm C")
-    model.add_argument("--dtype", choices=["float32", "float64"], help="default float64")
+    model.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        help="the network's and the training's arithmetic (default float32)",
+    )
     model.add_argument(
         "--kernel",
         choices=["numpy", "numba", "auto"],
-        help="the float32 training step's kernel (default numpy; numba needs nnmath[numba])",
+        help="the training step's kernel (default auto: numpy, or numba when it pays off; "
+        "numba needs nnmath[numba])",
     )
-    output = parser.add_argument_group("output")
+
+
+def _output_options(output: argparse._ArgumentGroup) -> None:
     output.add_argument(
         "--output", "-o", metavar="PATH", help="model file (default runs/DATA/model.nnm)"
     )
@@ -117,11 +133,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     output.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint")
     output.add_argument("--quiet", "-q", action="store_true", help="no progress bar, short output")
     output.add_argument("--json", action="store_true", help="print the result as JSON")
-    return parser
 
 
 def _config(args: argparse.Namespace) -> tuple[TrainConfig, Any]:
     """The run's config (from the options, or from the checkpoint when resuming) and the state."""
+    from nnmath.modelfile import load_checkpoint
+    from nnmath.recipe import TrainConfig
+
     given = {
         name: getattr(args, name) for name in CONFIG_OPTIONS if getattr(args, name) is not None
     }
@@ -181,7 +199,11 @@ def _headline(result: TrainingResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnmath.callbacks import stream_is_terminal
+    from nnmath.recipe import check_config, train_dataset
+
     config, state = _config(args)
+    check_config(config)
     talk = not args.quiet and not args.json
     output = Path(args.output) if args.output else Path("runs") / _run_name(config) / "model.nnm"
     checkpoint = args.checkpoint or args.resume
@@ -197,6 +219,44 @@ def run(args: argparse.Namespace) -> int:
         config, progress=progress, checkpoint=checkpoint, resume=state, on_start=on_start
     )
     result.model.save(output)
+    plots, plot_note = _plots(args, result, output)
+
+    if args.json:
+        print(json.dumps(_report(result, output, plots, checkpoint), indent=2))
+        return 0
+    if talk:
+        print(_format_metrics(result.history.last()))
+        if result.history.best_epoch is not None:
+            print(f"restored the weights of epoch {result.history.best_epoch} (best val. score)")
+    if result.history.no_progress:
+        print(_no_progress(result), file=sys.stderr)
+    print(f"{_headline(result)}  [{result.seconds:.1f} s]")
+    print(f"saved model: {output}")
+    if plots and talk:
+        print(f"saved plots: {', '.join(plots)}")
+    if plot_note:
+        print(plot_note, file=sys.stderr)
+    if talk:
+        print(f"next: nnmath info {output}  |  nnmath evaluate {output}")
+    return 0
+
+
+def _no_progress(result: TrainingResult) -> str:
+    """The summary's warning for a run whose training loss never improved."""
+    history, config = result.history, result.config
+    return (
+        f"warning: the training loss never improved on its starting value "
+        f"{history.initial_loss:.4g} (best {min(history['loss']):.4g}): the model has not "
+        f"learned. Try a larger learning rate (it is {config.learning_rate:g}), more epochs, "
+        "or another network"
+    )
+
+
+def _plots(
+    args: argparse.Namespace, result: TrainingResult, output: Path
+) -> tuple[list[str], str | None]:
+    """(the PNG files written, or a note saying why none were)."""
+    from nnmath import plotting
 
     plots: list[str] = []
     plot_note = None
@@ -216,40 +276,32 @@ def run(args: argparse.Namespace) -> int:
             plots = [str(path) for path in paths]
         else:
             plot_note = f"plots skipped: matplotlib is not installed ({plotting.PLOT_EXTRA})"
+    return plots, plot_note
 
-    if args.json:
-        report = {
-            "data": result.train.name,
-            "task": result.model.task,
-            "spec": str(result.model.network.spec),
-            "config": result.config.to_dict(),
-            "epochs_run": result.history.epochs,
-            "best_epoch": result.history.best_epoch,
-            "stopped_early": result.history.stopped_early,
-            "final": result.history.last(),
-            "test": result.test_metrics,
-            "n_train": result.train.n_samples,
-            "n_test": result.test.n_samples,
-            "seconds": round(result.seconds, 3),
-            "model": str(output),
-            "plots": plots,
-            "checkpoint": checkpoint,
-        }
-        print(json.dumps(report, indent=2))
-        return 0
-    if talk:
-        print(_format_metrics(result.history.last()))
-        if result.history.best_epoch is not None:
-            print(f"restored the weights of epoch {result.history.best_epoch} (best val. score)")
-    print(f"{_headline(result)}  [{result.seconds:.1f} s]")
-    print(f"saved model: {output}")
-    if plots and talk:
-        print(f"saved plots: {', '.join(plots)}")
-    if plot_note:
-        print(plot_note, file=sys.stderr)
-    if talk:
-        print(f"next: nnmath info {output}  |  nnmath evaluate {output}")
-    return 0
+
+def _report(
+    result: TrainingResult, output: Path, plots: list[str], checkpoint: str | None
+) -> dict[str, Any]:
+    """What ``--json`` prints."""
+    return {
+        "data": result.train.name,
+        "task": result.model.task,
+        "spec": str(result.model.network.spec),
+        "config": result.config.to_dict(),
+        "epochs_run": result.history.epochs,
+        "best_epoch": result.history.best_epoch,
+        "stopped_early": result.history.stopped_early,
+        "no_progress": result.history.no_progress,
+        "initial_loss": result.history.initial_loss,
+        "final": result.history.last(),
+        "test": result.test_metrics,
+        "n_train": result.train.n_samples,
+        "n_test": result.test.n_samples,
+        "seconds": round(result.seconds, 3),
+        "model": str(output),
+        "plots": plots,
+        "checkpoint": checkpoint,
+    }
 
 
 def _run_name(config: TrainConfig) -> str:
