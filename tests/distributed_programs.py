@@ -1,4 +1,5 @@
-"""Programs that test_distributed_mpi.py runs on real MPI ranks: ``mpiexec -n N python THIS CHECK DIR``.
+"""Programs that test_distributed_mpi.py runs on real MPI ranks: ``mpiexec -n N python THIS
+CHECK[,CHECK…] DIR``.
 
 Each check runs on every rank and raises on a failure (mpiexec then exits non-zero); rank 0 prints
 one line ``ok CHECK: numbers`` that the test reads. The single-process references are computed in
@@ -100,12 +101,156 @@ def faults(comm: Communicator, directory: Path) -> str:
     return message
 
 
+def relative_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """max |a − b| / max |b| over all parameters."""
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True)) / max(
+        float(np.max(np.abs(y))) for y in b
+    )
+
+
+def train_both(comm: Communicator, X: np.ndarray, y: np.ndarray, spec: str, **settings):
+    """(model, history) of one process and of every rank together, from the same start."""
+    from nnmath.network import MLP
+    from nnmath.training import fit
+
+    out = []
+    for c in (None, comm):
+        model = MLP(spec, seed=3)
+        history = fit(model, X, y, seed=4, comm=c, **settings)
+        out.append((model.parameters(), history))
+    return out
+
+
+@check
+def equivalence(comm: Communicator, directory: Path) -> str:
+    """N ranks for k steps = one process on the same global batches (float64 1e-12, float32)."""
+    from nnmath.penalties import L2
+
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(203, 6)), rng.integers(0, 3, 203)  # batches of 32 and a last of 10
+    w = rng.uniform(0.5, 2.0, 203)
+    T = np.column_stack([X[:, 0] - X[:, 1], np.tanh(X[:, 2])])
+    cases = {
+        "float64 adam": ("6-16tanh-8relu-3softmax", y, {"optimizer": "adam", "dtype": "float64"}),
+        "float64 sgd, weights, L2/S, clip": (
+            "6-16tanh-8relu-3softmax", y,
+            {"optimizer": "sgd", "dtype": "float64", "sample_weight": w, "clip_norm": 1.0,
+             "penalty": L2(1e-2, per_sample=True)},
+        ),
+        "float64 regression": ("6-12tanh-2", T, {"optimizer": "adam", "dtype": "float64"}),
+        "float32 adam": ("6-16tanh-8relu-3softmax", y, {"optimizer": "adam", "dtype": "float32"}),
+        "float32 sgd": ("6-16tanh-8relu-3softmax", y, {"optimizer": "sgd", "dtype": "float32"}),
+    }  # fmt: skip
+    report = []
+    for name, (spec, targets, settings) in cases.items():
+        (one, h1), (many, hn) = train_both(
+            comm, X, targets, spec, epochs=3, batch_size=32, learning_rate=0.05,
+            validation_fraction=0.2, **settings,
+        )  # fmt: skip
+        tolerance = 1e-12 if "float64" in name else 2e-5
+        weights = relative_difference(many, one)
+        logs = max(
+            abs(a - b) / max(abs(b), 1e-300)
+            for key in h1.metrics
+            for a, b in zip(hn[key], h1[key], strict=True)
+        )
+        assert weights < tolerance and logs < max(tolerance, 1e-10), (name, weights, logs)
+        report.append(f"{name}: weights {weights:.1e}, logs {logs:.1e}")
+    return "; ".join(report)
+
+
+@check
+def resume_anywhere(comm: Communicator, directory: Path) -> str:
+    """A checkpoint written by rank 0 after epoch 2 resumes on 2 ranks (bit for bit) and on one
+    process (to round-off), to the end of the uninterrupted 2-rank run."""
+    from nnmath.modelfile import load_checkpoint
+    from nnmath.network import MLP
+    from nnmath.training import fit
+
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(150, 5)), rng.integers(0, 3, 150)
+    settings = {"optimizer": "adam", "dtype": "float64", "batch_size": 16, "seed": 5,
+                "validation_fraction": 0.2, "learning_rate": 0.01}  # fmt: skip
+    path = directory / "run.ckpt"
+    whole = MLP("5-12tanh-3softmax", seed=1)
+    fit(whole, X, y, epochs=4, comm=comm, **settings)
+    fit(MLP("5-12tanh-3softmax", seed=1), X, y, epochs=2, comm=comm, checkpoint=path, **settings)
+    comm.comm.Barrier()
+    state = load_checkpoint(path).state
+    assert state.epoch == 2
+    resumed = {}
+    for name, c in (("2 ranks", comm), ("1 process", None)):
+        model = MLP("5-12tanh-3softmax", seed=9)  # other weights: the checkpoint's must win
+        history = fit(model, X, y, epochs=4, comm=c, resume=state, **settings)
+        assert history.epochs == 4
+        resumed[name] = relative_difference(model.parameters(), whole.parameters())
+    assert resumed["2 ranks"] == 0.0 and resumed["1 process"] < 1e-12, resumed
+    return (
+        f"resumed on 2 ranks: difference {resumed['2 ranks']:.1e}; on 1: {resumed['1 process']:.1e}"
+    )
+
+
+@check
+def fit_faults(comm: Communicator, directory: Path) -> str:
+    """In fit: a step failing on rank 1, then weights that part (the debug hash check)."""
+    from nnmath.distributed import Communicator as Ranks
+    from nnmath.losses import get_loss
+    from nnmath.network import MLP
+    from nnmath.training import backprop, fit
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(64, 4)), rng.integers(0, 2, 64)
+    model = MLP("4-6tanh-2softmax", seed=1, dtype=np.float64)
+    engine, calls = backprop(model, get_loss("cross-entropy")), 0
+
+    def gradients(Xb: np.ndarray, Tb: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        nonlocal calls
+        calls += 1
+        if comm.rank == 1 and calls == 7:
+            raise MemoryError("cannot allocate 8 GiB")
+        return engine(Xb, Tb)
+
+    path = directory / "faults.ckpt"
+    message = expect_failure(
+        lambda: fit(
+            model, X, y, epochs=3, batch_size=16, gradients=gradients, comm=comm, checkpoint=path
+        ),  # fmt: skip
+        "rank 1 failed in training step 7: MemoryError: cannot allocate 8 GiB",
+    )
+    from nnmath.modelfile import load_checkpoint
+
+    assert load_checkpoint(path).state.epoch == 1  # written after epoch 1, never after a failure
+
+    class Perturb:  # a bug that changes one rank's weights
+        def on_epoch_end(self, epoch: int, logs: dict) -> bool:
+            if comm.rank == 1 and epoch == 2:
+                model.linears[0].W[0, 0] += 1e-9
+            return False
+
+    checked = Ranks(comm.comm, check_replicas=True)
+    expect_failure(
+        lambda: fit(
+            model,
+            X,
+            y,
+            epochs=3,
+            batch_size=16,
+            gradients=engine,
+            comm=checked,
+            callbacks=[Perturb()],
+        ),  # fmt: skip
+        "after epoch 2 the weights of rank(s) [1] differ from rank 0's",
+    )
+    return message
+
+
 def main() -> int:
-    name, directory = sys.argv[1], Path(sys.argv[2])
+    names, directory = sys.argv[1].split(","), Path(sys.argv[2])
     comm = Communicator.world()
-    result = CHECKS[name](comm, directory)
-    if comm.is_root:
-        print(f"ok {name}: {result}", flush=True)
+    for name in names:
+        result = CHECKS[name](comm, directory)
+        if comm.is_root:
+            print(f"ok {name}: {result}", flush=True)
     return 0
 
 

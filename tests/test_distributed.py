@@ -70,11 +70,12 @@ def test_reduction_buffer_holds_sums_and_gives_means_back() -> None:
     reduction.pack(4, 2.5, grads)
     assert reduction.buffer.tolist() == [2.0] * 6 + [4.0, -4.0] + [10.0, 4.0, 0.0]
     reduction.buffer += reduction.buffer  # what an Allreduce of two equal ranks gives
-    cost, rows, failed = reduction.unpack()
-    assert (cost, rows, failed) == (2.5, 8, False)
-    assert [g.tolist() for g in reduction.gradients] == [[[0.5] * 3] * 2, [1.0, -1.0]]
+    into = [np.empty((2, 3)), np.empty(2)]
+    cost, weight, failed = reduction.unpack(into)
+    assert (cost, weight, failed) == (2.5, 8.0, False)
+    assert [g.tolist() for g in into] == [[[0.5] * 3] * 2, [1.0, -1.0]]
     reduction.pack_nothing(failed=True)
-    assert reduction.unpack()[2] is True
+    assert reduction.unpack(into)[2] is True
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -37,9 +37,15 @@ import numpy as np
 
 from nnmath.datasets.preprocessing import Moments
 from nnmath.errors import NNMathError, SpecError
+from nnmath.evaluation import EVALUATION_ROWS
+from nnmath.fast import FastStep
+from nnmath.losses import Loss
+from nnmath.network import MLP
+from nnmath.penalties import Penalty, penalty_scale
 
 Array = Any
-GradientFn = Callable[[Array, Array], tuple[float, list[Array]]]
+GradientFn = Callable[..., tuple[float, list[Array]]]
+Logs = dict[str, float]
 
 MPI_EXTRA = "pip install 'nnmath[mpi]'"
 
@@ -172,10 +178,9 @@ def as_communicator(comm: Any) -> Communicator:
 
 
 class GradientReduction:
-    """The contiguous buffer [S_r vec(∂C_r/∂θ) for every θ, S_r C_r, S_r, failed_r] and its views.
+    """The contiguous buffer [W_r vec(∂C_r/∂θ) for every θ, W_r C_r, W_r, failed_r] and its views.
 
-    ``gradients`` (after the reduction) are views of the buffer in the shapes of ``params``, so
-    the optimizer reads the reduced gradients where MPI wrote them: no copy.
+    W_r is the rank's weight in the batch: its row count S_r, or Σ_s w_s with sample weights.
     """
 
     def __init__(self, params: Sequence[np.ndarray]) -> None:
@@ -188,57 +193,75 @@ class GradientReduction:
             for p, start, stop in zip(params, bounds[:-1], bounds[1:], strict=True)
         ]
 
-    def pack(self, rows: int, cost: float, grads: Sequence[np.ndarray]) -> None:
-        """u_r = [S_r g_r, S_r C_r, S_r, 0]: sums of the rows' gradients, not means."""
+    def pack(self, weight: float, cost: float, grads: Sequence[np.ndarray]) -> None:
+        """u_r = [W_r g_r, W_r C_r, W_r, 0]: sums over the rank's rows, not means."""
         for view, g in zip(self.gradients, grads, strict=True):
-            np.multiply(g, rows, out=view)
-        self.buffer[self.n_params :] = (rows * cost, rows, 0.0)
+            np.multiply(g, weight, out=view)
+        self.buffer[self.n_params :] = (weight * cost, weight, 0.0)
 
     def pack_nothing(self, failed: bool) -> None:
         """u_r = 0 (a rank with no rows this step), with the fault flag when it failed."""
         self.buffer.fill(0.0)
         self.buffer[-1] = float(failed)
 
-    def unpack(self) -> tuple[float, int, bool]:
-        """(C, B, failed) of the reduced buffer, the gradients divided by B in place."""
-        total_cost, rows, failed = (float(v) for v in self.buffer[self.n_params :])
-        if rows > 0:
-            self.buffer[: self.n_params] /= rows
-        return total_cost / max(rows, 1.0), int(round(rows)), failed > 0
+    def unpack(self, into: Sequence[np.ndarray]) -> tuple[float, float, bool]:
+        """(C, W, failed) of the reduced buffer; g = u_g / W written into ``into``."""
+        total_cost, weight, failed = (float(v) for v in self.buffer[self.n_params :])
+        for view, g in zip(self.gradients, into, strict=True):
+            np.divide(view, max(weight, np.finfo(self.buffer.dtype).tiny), out=g)
+        return total_cost / weight if weight > 0 else 0.0, weight, failed > 0
 
 
 def reduced_gradients(
-    comm: Communicator, gradients: GradientFn, params: Sequence[np.ndarray], *, split: bool = True
+    comm: Communicator,
+    gradients: GradientFn,
+    params: Sequence[np.ndarray],
+    *,
+    split: bool = True,
+    penalty: Penalty | None = None,
+    into: Sequence[np.ndarray] | None = None,
 ) -> GradientFn:
-    """The step of ``gradients`` plus one Allreduce: (X_b, T_b) -> (C, g) of the global batch.
+    """The step of ``gradients`` plus one Allreduce: (X_b, T_b[, w_b]) -> (C, g) of the global batch.
 
     With ``split`` every rank is given the whole global batch and computes on its part
     (:meth:`Communicator.share`); without, each rank is given only its own rows (a stream).
+    ``gradients`` computes the data term only; ``penalty`` is added after the reduction,
+    C += k P(W) and ∂C/∂W⁽ˡ⁾ += k ∂P/∂W⁽ˡ⁾, with k from the global batch's weight. The reduced
+    gradients are written into ``into`` (the arrays a fast step's optimizer reads), else into
+    views of the reduction buffer, and returned.
     """
     reduction = GradientReduction(params)
+    out = reduction.gradients if into is None else list(into)
+    Ws = list(params[0::2])
     steps = 0
 
-    def global_gradients(X: Array, T: Array) -> tuple[float, list[Array]]:
+    def global_gradients(X: Array, T: Array, *weights: Array) -> tuple[float, list[Array]]:
         nonlocal steps
         steps += 1
         if split:
             rows = comm.share(len(X))
-            X, T = X[rows], T[rows]
+            X, T, weights = X[rows], T[rows], tuple(w[rows] for w in weights)
+        weight = float(len(X)) if not weights else float(np.sum(weights[0]))
         error = None
         try:
-            if len(X):
-                cost, grads = gradients(X, T)
-                reduction.pack(len(X), cost, grads)
+            if weight > 0:
+                cost, grads = gradients(X, T, *weights)
+                reduction.pack(weight, cost, grads)
             else:
                 reduction.pack_nothing(failed=False)
         except Exception as err:  # noqa: BLE001 - reported to every rank below
             error = err
             reduction.pack_nothing(failed=True)
         comm.allreduce(reduction.buffer)
-        cost, _, failed = reduction.unpack()
+        cost, total, failed = reduction.unpack(out)
         if failed:
             comm.gather_failures(error, f"training step {steps}")
-        return cost, reduction.gradients
+        if penalty is not None:
+            k = penalty_scale(penalty, total)
+            for index, W in enumerate(Ws):
+                out[2 * index] += k * penalty.grad(W)
+            cost += k * penalty.value(Ws)
+        return cost, out
 
     return global_gradients
 
@@ -248,14 +271,15 @@ def reduced_gradients(
 
 @dataclass
 class Totals:
-    """Sums from which the epoch's metrics follow, for any set of rows split into parts.
+    """Sums from which the metrics follow, for any set of rows split into parts.
 
-    rows S; loss Σ_s ℓ_s = S C; correct Σ_s [ŷ_s = y_s]; per target column j: squared
-    Σ_s (t_sj − ŷ_sj)², absolute Σ_s |t_sj − ŷ_sj|, and the targets' Moments (for R²'s
-    Σ_s (t_sj − t̄_j)² = M2_j). Sums add; moments combine by Chan et al.'s formula.
+    With row weights w_s (1 without): weight W = Σ_s w_s; loss Σ_s w_s ℓ_s = W C; correct
+    Σ_s w_s [ŷ_s = y_s]; per target column j: squared Σ_s w_s (t_sj − ŷ_sj)², absolute
+    Σ_s w_s |t_sj − ŷ_sj|, and the targets' Moments (for R²'s Σ_s w_s (t_sj − t̄_j)² = M2_j).
+    Sums add; moments combine by Chan et al.'s formula.
     """
 
-    rows: int
+    weight: float
     loss: float
     correct: float = 0.0
     squared: np.ndarray | None = None
@@ -263,27 +287,31 @@ class Totals:
     targets: Moments | None = None
 
     @classmethod
-    def of(cls, cost: float, A: Array, T: Array, labels: Array | None) -> Totals:
-        """The sums of one part: its cost C, outputs A and targets T (labels for classes)."""
+    def of(
+        cls, cost: float, A: Array, T: Array, labels: Array | None, w: Array | None = None
+    ) -> Totals:
+        """The sums of one part: its cost C, outputs A, targets T (labels for classes), weights."""
+        A = np.asarray(A, dtype=np.float64)
         rows = len(A)
+        ws = np.ones(rows) if w is None else np.asarray(w, dtype=np.float64)
+        weight = float(ws.sum())
         if labels is not None:
-            A = np.asarray(A)
             predicted = np.argmax(A, axis=1) if A.shape[1] > 1 else (A[:, 0] > 0.5).astype(int)
-            return cls(rows, rows * float(cost), float(np.sum(predicted == labels)))
+            return cls(weight, weight * float(cost), float(ws @ (predicted == labels)))
         T = np.asarray(T, dtype=np.float64).reshape(rows, -1)
-        error = T - np.asarray(A, dtype=np.float64).reshape(rows, -1)
-        squared, absolute = (error**2).sum(axis=0), np.abs(error).sum(axis=0)
-        return cls(rows, rows * float(cost), 0.0, squared, absolute, Moments.of(T))
+        error = T - A.reshape(rows, -1)
+        targets = Moments.of(T, None if w is None else ws)
+        return cls(weight, weight * float(cost), 0.0, ws @ error**2, ws @ np.abs(error), targets)
 
     def combine(self, other: Totals) -> Totals:
         if self.squared is None or other.squared is None:
             return Totals(
-                self.rows + other.rows, self.loss + other.loss, self.correct + other.correct
+                self.weight + other.weight, self.loss + other.loss, self.correct + other.correct
             )
         assert self.absolute is not None and other.absolute is not None
         assert self.targets is not None and other.targets is not None
         return Totals(
-            self.rows + other.rows,
+            self.weight + other.weight,
             self.loss + other.loss,
             0.0,
             self.squared + other.squared,
@@ -292,11 +320,11 @@ class Totals:
         )
 
     def logs(self) -> dict[str, float]:
-        """loss = Σℓ/S, and accuracy = correct/S, or mse, mae and R² (as ``metrics`` defines them)."""
-        rows = max(self.rows, 1)
-        logs = {"loss": self.loss / rows}
+        """loss = Σwℓ/W, and accuracy, or mse, mae and R² (as ``metrics`` defines them)."""
+        weight = self.weight if self.weight > 0 else 1.0
+        logs = {"loss": self.loss / weight}
         if self.squared is None:
-            return {**logs, "accuracy": self.correct / rows}
+            return {**logs, "accuracy": self.correct / weight}
         assert self.absolute is not None and self.targets is not None
         columns = len(self.squared)
         total = self.targets.M2
@@ -305,13 +333,13 @@ class Totals:
         scores[varying] = 1.0 - self.squared[varying] / total[varying]
         return {
             **logs,
-            "mse": float(self.squared.sum() / (rows * columns)),
-            "mae": float(self.absolute.sum() / (rows * columns)),
+            "mse": float(self.squared.sum() / (weight * columns)),
+            "mae": float(self.absolute.sum() / (weight * columns)),
             "r2": float(np.mean(scores)),
         }
 
 
-def combined(parts: Sequence[Totals | None]) -> Totals | None:
+def combined(parts: Iterable[Totals | None]) -> Totals | None:
     """The totals of all parts (None: a part with no rows), combined in order: in rank order, the
     same numbers on every rank."""
     total: Totals | None = None
@@ -321,18 +349,106 @@ def combined(parts: Sequence[Totals | None]) -> Totals | None:
     return total
 
 
-def totals_in_pieces(
-    pieces: Iterator[tuple[Array, Array]],
-    outputs: Callable[[Array, Array], tuple[float, Array, Array]],
-    classification: bool,
-) -> Totals | None:
-    """The totals of rows given in pieces: ``outputs(X, y) -> (C, A, T)`` for each piece."""
-    total: Totals | None = None
-    for X, y in pieces:
-        cost, A, T = outputs(X, y)
-        part = Totals.of(cost, A, T, y if classification else None)
-        total = part if total is None else total.combine(part)
-    return total
+Piece = tuple[Array, Array, Array | None, Array | None]
+"""(X, T, labels, w): rows of a part, as the network takes them."""
+
+
+class ReducedEvaluator:
+    """The epoch's logs when the rows are spread over ranks (``fit``'s ``evaluate``).
+
+    ``evaluator(X, T, labels[, w])``: every rank holds all rows and evaluates its share
+    (:meth:`Communicator.share`); ``evaluator.pieces(pieces)``: every rank evaluates the pieces it
+    holds (a stream). Each rank's :class:`Totals` (through a FastStep's buffers, on the weights
+    being trained) are gathered and combined in rank order, and the penalty is added with the
+    global weight: the logs are the same on every rank, and equal one process's.
+    """
+
+    def __init__(
+        self,
+        comm: Communicator,
+        model: MLP,
+        params: Sequence[np.ndarray],
+        loss: Loss,
+        penalty: Penalty | None,
+        rows: int,
+    ) -> None:
+        self.comm, self.penalty = comm, penalty
+        weights = list(zip(params[0::2], params[1::2], strict=True))
+        self.model = MLP.from_weights(model.spec, weights)  # shares the arrays being trained
+        self.step = FastStep(self.model, loss, max(1, min(rows, EVALUATION_ROWS)))
+
+    def totals(self, X: Array, T: Array, labels: Array | None, w: Array | None) -> Totals | None:
+        if len(X) == 0:
+            return None
+        cost, A = self.step.evaluate(X, T if labels is None else labels, w)
+        return Totals.of(cost, A, T, labels, w)
+
+    def __call__(self, X: Array, T: Array, labels: Array | None, w: Array | None = None) -> Logs:
+        rows = self.comm.share(len(X))
+
+        def part() -> Totals | None:
+            return self.totals(
+                X[rows], T[rows], None if labels is None else labels[rows],
+                None if w is None else w[rows],
+            )  # fmt: skip
+
+        return self.logs(self.comm.collect(part, "the evaluation"))
+
+    def pieces(self, pieces: Iterable[Piece]) -> Logs:
+        parts = self.comm.collect(
+            lambda: combined(self.totals(*piece) for piece in pieces), "the evaluation"
+        )
+        return self.logs(parts)
+
+    def logs(self, parts: Sequence[Totals | None]) -> Logs:
+        total = combined(parts)
+        if total is None:
+            return {"loss": float("nan")}
+        logs = total.logs()
+        if self.penalty is not None:
+            Ws = [linear.W for linear in self.model.linears]
+            k = penalty_scale(self.penalty, total.weight)
+            logs["loss"] += k * self.penalty.value(Ws)
+        return logs
+
+
+def reduction(comm: Communicator, penalty: Penalty | None) -> Any:
+    """``steps.Reduce`` for ``comm``: (gradients, params, into) -> :func:`reduced_gradients`;
+    None for one process (ordinary training)."""
+    if not comm.distributed:
+        return None
+
+    def reduce(gradients: GradientFn, params: Sequence[np.ndarray], into: Any) -> GradientFn:
+        return reduced_gradients(comm, gradients, params, penalty=penalty, into=into)
+
+    return reduce
+
+
+# ---- what only rank 0 does, and the debug check --------------------------------------------------
+
+
+def on_root(
+    comm: Communicator, write: Callable[[Any], None] | None, what: str
+) -> Callable[[Any], None] | None:
+    """``write`` run by rank 0 alone; a failure there stops every rank (one allgather)."""
+    if write is None or not comm.distributed:
+        return write
+
+    def written(value: Any) -> None:
+        comm.collect(lambda: write(value) if comm.is_root else None, what)
+
+    return written
+
+
+class ReplicaCheck:
+    """A callback: after each epoch, compare a hash of the weights across ranks (debug)."""
+
+    def __init__(self, comm: Communicator, params: Sequence[np.ndarray]) -> None:
+        self.comm, self.params = comm, params
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool:
+        self.comm.compare_replicas(self.params, epoch)
+        return False
 
 
 # ---- the last resort ---------------------------------------------------------------------------

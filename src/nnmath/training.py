@@ -35,7 +35,7 @@ import copy
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +44,7 @@ import numpy as np
 from nnmath.callbacks import Callback, CallbackList, ProgressBar
 from nnmath.checkpoint import TrainingState, capture_state, rng_from_state
 from nnmath.datasets import batches
+from nnmath.distributed import ReducedEvaluator, ReplicaCheck, as_communicator, on_root, reduction
 from nnmath.divergence import DivergenceWatch
 from nnmath.early_stopping import EarlyStopping
 from nnmath.errors import SpecError
@@ -69,6 +70,7 @@ from nnmath.settings import (
 )
 from nnmath.steps import (
     GradientFn,
+    Reduce,
     Stepper,
     backprop,
     batch_update,
@@ -319,6 +321,7 @@ def fit(
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
     dtype: str = "auto",
+    comm: Any = None,
 ) -> History:
     """Train ``model`` in place on (X, y) by mini-batch gradient descent; return the History.
 
@@ -367,6 +370,12 @@ def fit(
       ``penalties.L1(alpha)``: C = Σ w ℓ / Σ w + k P(W), with k = 1, or k = 1/Σ_batch w for
       ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
       include it (as Keras's do), with k from the weight sum of the rows evaluated.
+    - comm: data-parallel training over MPI (``MPI.COMM_WORLD``, or a
+      ``distributed.Communicator``; ``pip install 'nnmath[mpi]'``, run with ``mpiexec -n N``).
+      Every rank calls ``fit`` with the same data and settings; each batch is split across the
+      ranks, the gradients are summed by one Allreduce and divided by the batch's weight, and
+      every rank takes the same step: the weights equal one process's (docs/distributed.md).
+      Rank 0 alone shows progress and writes checkpoints. None, or one rank: ordinary training.
 
     A batch cost or logged loss that is NaN, Inf or over 1000 × the initial loss (and over 100), or
     a parameter that is NaN or Inf, stops training with a DivergenceError (see ``divergence``).
@@ -394,13 +403,27 @@ def fit(
     run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, rows,
                     validation_fraction, early)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
+    comm = as_communicator(comm)
+    reduce = reduction(comm, penalty)  # None on one process: ordinary training
     stepper = make_stepper(
         model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
-        penalty=penalty, clip_norm=clip_norm, dtype=dtype, task=task,
-        evaluation_rows=max(len(train), len(held_out or ())),
+        penalty=None if reduce else penalty, clip_norm=clip_norm, dtype=dtype, task=task,
+        evaluation_rows=max(len(train), len(held_out or ())), reduce=reduce,
     )  # fmt: skip
     for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
         np.copyto(p, saved)
+    if reduce is not None:  # the same step plus one reduction; rank 0 alone writes and talks
+        rows_evaluated = max(len(train), len(held_out or ()))
+        evaluate = ReducedEvaluator(comm, model, stepper.params, loss, penalty, rows_evaluated)
+        stepper = replace(stepper, evaluate=evaluate)
+        checkpoint = on_root(
+            comm, checkpoint_writer(checkpoint, model, loss, task), "the checkpoint"
+        )
+        callbacks = [
+            *callbacks,
+            *([ReplicaCheck(comm, stepper.params)] if comm.check_replicas else []),
+        ]
+        progress = progress if comm.is_root else False
     loop = Loop(
         stepper, train, held_out, optimizer,
         as_schedule(schedule, optimizer.initial_learning_rate, epochs), epochs, batch_size,
@@ -424,6 +447,7 @@ def make_stepper(
     dtype: str,
     task: str,
     evaluation_rows: int,
+    reduce: Reduce | None = None,
 ) -> Stepper:
     """The fast path for a NumPy model (no ``gradients``), else the general path (steps.py)."""
     eval_rows = max(1, min(evaluation_rows, EVALUATION_ROWS))
@@ -434,13 +458,26 @@ def make_stepper(
                 f"arrays: leave dtype='auto', or convert the model (model.astype('{dtype}'))"
             )
         return general_stepper(
-            model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task
+            model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task, reduce
         )
     return fast_stepper(
         model, loss, optimizer, batch_size=batch_size,
         dtype=np.dtype("float32" if dtype == "auto" else dtype), kernel=_kernel(kernel),
         penalty=penalty, clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
+        reduce=reduce,
     )  # fmt: skip
+
+
+def checkpoint_writer(
+    checkpoint: str | Path | Callable[[TrainingState], None] | None,
+    model: MLP,
+    loss: Loss,
+    task: str,
+) -> Callable[[TrainingState], None] | None:
+    """``checkpoint`` as a function of the epoch's TrainingState (a path: the file written)."""
+    if checkpoint is None or callable(checkpoint):
+        return checkpoint
+    return lambda state: save_checkpoint(checkpoint, TrainedModel(model, loss, task), state)
 
 
 def _kernel(kernel: str) -> str:

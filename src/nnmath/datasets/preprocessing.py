@@ -87,6 +87,9 @@ class Standardizer:
 class Moments:
     """Column statistics of the rows seen so far: count n, mean x̄, M2 = Σ (x − x̄)², min and max.
 
+    With row weights w, n = Σ w_s, x̄ = Σ w_s x_s / n and M2 = Σ w_s (x_s − x̄)² (the formulas
+    below hold unchanged with these n).
+
     Pieces combine with Chan et al.'s parallel formula (1979), of which Welford's one-row update
     is the case n_b = 1: for parts a and b with n = n_a + n_b and δ = x̄_b − x̄_a,
 
@@ -96,7 +99,7 @@ class Moments:
     scale √(M2 / n) (population standard deviation), a constant column (min = max) mapped to 0.
     """
 
-    count: int
+    count: float
     mean: np.ndarray
     M2: np.ndarray
     low: np.ndarray
@@ -109,16 +112,22 @@ class Moments:
         return cls(0, zeros, zeros, np.full(n_columns, np.inf), np.full(n_columns, -np.inf))
 
     @classmethod
-    def of(cls, X: np.ndarray) -> Moments:
-        """The moments of the rows of X (S×n), two-pass within the piece."""
+    def of(cls, X: np.ndarray, weights: np.ndarray | None = None) -> Moments:
+        """The moments of the rows of X (S×n), optionally weighted, two-pass within the piece."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
             raise ShapeError(f"moments are taken over the rows of a 2-D array, got {X.shape}")
         if len(X) == 0:
             return cls.empty(X.shape[1])
-        mean = X.mean(axis=0)
-        M2 = ((X - mean) ** 2).sum(axis=0)
-        return cls(len(X), mean, M2, X.min(axis=0), X.max(axis=0))
+        if weights is None:
+            mean = X.mean(axis=0)
+            return cls(len(X), mean, ((X - mean) ** 2).sum(axis=0), X.min(axis=0), X.max(axis=0))
+        w = np.asarray(weights, dtype=np.float64)
+        n = float(w.sum())
+        if not n > 0:
+            return cls.empty(X.shape[1])
+        mean = w @ X / n
+        return cls(n, mean, w @ (X - mean) ** 2, X.min(axis=0), X.max(axis=0))
 
     def combine(self, other: Moments) -> Moments:
         """The moments of both parts' rows together (Chan et al.)."""
