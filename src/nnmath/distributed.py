@@ -412,14 +412,14 @@ class ReducedEvaluator:
         return logs
 
 
-def reduction(comm: Communicator, penalty: Penalty | None) -> Any:
+def reduction(comm: Communicator, penalty: Penalty | None, *, split: bool = True) -> Any:
     """``steps.Reduce`` for ``comm``: (gradients, params, into) -> :func:`reduced_gradients`;
     None for one process (ordinary training)."""
     if not comm.distributed:
         return None
 
     def reduce(gradients: GradientFn, params: Sequence[np.ndarray], into: Any) -> GradientFn:
-        return reduced_gradients(comm, gradients, params, penalty=penalty, into=into)
+        return reduced_gradients(comm, gradients, params, split=split, penalty=penalty, into=into)
 
     return reduce
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from nnmath.callbacks import Callback, CallbackList, ProgressBar
 from nnmath.checkpoint import TrainingState, capture_state, rng_from_state
-from nnmath.datasets import batches
+from nnmath.datasets.stream import StreamRows
 from nnmath.distributed import ReducedEvaluator, ReplicaCheck, as_communicator, on_root, reduction
 from nnmath.divergence import DivergenceWatch
 from nnmath.early_stopping import EarlyStopping
@@ -208,8 +208,7 @@ def initial_loss(run: Run, loop: Loop) -> float:
         if history.epochs:
             history.initial_loss = history["loss"][0]
         else:
-            logs = loop.stepper.evaluate(train.X, train.T, train.labels, train.w)
-            history.initial_loss = logs["loss"]
+            history.initial_loss = train.evaluate(loop.stepper.evaluate)["loss"]
     return history.initial_loss
 
 
@@ -233,15 +232,12 @@ def train_epoch(
     loss Σ_b W_b C_b / Σ_b W_b (W_b = |b|, or Σ_{s∈b} w_s; a batch that weighs 0 takes no step)."""
     n_batches = math.ceil(len(rows) / batch_size)
     total = weight = 0.0
-    X, targets, w = rows.X, rows.targets, rows.w
-    for batch, index in enumerate(batches(len(rows), batch_size, rng), start=1):
-        if w is None:
-            value, batch_weight = stepper.update(X[index], targets[index]), float(len(index))
-        else:
-            batch_weight = float(np.sum(w[index]))
-            if not batch_weight > 0:
-                continue
-            value = stepper.update(X[index], targets[index], w[index])
+    for batch, (X, targets, w, batch_weight) in enumerate(
+        rows.batches(batch_size, rng, epoch), start=1
+    ):
+        if not batch_weight > 0:
+            continue
+        value = stepper.update(X, targets) if w is None else stepper.update(X, targets, w)
         watch.check_batch(epoch, batch, n_batches, value, learning_rate)
         total += batch_weight * value
         weight += batch_weight
@@ -254,11 +250,11 @@ def evaluate_epoch(loop: Loop, running_loss: float, epoch: int, eta: float) -> d
     logs: dict[str, float] = {"epoch": float(epoch)}
     evaluate, train, held_out = loop.stepper.evaluate, loop.train, loop.held_out
     if loop.exact:
-        logs.update(evaluate(train.X, train.T, train.labels, train.w))
+        logs.update(train.evaluate(evaluate))
     else:
         logs["loss"] = running_loss
     if held_out is not None:
-        val = evaluate(held_out.X, held_out.T, held_out.labels, held_out.w)
+        val = held_out.evaluate(evaluate)
         logs.update({f"val_{key}": value for key, value in val.items()})
     logs["learning_rate"] = float(eta)
     return logs
@@ -370,6 +366,8 @@ def fit(
       ``penalties.L1(alpha)``: C = Σ w ℓ / Σ w + k P(W), with k = 1, or k = 1/Σ_batch w for
       ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
       include it (as Keras's do), with k from the weight sum of the rows evaluated.
+    - X may also be a ``datasets.stream.StreamRows`` (rows read from disk in pieces, y None,
+      ``validation`` another part of the same stream): see docs/distributed.md.
     - comm: data-parallel training over MPI (``MPI.COMM_WORLD``, or a
       ``distributed.Communicator``; ``pip install 'nnmath[mpi]'``, run with ``mpiexec -n N``).
       Every rank calls ``fit`` with the same data and settings; each batch is split across the
@@ -387,11 +385,18 @@ def fit(
     if validation is not None and validation_fraction:
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
     _check_model_and_penalty(model, penalty)
+    streamed = isinstance(X, StreamRows)  # rows read in pieces (datasets.stream)
+    if streamed:
+        check_stream_settings(X, y, validation, validation_fraction, sample_weight)
+        task = X.task
     task = infer_task(y, model.output) if task is None else task
     if task not in (CLASSIFICATION, REGRESSION):
         raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
-    rows = prepare_rows(model, X, y, task, sample_weight)
-    held_out = None if validation is None else held_out_rows(model, validation, task)
+    rows = X if streamed else prepare_rows(model, X, y, task, sample_weight)
+    if streamed or validation is None:
+        held_out = validation
+    else:
+        held_out = held_out_rows(model, validation, task)
     loss = as_loss(loss, model.output, task)
     optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
@@ -404,7 +409,7 @@ def fit(
                     validation_fraction, early)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
     comm = as_communicator(comm)
-    reduce = reduction(comm, penalty)  # None on one process: ordinary training
+    reduce = reduction(comm, penalty, split=not streamed)  # None on one process
     stepper = make_stepper(
         model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
         penalty=None if reduce else penalty, clip_norm=clip_norm, dtype=dtype, task=task,
@@ -412,10 +417,11 @@ def fit(
     )  # fmt: skip
     for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
         np.copyto(p, saved)
-    if reduce is not None:  # the same step plus one reduction; rank 0 alone writes and talks
+    if reduce is not None or streamed:  # the metrics' sums, reduced over pieces and ranks
         rows_evaluated = max(len(train), len(held_out or ()))
         evaluate = ReducedEvaluator(comm, model, stepper.params, loss, penalty, rows_evaluated)
         stepper = replace(stepper, evaluate=evaluate)
+    if reduce is not None:  # the same step plus one reduction; rank 0 alone writes and talks
         checkpoint = on_root(
             comm, checkpoint_writer(checkpoint, model, loss, task), "the checkpoint"
         )
@@ -466,6 +472,23 @@ def make_stepper(
         penalty=penalty, clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
         reduce=reduce,
     )  # fmt: skip
+
+
+def check_stream_settings(
+    rows: StreamRows,
+    y: Any,
+    validation: Any,
+    validation_fraction: float,
+    sample_weight: Any,
+) -> None:
+    """A stream brings its own targets and held-out part: y, weights and fractions are refused."""
+    if y is not None or sample_weight is not None or validation_fraction:
+        raise SpecError(
+            "a stream brings its own targets and split: call fit(model, rows, None, "
+            "validation=...) without sample_weight or validation_fraction"
+        )
+    if validation is not None and not isinstance(validation, StreamRows):
+        raise SpecError("a stream's validation rows are another StreamRows of the same stream")
 
 
 def checkpoint_writer(

@@ -558,6 +558,17 @@ class Stream:
             for r, share in enumerate(shares)
         )
 
+    def global_batch_rows(self, epoch: int, batch_size: int) -> list[int]:
+        """B_t = Σ_r min(b_r, max(0, S_r − t b_r)): the rows of each global batch of the epoch
+        (known to every rank without communication)."""
+        size, shares = self.comm.size, self._epoch_shares(epoch)
+        rows = [sum(int(self.counts[i][TRAIN]) for i in share) for share in shares]
+        b = [batch_share(batch_size, size, r) for r in range(size)]
+        return [
+            sum(min(b[r], max(0, rows[r] - t * b[r])) for r in range(size))
+            for t in range(self.steps(epoch, batch_size))
+        ]
+
     def batches(self, epoch: int, batch_size: int) -> Iterator[Piece]:
         """This rank's share of each of the epoch's ``steps`` global batches of B training rows,
         shuffled through the buffer (an empty batch once its rows have run out)."""
@@ -576,6 +587,54 @@ class Stream:
         weights = [chunk.rows for chunk in self.source.chunks]
         mine = deal(weights, self.comm.size, np.random.default_rng([self.seed, _PASS_KEY]))
         return self._pieces(mine[self.comm.rank], PARTS[part])
+
+
+class StreamRows:
+    """One part ("train" or "validation") of a stream, as ``fit`` trains on rows.
+
+    ``batches(B, rng, epoch)`` gives this rank's share of each global batch as the network takes
+    it (``inputs(X)``, ``targets(y)``: standardised, in the network's dtype), with the global
+    batch's row count B_t; ``rng`` is not used (the stream draws from its seed and the epoch).
+    ``evaluate(evaluator)`` hands this rank's pieces to ``evaluator.pieces``
+    (``distributed.ReducedEvaluator``), which sums and reduces the metrics.
+    """
+
+    def __init__(
+        self,
+        stream: Stream,
+        part: str,
+        inputs: Callable[[Array], Array],
+        targets: Callable[[Array], Array],
+    ) -> None:
+        if part not in ("train", "validation"):
+            raise DataError(f"fit trains on the 'train' or 'validation' part, not {part!r}")
+        self.stream, self.part = stream, part
+        self.inputs, self.targets = inputs, targets
+        self.task = stream.summary.task
+
+    def __len__(self) -> int:
+        return self.stream.summary.rows[self.part]
+
+    def batches(
+        self, batch_size: int, rng: Any, epoch: int
+    ) -> Iterator[tuple[Array, Array, None, float]]:
+        weights = self.stream.global_batch_rows(epoch, batch_size)
+        for (X, y), weight in zip(self.stream.batches(epoch, batch_size), weights, strict=True):
+            yield self.inputs(X), self._targets(y), None, float(weight)
+
+    def pieces(self) -> Iterator[tuple[Array, Array | None, Array | None, None]]:
+        """(X, T, labels, w) of this rank's rows of the part, as ``ReducedEvaluator`` takes them."""
+        for X, y in self.stream.rows(self.part):
+            if self.task == "classification":
+                yield self.inputs(X), None, y, None
+            else:
+                yield self.inputs(X), self.targets(y), None, None
+
+    def evaluate(self, evaluator: Any) -> dict[str, float]:
+        return evaluator.pieces(self.pieces())
+
+    def _targets(self, y: Array) -> Array:
+        return y if self.task == "classification" else self.targets(y)
 
 
 def _targets_present(y: Array, chunk: Chunk, offset: int) -> None:
