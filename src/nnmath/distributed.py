@@ -451,17 +451,46 @@ class ReplicaCheck:
         return False
 
 
-# ---- the last resort ---------------------------------------------------------------------------
+# ---- the command line: setup agreed, the last resort ------------------------------------------
+
+
+class SetupAgreement:
+    """Every rank reports once whether its setup (reading the data, building the network) worked.
+
+    A rank whose setup worked calls ``reached()`` (the recipe's on_start hook); one whose setup
+    raised calls ``failed(error)``. Both join the same allgather, so an early failure on one rank
+    stops the others with its cause instead of leaving them waiting in the first collective step
+    (if the others are already in an earlier collective, such as a stream's statistics pass, the
+    allgathers still match: MPI pairs collective calls by order).
+    """
+
+    def __init__(self, comm: Communicator, what: str = "reading the data") -> None:
+        self.comm, self.what, self.done = comm, what, False
+
+    def reached(self) -> None:
+        self.done = True
+        self.comm.collect(lambda: None, self.what)
+
+    def failed(self, error: BaseException) -> None:
+        """Report a setup error to the others, unless it is one they already agreed on."""
+        if not self.done and self.comm.distributed and not isinstance(error, DistributedError):
+            self.done = True
+
+            def fail() -> None:
+                raise error
+
+            self.comm.collect(fail, self.what)
 
 
 @contextmanager
 def stop_all_on_error(comm: Communicator) -> Iterator[None]:
     """Run a distributed program: an error that the ranks have not agreed on (one rank alone,
     between collective calls, where the others would wait forever) prints the rank and the cause
-    and stops every rank with MPI_Abort. Agreed errors (DistributedError) pass through."""
+    and stops every rank with MPI_Abort. nnmath's own errors pass through: after the setup
+    agreement they follow from reduced values and so are raised by every rank alike."""
     try:
         yield
-    except DistributedError:
+    except NNMathError:
         raise
     except BaseException as error:
         if comm.distributed:
@@ -473,3 +502,15 @@ def stop_all_on_error(comm: Communicator) -> Iterator[None]:
             )
             comm.comm.Abort(2)
         raise
+
+
+def run_on_ranks(comm: Communicator, main: Callable[[], int]) -> int:
+    """``main()`` on every rank; an error they agree on is printed once, by rank 0 (the others
+    exit with status 2, quietly); any other stops every rank (:func:`stop_all_on_error`)."""
+    with stop_all_on_error(comm):
+        try:
+            return main()
+        except NNMathError:
+            if comm.is_root:
+                raise
+            return 2

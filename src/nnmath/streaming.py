@@ -43,16 +43,28 @@ from nnmath.settings import default_loss_name
 from nnmath.training import fit
 
 
+@dataclass(frozen=True)
+class DataPart:
+    """What a report says of a streamed part: its name, rows and features (no arrays held)."""
+
+    name: str
+    n_samples: int
+    n_features: int
+
+
 @dataclass
 class StreamResult:
-    """What :func:`train_streamed` returns: the model, its history, held-out metrics, sizes."""
+    """What :func:`train_streamed` returns: the model, its history, held-out metrics, sizes
+    (``train`` and ``test`` as ``recipe.TrainingResult`` names them, without their arrays)."""
 
     model: TrainedModel
     history: History
     test_metrics: dict[str, float]
     config: TrainConfig
-    rows: dict[str, int]
+    train: DataPart
+    test: DataPart
     seconds: float
+    rows: dict[str, int]
     peak_rss_mb: list[float]  # per rank
 
 
@@ -109,7 +121,7 @@ def train_streamed(
     callbacks: Sequence[Callback] = (),
     checkpoint: str | Path | None = None,
     resume: TrainingState | None = None,
-    on_start: Callable[[TrainedModel, StreamSummary, TrainConfig], None] | None = None,
+    on_start: Callable[[TrainedModel, DataPart, DataPart, TrainConfig], None] | None = None,
 ) -> StreamResult:
     """Statistics pass, network, ``fit`` on the stream, held-out metrics (module docstring).
 
@@ -128,8 +140,11 @@ def train_streamed(
         validation_fraction=config.validation_fraction or 0.0, comm=comm,
     )  # fmt: skip
     model = build_streamed_model(config, stream.summary)
+    name, rows = Path(config.data).stem, stream.summary.rows
+    train = DataPart(name, rows["train"], len(stream.summary.feature_names))
+    test = DataPart(name, rows["test"], train.n_features)
     if on_start is not None:
-        on_start(model, stream.summary, config)
+        on_start(model, train, test, config)
     inputs, targets = model.network_inputs, model.network_targets
     validation = None
     if stream.summary.rows["validation"]:
@@ -167,4 +182,4 @@ def train_streamed(
         "seconds": round(seconds, 3),
         "optimizer": optimizer.hyperparameters(),
     }
-    return StreamResult(model, history, test_metrics, config, stream.summary.rows, seconds, peaks)
+    return StreamResult(model, history, test_metrics, config, train, test, seconds, rows, peaks)
