@@ -10,9 +10,10 @@ Writes benchmarks/results/distributed.md and distributed.json (or --out DIR). Ne
 How it measures:
 
 - **Steps.** One ``mpiexec -n 2`` run times, for the small, medium and large networks of
-  benchmarks/speed.py (float32, their global batch B), the training step that ``fit(..., comm=)``
-  takes: ``FastStep.loss_and_gradients`` on the rank's B/N rows, the one Allreduce of the gradient
-  buffer (``distributed.reduced_gradients``), and the optimizer's SGD update. Three configurations
+  benchmarks/speed.py (float32, their global batch B, plain SGD), the training step that
+  ``fit(..., comm=)`` takes (``training.make_stepper``): ``FastStep.loss_and_gradients`` on the
+  rank's B/N rows, the one Allreduce of the gradient buffer (``distributed.reduced_gradients``),
+  and the optimizer's update; on one rank, the fused SGD step that ``fit`` takes there. Three configurations
   are timed round-robin in the same run (the order rotates each round), so that the machine's
   drifting load hits them alike: 2 ranks × 1 BLAS thread; 1 rank × 1 thread (rank 0 alone, no
   MPI call, while rank 1 sleeps); 1 rank × 2 threads. Reported: the median over rounds of the
@@ -88,26 +89,29 @@ class Timed:
 
 
 def make_step(name: str, comm: Any) -> Any:
-    """() -> None: one training step of network ``name`` on this rank's share of its batch."""
+    """() -> None: one training step of network ``name``, as ``fit(comm=)`` takes it: the
+    stepper of ``training.make_stepper`` with the reduction of ``distributed.reduction`` (one
+    rank: none, and plain SGD fused into the backward pass, as on one process)."""
     from speed_steps import make_problem
 
-    from nnmath.distributed import reduced_gradients
-    from nnmath.fast import FastStep
+    from nnmath.distributed import reduction
     from nnmath.losses import get_loss
     from nnmath.network import MLP
     from nnmath.optimizers import SGD
+    from nnmath.training import make_stepper
 
     problem = make_problem(name)
     model = MLP.from_weights(problem.spec, problem.copy_weights())
-    rows = comm.share(problem.batch)
-    fast = FastStep(model, get_loss("cross-entropy"), rows.stop - rows.start)
-    params, optimizer = model.parameters(), SGD(problem.learning_rate)
-    gradients = reduced_gradients(comm, fast.loss_and_gradients, params)
+    stepper = make_stepper(
+        model, get_loss("cross-entropy"), SGD(problem.learning_rate), gradients=None,
+        batch_size=problem.batch, kernel="numpy", penalty=None, clip_norm=None,
+        dtype="float32", task="classification", evaluation_rows=problem.batch,
+        reduce=reduction(comm, None),
+    )  # fmt: skip
     X, y = problem.X, problem.y
 
     def step() -> None:
-        _, grads = gradients(X, y)
-        optimizer.step(params, grads)
+        stepper.update(X, y)
 
     return step
 
@@ -152,7 +156,8 @@ def steps_worker(rounds: int, block_seconds: float) -> dict[str, Any]:
         with threadpool_limits(1):
             for _ in range(3):
                 together()
-        n_steps = max(3, int(block_seconds / max(time_block(together, 3), 1e-6)))
+        per_step = world.comm.bcast(time_block(together, 3))  # rank 0's: the same on both
+        n_steps = max(3, int(block_seconds / max(per_step, 1e-6)))
         samples: dict[str, list[float]] = {config: [] for config in CONFIGS}
         allreduce: list[float] = []
         for round_index in range(rounds):
@@ -309,17 +314,20 @@ def markdown(results: dict[str, Any]) -> str:
             f"65,536 rows; network {stream['spec']}, SGD, global batch {stream['batch']}, "
             "float32, 1 % of the rows held out.",
             "",
-            "| ranks | statistics pass + epoch + test (s, wall) | training rows/s "
-            "| peak RSS per rank (MB) | held-out accuracy |",
-            "|---|---|---|---|---|",
+            "| ranks | statistics pass (s) | initial-loss pass (s) | epoch (s) "
+            "| training rows/s in the epoch | test pass (s) | peak RSS per rank (MB) "
+            "| held-out accuracy |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for run in stream["runs"]:
             report = run["report"]
+            phases = report["stream"]["seconds"]
+            epoch = phases["epochs"][0]
             rss = ", ".join(f"{mb:.0f}" for mb in report["stream"]["peak_rss_mb"])
-            rate = report["n_train"] / run["wall_s"]
             lines.append(
-                f"| {run['ranks']} | {run['wall_s']:.1f} | {rate:,.0f} | {rss} "
-                f"| {report['test']['accuracy']:.2%} |"
+                f"| {run['ranks']} | {phases['statistics']:.1f} | {phases['initial_loss']:.1f} "
+                f"| {epoch:.1f} | {report['n_train'] / epoch:,.0f} | {phases['test']:.1f} "
+                f"| {rss} | {report['test']['accuracy']:.2%} |"
             )
     lines += ["", "## Cost model (docs/distributed.md)", "", *cost_table(results["cost_model"])]
     return "\n".join(lines) + "\n"

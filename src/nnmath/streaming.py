@@ -66,6 +66,7 @@ class StreamResult:
     seconds: float
     rows: dict[str, int]
     peak_rss_mb: list[float]  # per rank
+    phases: dict[str, Any]  # seconds: statistics pass, initial loss, each epoch, test pass
 
 
 def build_streamed_model(config: TrainConfig, summary: StreamSummary) -> TrainedModel:
@@ -135,10 +136,12 @@ def train_streamed(
         config = replace(config, validation_fraction=0.0)
     config = config.resolved(Path(config.data).stem)
     check_config(config)
+    clock = time.perf_counter()
     stream = open_stream(
         config.data, target=config.target, seed=config.seed, test_fraction=config.test_fraction,
         validation_fraction=config.validation_fraction or 0.0, comm=comm,
     )  # fmt: skip
+    statistics_s = time.perf_counter() - clock
     model = build_streamed_model(config, stream.summary)
     name, rows = Path(config.data).stem, stream.summary.rows
     train = DataPart(name, rows["train"], len(stream.summary.feature_names))
@@ -156,6 +159,7 @@ def train_streamed(
         def write(state: TrainingState) -> None:
             save_checkpoint(checkpoint, model, state, config.to_dict())
 
+    clock = time.perf_counter()
     history = fit(
         model.network, StreamRows(stream, "train", inputs, targets), None,
         validation=validation, loss=model.loss, optimizer=optimizer, epochs=config.epochs,
@@ -164,7 +168,14 @@ def train_streamed(
         callbacks=callbacks, progress=progress, checkpoint=write, resume=resume,
         train_metrics="running", comm=comm,
     )  # fmt: skip
+    fit_s, clock = time.perf_counter() - clock, time.perf_counter()
     test_metrics = held_out_metrics(model, stream, comm) if stream.summary.rows["test"] else {}
+    phases = {
+        "statistics": statistics_s,
+        "initial_loss": fit_s - sum(history.seconds),
+        "epochs": list(history.seconds),
+        "test": time.perf_counter() - clock,
+    }
     peaks = comm.collect(peak_rss_mb, "measuring memory")
     seconds = time.perf_counter() - began
     model.metadata = {
@@ -182,4 +193,6 @@ def train_streamed(
         "seconds": round(seconds, 3),
         "optimizer": optimizer.hyperparameters(),
     }
-    return StreamResult(model, history, test_metrics, config, train, test, seconds, rows, peaks)
+    return StreamResult(
+        model, history, test_metrics, config, train, test, seconds, rows, peaks, phases
+    )

@@ -361,6 +361,7 @@ def _stream_report(result: Any) -> dict[str, Any]:
         "rows": result.rows,
         "ranks": len(result.peak_rss_mb),
         "peak_rss_mb": [round(mb, 1) for mb in result.peak_rss_mb],
+        "seconds": result.phases,
     }
 
 
