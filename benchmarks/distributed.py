@@ -205,7 +205,7 @@ def write_parquet(path: Path, rows: int, features: int, classes: int) -> int:
     names = [f"x{j}" for j in range(features)]
     schema = pa.schema([*[(n, pa.float32()) for n in names], ("label", pa.int64())])
     block = 65_536
-    with pq.ParquetWriter(path, schema, compression="snappy") as writer:
+    with pq.ParquetWriter(path, schema, compression="snappy", use_dictionary=False) as writer:
         for start in range(0, rows, block):
             X = rng.standard_normal((min(block, rows - start), features), dtype=np.float32)
             y = np.argmax(X @ V, axis=1)
@@ -279,6 +279,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Distributed benchmark ({results['date']}, {results['machine']})",
         "",
+        f"Load average (1 min) of the machine, other jobs included: {results['load_before']:.1f} "
+        f"before the run, {results['load_after']:.1f} after.",
+        "",
         "## Steps: 1 and 2 ranks on this machine",
         "",
         "Median over rounds of the time per step (float32, FastStep + one Allreduce + SGD).",
@@ -308,7 +311,7 @@ def markdown(results: dict[str, Any]) -> str:
         stream = results["stream"]
         lines += [
             "",
-            f"## One epoch streamed from a {stream['file_gb']:.2f} GB Parquet file",
+            f"## One epoch streamed from a {stream['file_gb']:.3g} GB Parquet file",
             "",
             f"{stream['rows']:,} rows × {stream['features']} float32 features, row groups of "
             f"65,536 rows; network {stream['spec']}, SGD, global batch {stream['batch']}, "
@@ -357,7 +360,9 @@ def main() -> int:
     parser.add_argument("--worker", choices=["steps"], help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--block-seconds", type=float, default=0.25)
-    parser.add_argument("--stream-gb", type=float, default=1.05, help="size of the streamed file")
+    parser.add_argument(
+        "--stream-gb", type=float, default=1.05, help="size of the streamed file (GB)"
+    )
     parser.add_argument("--skip-stream", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check that it runs")
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -375,6 +380,7 @@ def main() -> int:
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{os.cpu_count()} CPUs, {sys.platform}",
+        "load_before": os.getloadavg()[0],
     }
     command = [*mpiexec(2), sys.executable, __file__, "--worker", "steps",
                "--rounds", str(args.rounds), "--block-seconds", str(args.block_seconds)]  # fmt: skip
@@ -385,6 +391,7 @@ def main() -> int:
     results["cost_model"] = cost_model(results["steps"])
     if not args.skip_stream:
         results["stream"] = stream_benchmark(args.stream_gb)
+    results["load_after"] = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "distributed.json").write_text(json.dumps(results, indent=1) + "\n")
     (args.out / "distributed.md").write_text(markdown(results))
