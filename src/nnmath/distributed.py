@@ -1,26 +1,31 @@
 """Data-parallel training over MPI: the single-process step plus one reduction.
 
-Every step, the global mini-batch of B rows is split across the N ranks; rank r holds S_r of them
-(Σ_r S_r = B) and computes, with the engine's own backward pass, its rows' cost C_r and gradient
-g_r = ∂C_r/∂θ (means over its S_r rows). One ``Allreduce`` (sum) of one contiguous buffer
+Every step, the global mini-batch of B rows is split across the N ranks; rank r holds the rows
+b_r, of weight W_r = Σ_{s∈b_r} w_s (its row count S_r without sample weights), and computes with
+the engine's own backward pass its rows' cost C_r and gradient g_r = ∂C_r/∂θ (weighted means over
+its rows). One ``Allreduce`` (sum) of one contiguous buffer
 
-    u_r = [S_r g_r(W⁽¹⁾), S_r g_r(b⁽¹⁾), …, S_r g_r(b⁽ᴷ⁾), S_r C_r, S_r, failed_r]
+    u_r = [W_r g_r(W⁽¹⁾), W_r g_r(b⁽¹⁾), …, W_r g_r(b⁽ᴷ⁾), W_r C_r, W_r, failed_r]
 
-gives every rank u = Σ_r u_r, and the division by B = Σ_r S_r gives the gradient of the global
-batch, g = (1/B) Σ_r S_r g_r = (1/B) Σ_{s ∈ batch} ∂ℓ_s/∂θ, and its cost C likewise: the numbers a
-single process computes on the same B rows (up to the order of the sums). Every rank then applies
-the same optimizer update, so weights and optimizer state stay identical on all ranks.
+gives every rank u = Σ_r u_r, and the division by W = Σ_r W_r gives the gradient of the global
+batch, g = (1/W) Σ_r W_r g_r = (1/W) Σ_{s ∈ batch} w_s ∂ℓ_s/∂θ, and its cost C likewise: the
+numbers a single process computes on the same rows (up to the order of the sums). A penalty is
+added after the reduction, with the global W. Every rank then applies the same optimizer update,
+so weights and optimizer state stay identical on all ranks.
 
 The buffer's last slot is a fault flag: a rank whose step raised sends zeros and failed_r = 1, so
 every rank learns of the failure in the same reduction, and each raises :class:`DistributedError`
 naming the rank and its cause (gathered from the failed rank). The same agreement runs once per
 epoch (:meth:`Communicator.collect`): the validation metrics' sums (:class:`Totals`), combined in
 rank order so that early stopping and schedules decide identically everywhere, and, with
-``check_replicas``, a hash of each rank's weights, compared. Only an error outside these points (a
-bug between two collective calls) is left to :func:`stop_all_on_error`, which calls ``MPI_Abort``.
+``check_replicas``, a hash of each rank's weights, compared. Before training, the command line
+agrees on the setup (:class:`SetupAgreement`); only an error outside these points (a bug between
+two collective calls) is left to :func:`stop_all_on_error`, which calls ``MPI_Abort``.
 
-With no communicator, or one of a single rank, everything here is the identity: ordinary training.
-See docs/distributed.md for the semantics, the cost model and the measurements.
+In ``fit`` this is a few lines: ``reduction(comm, penalty)`` hands ``steps`` the reduction to put
+between the gradient and the update, ``ReducedEvaluator`` replaces the evaluation, ``on_root``
+the checkpoint writer, and ``ReplicaCheck`` joins the callbacks. With no communicator, or one of a
+single rank, none of it is used: ordinary training. See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -241,17 +246,7 @@ def reduced_gradients(
         if split:
             rows = comm.share(len(X))
             X, T, weights = X[rows], T[rows], tuple(w[rows] for w in weights)
-        weight = float(len(X)) if not weights else float(np.sum(weights[0]))
-        error = None
-        try:
-            if weight > 0:
-                cost, grads = gradients(X, T, *weights)
-                reduction.pack(weight, cost, grads)
-            else:
-                reduction.pack_nothing(failed=False)
-        except Exception as err:  # noqa: BLE001 - reported to every rank below
-            error = err
-            reduction.pack_nothing(failed=True)
+        error = _pack_local(reduction, gradients, X, T, weights)
         comm.allreduce(reduction.buffer)
         cost, total, failed = reduction.unpack(out)
         if failed:
@@ -410,6 +405,23 @@ class ReducedEvaluator:
             k = penalty_scale(self.penalty, total.weight)
             logs["loss"] += k * self.penalty.value(Ws)
         return logs
+
+
+def _pack_local(
+    reduction: GradientReduction, gradients: GradientFn, X: Array, T: Array, weights: tuple
+) -> Exception | None:
+    """This rank's part of the buffer (zeros without rows); the error its step raised, if any."""
+    weight = float(len(X)) if not weights else float(np.sum(weights[0]))
+    try:
+        if weight > 0:
+            cost, grads = gradients(X, T, *weights)
+            reduction.pack(weight, cost, grads)
+        else:
+            reduction.pack_nothing(failed=False)
+    except Exception as error:  # noqa: BLE001 - reported to every rank by the reduction
+        reduction.pack_nothing(failed=True)
+        return error
+    return None
 
 
 def reduction(comm: Communicator, penalty: Penalty | None, *, split: bool = True) -> Any:

@@ -37,7 +37,7 @@ from nnmath.history import History
 from nnmath.losses import get_loss
 from nnmath.modelfile import TrainedModel, save_checkpoint
 from nnmath.network import MLP
-from nnmath.optimizers import make_optimizer
+from nnmath.optimizers import Optimizer, make_optimizer
 from nnmath.recipe import TrainConfig, check_config, complete_spec, training_dtype
 from nnmath.settings import default_loss_name
 from nnmath.training import fit
@@ -114,6 +114,34 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
+def streamed_config(config: TrainConfig) -> TrainConfig:
+    """The config checked and resolved; no validation rows unless asked for (each validation
+    pass reads the data again)."""
+    check_config(config)
+    if config.validation_fraction is None:
+        config = replace(config, validation_fraction=0.0)
+    config = config.resolved(Path(config.data).stem)
+    check_config(config)
+    return config
+
+
+def fit_stream(
+    model: TrainedModel, stream: Stream, config: TrainConfig, optimizer: Optimizer, **options: Any
+) -> History:
+    """``fit`` on the stream's training part (validation part, if any), running training loss."""
+    inputs, targets = model.network_inputs, model.network_targets
+    validation = None
+    if stream.summary.rows["validation"]:
+        validation = StreamRows(stream, "validation", inputs, targets)
+    return fit(
+        model.network, StreamRows(stream, "train", inputs, targets), None,
+        validation=validation, loss=model.loss, optimizer=optimizer, epochs=config.epochs,
+        batch_size=config.batch_size, seed=config.seed, patience=config.patience,
+        schedule=config.schedule, clip_norm=config.clip_norm, kernel=config.kernel,
+        train_metrics="running", **options,
+    )  # fmt: skip
+
+
 def train_streamed(
     config: TrainConfig,
     *,
@@ -127,64 +155,66 @@ def train_streamed(
     """Statistics pass, network, ``fit`` on the stream, held-out metrics (module docstring).
 
     Every rank of ``comm`` calls it; rank 0 alone writes the checkpoints (the caller saves the
-    model). Without ``validation_fraction`` in the config, no validation rows are set aside.
+    model). ``phases`` in the result times each pass.
     """
-    began = time.perf_counter()
-    comm = as_communicator(comm)
-    check_config(config)
-    if config.validation_fraction is None:  # each validation pass reads the data again
-        config = replace(config, validation_fraction=0.0)
-    config = config.resolved(Path(config.data).stem)
-    check_config(config)
-    clock = time.perf_counter()
+    began, comm, config = time.perf_counter(), as_communicator(comm), streamed_config(config)
     stream = open_stream(
         config.data, target=config.target, seed=config.seed, test_fraction=config.test_fraction,
         validation_fraction=config.validation_fraction or 0.0, comm=comm,
     )  # fmt: skip
-    statistics_s = time.perf_counter() - clock
+    phases: dict[str, Any] = {"statistics": time.perf_counter() - began}
     model = build_streamed_model(config, stream.summary)
-    name, rows = Path(config.data).stem, stream.summary.rows
-    train = DataPart(name, rows["train"], len(stream.summary.feature_names))
-    test = DataPart(name, rows["test"], train.n_features)
+    rows, n_features = stream.summary.rows, len(stream.summary.feature_names)
+    name = Path(config.data).stem
+    train, test = (
+        DataPart(name, rows["train"], n_features),
+        DataPart(name, rows["test"], n_features),
+    )
     if on_start is not None:
         on_start(model, train, test, config)
-    inputs, targets = model.network_inputs, model.network_targets
-    validation = None
-    if stream.summary.rows["validation"]:
-        validation = StreamRows(stream, "validation", inputs, targets)
     optimizer = make_optimizer(config.optimizer, learning_rate=config.learning_rate)
-    write = None
-    if checkpoint is not None:
-
-        def write(state: TrainingState) -> None:
-            save_checkpoint(checkpoint, model, state, config.to_dict())
-
+    write = None if checkpoint is None else checkpoint_writer(checkpoint, model, config)
     clock = time.perf_counter()
-    history = fit(
-        model.network, StreamRows(stream, "train", inputs, targets), None,
-        validation=validation, loss=model.loss, optimizer=optimizer, epochs=config.epochs,
-        batch_size=config.batch_size, seed=config.seed, patience=config.patience,
-        schedule=config.schedule, clip_norm=config.clip_norm, kernel=config.kernel,
-        callbacks=callbacks, progress=progress, checkpoint=write, resume=resume,
-        train_metrics="running", comm=comm,
+    history = fit_stream(
+        model, stream, config, optimizer, comm=comm, progress=progress, callbacks=callbacks,
+        checkpoint=write, resume=resume,
     )  # fmt: skip
-    fit_s, clock = time.perf_counter() - clock, time.perf_counter()
-    test_metrics = held_out_metrics(model, stream, comm) if stream.summary.rows["test"] else {}
-    phases = {
-        "statistics": statistics_s,
-        "initial_loss": fit_s - sum(history.seconds),
-        "epochs": list(history.seconds),
-        "test": time.perf_counter() - clock,
-    }
+    phases["initial_loss"] = time.perf_counter() - clock - sum(history.seconds)
+    phases["epochs"], clock = list(history.seconds), time.perf_counter()
+    test_metrics = held_out_metrics(model, stream, comm) if rows["test"] else {}
+    phases["test"] = time.perf_counter() - clock
     peaks = comm.collect(peak_rss_mb, "measuring memory")
     seconds = time.perf_counter() - began
-    model.metadata = {
+    model.metadata = metadata(config, rows, history, test_metrics, seconds, optimizer, comm.size)
+    return StreamResult(
+        model, history, test_metrics, config, train, test, seconds, rows, peaks, phases
+    )
+
+
+def checkpoint_writer(
+    path: str | Path, model: TrainedModel, config: TrainConfig
+) -> Callable[[TrainingState], None]:
+    """After each epoch: the checkpoint file at ``path``, with the model and the run's config."""
+    return lambda state: save_checkpoint(path, model, state, config.to_dict())
+
+
+def metadata(
+    config: TrainConfig,
+    rows: dict[str, int],
+    history: History,
+    test_metrics: dict[str, float],
+    seconds: float,
+    optimizer: Optimizer,
+    ranks: int,
+) -> dict[str, Any]:
+    """What the model file records about the streamed run that trained it."""
+    return {
         "data": config.data,
         "streamed": True,
-        "ranks": comm.size,
-        "rows": stream.summary.rows,
-        "n_train": stream.summary.rows["train"],
-        "n_test": stream.summary.rows["test"],
+        "ranks": ranks,
+        "rows": rows,
+        "n_train": rows["train"],
+        "n_test": rows["test"],
         "config": config.to_dict(),
         "epochs_run": history.epochs,
         "best_epoch": history.best_epoch,
@@ -193,6 +223,3 @@ def train_streamed(
         "seconds": round(seconds, 3),
         "optimizer": optimizer.hyperparameters(),
     }
-    return StreamResult(
-        model, history, test_metrics, config, train, test, seconds, rows, peaks, phases
-    )
