@@ -307,3 +307,62 @@ def test_peak_memory_does_not_grow_with_the_rows_read(tmp_path: Path) -> None:
         assert read == rows
     data_growth_mb = (400_000 - 50_000) * 20 * 8 / 2**20
     assert peaks[400_000] - peaks[50_000] < 0.25 * data_growth_mb, (peaks, data_growth_mb)
+
+
+# ---- training on a stream ----------------------------------------------------------------------
+
+
+def learnable_parquet(path: Path, rows: int = 3000) -> Path:
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(rows, 4))
+    y = (X[:, 0] - X[:, 1] * X[:, 2] > 0).astype(int)
+    pq.write_table(pa.table({**{f"x{j}": X[:, j] for j in range(4)}, "y": y}), path,
+                   row_group_size=400)  # fmt: skip
+    return path
+
+
+def test_a_streamed_run_resumes_bit_for_bit(tmp_path: Path) -> None:
+    """fit on StreamRows: 2 epochs, a checkpoint, 2 more = 4 epochs straight, bit for bit."""
+    from nnmath.checkpoint import TrainingState
+    from nnmath.datasets.stream import StreamRows
+    from nnmath.network import MLP
+    from nnmath.training import fit
+
+    stream = open_stream(learnable_parquet(tmp_path / "d.parquet"), validation_fraction=0.1)
+    scale = stream.summary.standardizer()
+
+    def rows(part: str) -> StreamRows:
+        return StreamRows(stream, part, scale.transform, lambda y: y)
+
+    def train(epochs: int, **options: object) -> tuple[MLP, object]:
+        model = MLP("4-8tanh-2softmax", seed=2)
+        history = fit(model, rows("train"), None, validation=rows("validation"), epochs=epochs,
+                      batch_size=32, dtype="float64", train_metrics="running", **options)  # fmt: skip
+        return model, history
+
+    straight, history = train(4)
+    states: list[TrainingState] = []
+    train(2, checkpoint=states.append)
+    resumed, again = train(4, resume=states[-1])
+    for a, b in zip(resumed.parameters(), straight.parameters(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.metrics == history.metrics
+    assert history["val_accuracy"][-1] > 0.7  # it learns (chance: about 0.5)
+
+
+def test_nnmath_train_stream_on_one_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from nnmath.cli import main
+    from nnmath.modelfile import load_model
+
+    path = learnable_parquet(tmp_path / "d.parquet")
+    model = tmp_path / "m.nnm"
+    code = main(["train", "--data", str(path), "--stream", "--spec", "16relu", "--epochs", "3",
+                 "--learning-rate", "0.01", "--quiet", "-o", str(model)])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "held-out accuracy" in out.out and "plots skipped: a streamed run" in out.err
+    saved = load_model(model)
+    assert saved.metadata["streamed"] and saved.metadata["test"]["accuracy"] > 0.8
+    assert saved.standardizer is not None and saved.class_names == ["0", "1"]
+    assert main(["evaluate", str(model)]) == 2
+    assert "trained with --stream" in capsys.readouterr().err
