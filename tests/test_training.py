@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 
@@ -865,3 +866,16 @@ def test_running_metrics_equal_exact_ones_when_the_weights_stand_still(
     assert set(running.history) == set(exact.history)
     for key in running.history:
         assert running[key][0] == pytest.approx(exact[key][0], rel=1e-9, abs=1e-12), key
+
+
+def test_auto_kernel_takes_numba_only_where_it_pays(monkeypatch) -> None:
+    import nnmath.fast
+    from nnmath.training import NUMBA_PAYS_OFF_STEPS, choose_kernel
+
+    assert choose_kernel("numpy", 10**9) == "numpy" and choose_kernel("numba", 1) == "numba"
+    monkeypatch.setattr(nnmath.fast, "_KERNELS", {})  # numba not loaded in this process
+    assert choose_kernel("auto", NUMBA_PAYS_OFF_STEPS - 1) == "numpy"
+    installed = importlib.util.find_spec("numba") is not None
+    assert choose_kernel("auto", NUMBA_PAYS_OFF_STEPS) == ("auto" if installed else "numpy")
+    monkeypatch.setattr(nnmath.fast, "_KERNELS", {1: object()})  # loaded: its cost is paid
+    assert choose_kernel("auto", 1) == "auto"

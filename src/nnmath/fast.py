@@ -147,7 +147,9 @@ class FastStep:
         self._relu = np.array([name == "relu" for name in self.names])  # for the numba kernel
         # ∂C/∂θ in one vector laid out as flat_parameters lays out θ; ``gradients`` are its views
         self.gradient = np.empty(parameter_count(model), self.dtype)
-        self.gradients = parameter_views(model, self.gradient)  # [dW1, db1, dW2, db2, …]
+        transposed = stored_transposed(model.linears[0].W)
+        self.gradients = parameter_views(model, self.gradient, transposed)  # [dW1, db1, …]
+        self._transposed = [transposed] + [False] * (len(model.linears) - 1)  # W⁽ˡ⁾ held as Wᵀ
         self.keep_score = False  # fit's running metrics set it: each step then fills ``score``
         self.score = BatchScore()
         self.capacity = 0
@@ -434,7 +436,7 @@ class FastStep:
         """``score`` of the batch from its logits Zᵀ (C, S): the predicted class is argmax_j z_sj
         (z > 0 for one sigmoid unit), the prediction a = f(z)."""
         if T.ndim == 1:
-            predicted = np.argmax(ZT, axis=0) if ZT.shape[0] > 1 else (ZT[0] > 0)
+            predicted = ZT.argmax(axis=0) if ZT.shape[0] > 1 else (ZT[0] > 0)
             right = predicted == T
             self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
             return
@@ -690,7 +692,10 @@ class FastStep:
             A_prev = hidden[i - 1].output if i else X
             W, b = linears[i].W, linears[i].b
             dW, db = grads[2 * i], grads[2 * i + 1]
-            np.matmul(delta.T, A_prev, out=dW)  # dW = δᵀ A
+            if self._transposed[i]:
+                np.matmul(A_prev.T, delta, out=dW.T)  # dWᵀ = Aᵀ δ, into W's transposed layout
+            else:
+                np.matmul(delta.T, A_prev, out=dW)  # dW = δᵀ A
             np.matmul(ones, delta, out=db)  # db = 1ᵀ δ
             if i:
                 np.matmul(delta, W, out=hidden[i - 1].delta)  # ∂C/∂a⁽ˡ⁻¹⁾ = δ W
@@ -708,27 +713,42 @@ def parameter_count(model: MLP) -> int:
     return sum(L.n_out * L.n_in + L.n_out for L in model.linears)
 
 
-def parameter_views(model: MLP, vector: Array) -> list[Array]:
+def parameter_views(model: MLP, vector: Array, transposed_first: bool = False) -> list[Array]:
     """[W1, b1, W2, b2, …] as views of ``vector`` laid out [W1, …, WK, b1, …, bK]: the weights
-    first, so that a penalty on the weights touches one leading slice."""
+    first, so that a penalty on the weights touches one leading slice.
+
+    With ``transposed_first`` the block of W⁽¹⁾ holds W⁽¹⁾ᵀ row by row (W⁽¹⁾ is then an
+    F-contiguous view): the first layer's product X W⁽¹⁾ᵀ multiplies two C-contiguous matrices,
+    which BLAS computes faster than with a transposed operand (docs/speed.md)."""
     sizes = [L.n_out * L.n_in for L in model.linears] + [L.n_out for L in model.linears]
     ends = np.cumsum(sizes)
     parts = [vector[end - size : end] for size, end in zip(sizes, ends, strict=True)]
     K = len(model.linears)
-    return [
-        part.reshape(shape)
-        for index, L in enumerate(model.linears)
-        for part, shape in ((parts[index], (L.n_out, L.n_in)), (parts[K + index], (L.n_out,)))
-    ]
+    views = []
+    for index, L in enumerate(model.linears):
+        if index == 0 and transposed_first:
+            views.append(parts[0].reshape(L.n_in, L.n_out).T)
+        else:
+            views.append(parts[index].reshape(L.n_out, L.n_in))
+        views.append(parts[K + index].reshape(L.n_out))
+    return views
 
 
-def flat_parameters(model: MLP, dtype: np.dtype) -> tuple[MLP, Array]:
+def stored_transposed(W: Array) -> bool:
+    """True for a W held as the rows of Wᵀ (an F-contiguous view, see ``parameter_views``)."""
+    return bool(W.flags.f_contiguous and not W.flags.c_contiguous)
+
+
+def flat_parameters(
+    model: MLP, dtype: np.dtype, transposed_first: bool = False
+) -> tuple[MLP, Array]:
     """(a copy of ``model`` in ``dtype`` whose W and b are views of one vector θ, θ).
 
     The copy shares the model's activation layers; its parameters are the model's values, cast.
-    An optimizer then updates every parameter with one call per formula (``FlatUpdate``)."""
+    An optimizer then updates every parameter with one call per formula (``FlatUpdate``).
+    ``transposed_first`` (for a network with a hidden layer) stores W⁽¹⁾ transposed."""
     theta = np.empty(parameter_count(model), dtype)
-    views = parameter_views(model, theta)
+    views = parameter_views(model, theta, transposed_first and len(model.linears) > 1)
     for view, value in zip(views, model.parameters(), strict=True):
         np.copyto(view, np.asarray(value), casting="unsafe")
     trained = copy.copy(model)
@@ -772,6 +792,11 @@ def _choose_kernel(kernel: str, step: FastStep) -> str:
 
 
 _KERNELS: dict[int, object] = {}
+
+
+def numba_loaded() -> bool:
+    """True once this process has loaded the numba kernel (its import cost is already paid)."""
+    return bool(_KERNELS)
 
 
 def _numba_kernels() -> dict[int, object]:

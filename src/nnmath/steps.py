@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from nnmath.evaluation import Evaluator, epoch_evaluator
-from nnmath.fast import FastStep, flat_parameters, parameter_views
+from nnmath.fast import FastStep, flat_parameters, parameter_views, stored_transposed
 from nnmath.losses import Loss
 from nnmath.network import MLP
 from nnmath.optimizers import SGD, FlatUpdate, Optimizer, clip_grad_norm
@@ -272,13 +272,16 @@ def fast_stepper(
     keep_score: bool,
 ) -> Stepper:
     """The fast path: a flat copy in ``dtype``, FastStep's gradients and a FlatUpdate."""
-    trained, theta = flat_parameters(model, dtype)
+    trained, theta = flat_parameters(model, dtype, transposed_first=kernel == "numpy")
     step = FastStep(trained, loss, batch_size, kernel=kernel, penalty=penalty)
     step.keep_score = keep_score
     if is_plain_sgd(optimizer) and clip_norm is None:
         update = fused_sgd(step, optimizer)
     else:
-        flat = FlatUpdate(optimizer, theta, step.gradient, lambda v: parameter_views(trained, v))
+        transposed = stored_transposed(trained.linears[0].W)
+        flat = FlatUpdate(
+            optimizer, theta, step.gradient, lambda v: parameter_views(trained, v, transposed)
+        )
         update = flat_update(step, flat, clip_norm)
     params = trained.parameters()
     targets = model.parameters()

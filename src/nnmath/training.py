@@ -32,8 +32,8 @@ epoch k ends exactly where the uninterrupted run does.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,8 +350,8 @@ def fit(
       computing on the model's own arrays (``backprop(model, loss)`` is the engine's); without
       it, NumPy models train on the fast path (``steps.py``).
     - kernel: the fast step's kernel: "numpy", "numba" (``pip install 'nnmath[numba]'``: a
-      compiled step; the first call in a process loads or compiles it, ~0.3–2 s) or "auto"
-      (default: numba when it is installed, can compute the network and is already imported).
+      compiled step; the first call in a process loads or compiles it, ~0.5–2 s) or "auto"
+      (default: numba where it pays for itself, see ``choose_kernel``; else numpy).
     - train_metrics: "exact" (default): after each epoch, the training set's ``loss`` and
       ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights. "running": no such
       pass; ``loss`` is the mean of the batch costs the steps computed, weighted by batch size
@@ -395,8 +395,10 @@ def fit(
     run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, rows,
                     validation_fraction, early)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
+    steps = (epochs - run.start) * math.ceil(len(train) / batch_size)
     stepper = make_stepper(
-        model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
+        model, loss, optimizer, gradients=gradients, batch_size=batch_size,
+        kernel=choose_kernel(kernel, steps),
         penalty=penalty, clip_norm=clip_norm, dtype=arithmetic, task=task,
         evaluation_rows=max(len(train), len(held_out or ())),
         keep_score=train_metrics == "running",
@@ -448,17 +450,31 @@ def make_stepper(
             model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task
         )
     return fast_stepper(
-        model, loss, optimizer, batch_size=batch_size, dtype=dtype, kernel=_kernel(kernel),
+        model, loss, optimizer, batch_size=batch_size, dtype=dtype, kernel=kernel,
         penalty=penalty, clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
         keep_score=keep_score,
     )  # fmt: skip
 
 
-def _kernel(kernel: str) -> str:
-    """ "auto" is numba only when numba is already imported (its import costs ~0.2 s)."""
-    if kernel == "auto":
-        return "auto" if "numba" in sys.modules else "numpy"
-    return kernel
+NUMBA_PAYS_OFF_STEPS = 20_000
+"""From this many steps on, ``kernel="auto"`` loads the numba kernel: importing numba and loading
+its compiled step costs ~0.5 s of CPU once per process, and it saves ~25–40 µs per step on the
+small networks it helps (docs/speed.md), so it pays for itself after some 10,000 steps."""
+
+
+def choose_kernel(kernel: str, steps: int) -> str:
+    """The fast step's kernel: "auto" is numba when its step is already loaded in this process,
+    or when numba is installed and the run has at least NUMBA_PAYS_OFF_STEPS steps; else numpy
+    (``FastStep`` falls back to numpy where numba cannot compute the network)."""
+    if kernel != "auto":
+        return kernel
+    from nnmath.fast import numba_loaded
+
+    if numba_loaded():
+        return "auto"
+    if steps >= NUMBA_PAYS_OFF_STEPS and importlib.util.find_spec("numba") is not None:
+        return "auto"
+    return "numpy"
 
 
 def _check_model_and_penalty(model: MLP, penalty: Penalty | None) -> None:
