@@ -879,3 +879,19 @@ def test_auto_kernel_takes_numba_only_where_it_pays(monkeypatch) -> None:
     assert choose_kernel("auto", NUMBA_PAYS_OFF_STEPS) == ("auto" if installed else "numpy")
     monkeypatch.setattr(nnmath.fast, "_KERNELS", {1: object()})  # loaded: its cost is paid
     assert choose_kernel("auto", 1) == "auto"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "nesterov"])
+def test_the_numba_kernel_trains_like_the_numpy_kernel(optimizer) -> None:
+    pytest.importorskip("numba")
+    X, y = blobs(n=100)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(X))
+    settings = dict(optimizer=optimizer, learning_rate=0.01, epochs=3, batch_size=16, seed=1,
+                    sample_weight=w, penalty=L2(0.01), clip_norm=5.0)  # fmt: skip
+    a, b = MLP("4-16relu-8relu-3softmax", seed=2), MLP("4-16relu-8relu-3softmax", seed=2)
+    h_numpy = fit(a, X, y, kernel="numpy", **settings)
+    h_numba = fit(b, X, y, kernel="numba", **settings)
+    for p, q in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h_numpy["loss"], h_numba["loss"], rtol=1e-5)
+    assert h_numpy["accuracy"] == h_numba["accuracy"]

@@ -42,7 +42,9 @@ forty NumPy calls. ``kernel="auto"`` takes numba where it is installed and can c
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +52,7 @@ from nnmath.errors import DataError, ShapeError, SpecError
 from nnmath.layers import Elementwise, Linear
 from nnmath.losses import Loss, SoftmaxCrossEntropy, as_sample_weight, as_targets, fuse
 from nnmath.network import MLP
+from nnmath.optimizers import SGD, Adam, AdamW, FlatUpdate, Optimizer, RMSprop
 from nnmath.penalties import L2, Penalty, penalty_scale
 
 Array = np.ndarray
@@ -805,8 +808,9 @@ def _numba_kernels() -> dict[int, object]:
         import numba
         import scipy  # noqa: F401  (numba's np.dot calls scipy's BLAS)
 
-        # reassociation lets sums vectorise; no nnan/ninf flags, so a NaN still reaches the cost
-        jit = numba.njit(cache=True, fastmath={"reassoc", "contract"})
+        # reassociation lets sums vectorise; no nnan/ninf flags, so a NaN still reaches the cost;
+        # NumPy's error model (x/0 is ±inf or NaN, not an exception) lets divisions vectorise
+        jit = numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
         # The steps call the helpers by their global names: compile those first, in their place.
         module = globals()
         for name in ("_kernel_forward", "_kernel_backward", "_kernel_labels", "_kernel_targets"):
@@ -990,3 +994,108 @@ def _kernel_step_targets(
     total = _kernel_targets(Z_out, T, scale / (weight_sum * ln_b), w)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
     return total / (weight_sum * ln_b)
+
+
+# ---- the optimizers' rules as compiled loops (the numba kernel's FlatUpdate) ---------------------
+
+
+class CompiledUpdate(FlatUpdate):
+    """A ``FlatUpdate`` whose rule is one compiled loop over θ: each parameter is read and written
+    once per step, every state value once, instead of once per formula.
+
+    The loops below compute each entry with the very operations, in the same order and precision,
+    as the optimizers' ``apply`` (the scalars cast to θ's dtype first, as NumPy does), so they give
+    the same numbers bit for bit (tests/test_fast.py)."""
+
+    def step(self) -> None:
+        optimizer, theta, grad, state = self.optimizer, self.theta, self.grad, list(self.state)
+        if type(optimizer) is SGD and not optimizer.momentum:  # θ ← θ − η (g + λθ): two calls
+            super().step()
+            return
+        optimizer.t += 1
+        kernel, scalars = _rule_of(optimizer, theta.dtype.type)
+        if isinstance(optimizer, RMSprop) and not optimizer.momentum:
+            state.append(state[0])  # the loop's momentum buffer b, unused when μ = 0
+        kernel(theta, grad, *state, *scalars)
+
+
+def _rule_of(optimizer: Optimizer, real: type) -> tuple[Any, tuple]:
+    """The compiled loop of ``optimizer``'s rule and its scalars for this step, in θ's dtype."""
+    rules = _numba_rules()
+    eta, t = optimizer.learning_rate, optimizer.t
+    if isinstance(optimizer, Adam):  # AdamW is an Adam
+        c = math.sqrt(1.0 - optimizer.beta2**t)
+        decoupled = isinstance(optimizer, AdamW)
+        decay = optimizer.weight_decay
+        return rules["adam"], (
+            real(optimizer.beta1), real(1.0 - optimizer.beta1), real(optimizer.beta2),
+            real(1.0 - optimizer.beta2), real(optimizer.eps * c),
+            real(eta * c / (1.0 - optimizer.beta1**t)),
+            real(0.0 if decoupled else decay), real(1.0 - eta * decay if decoupled else 1.0),
+        )  # fmt: skip
+    if isinstance(optimizer, RMSprop):
+        return rules["rmsprop"], (
+            real(optimizer.alpha), real(1.0 - optimizer.alpha), real(optimizer.eps),
+            real(optimizer.momentum), real(optimizer.weight_decay), real(eta),
+        )  # fmt: skip
+    if isinstance(optimizer, SGD) and optimizer.momentum:
+        return rules["momentum"], (
+            real(optimizer.momentum), real(optimizer.weight_decay), real(eta),
+            real(eta * optimizer.momentum), optimizer.nesterov, t == 1,
+        )  # fmt: skip
+    raise SpecError(f"no compiled rule for {optimizer!r}")
+
+
+_RULES: dict[str, Any] = {}
+
+
+def _numba_rules() -> dict[str, Any]:
+    """The optimizers' loops, compiled on first use: no fastmath (the same rounding as NumPy), and
+    NumPy's error model (x/0 is ±inf or NaN, as in NumPy), without which no division vectorises."""
+    if not _RULES:
+        import numba
+
+        jit = numba.njit(cache=True, error_model="numpy")
+        _RULES.update(
+            adam=jit(_loop_adam), rmsprop=jit(_loop_rmsprop), momentum=jit(_loop_momentum)
+        )
+    return _RULES
+
+
+def _loop_adam(theta, g, m, v, b1, one_b1, b2, one_b2, eps_c, step, decay, shrink):  # noqa: ANN001
+    """Adam (and AdamW) entry by entry: θ ← θ·shrink; g ← g + λθ; m ← β₁m + (1−β₁)g;
+    v ← β₂v + (1−β₂)g²; θ ← θ − step · m / (√v + εc)."""
+    for i in range(theta.size):
+        if shrink != 1:
+            theta[i] = theta[i] * shrink  # AdamW: θ ← θ (1 − η λ)
+        gi = g[i] + decay * theta[i] if decay != 0 else g[i]
+        m[i] = m[i] * b1 + gi * one_b1
+        v[i] = v[i] * b2 + (gi * gi) * one_b2
+        theta[i] = theta[i] - (m[i] / (np.sqrt(v[i]) + eps_c)) * step
+
+
+def _loop_rmsprop(theta, g, v, b, alpha, one_alpha, eps, mu, decay, eta):  # noqa: ANN001
+    """RMSprop entry by entry: g ← g + λθ; v ← αv + (1−α)g²; d = g / (√v + ε);
+    b ← μb + d and θ ← θ − η b (μ > 0), or θ ← θ − η d."""
+    for i in range(theta.size):
+        gi = g[i] + decay * theta[i] if decay != 0 else g[i]
+        v[i] = v[i] * alpha + (gi * gi) * one_alpha
+        d = gi / (np.sqrt(v[i]) + eps)
+        if mu != 0:
+            b[i] = b[i] * mu + d
+            theta[i] = theta[i] - b[i] * eta
+        else:
+            theta[i] = theta[i] - d * eta
+
+
+def _loop_momentum(theta, g, v, mu, decay, eta, eta_mu, nesterov, first):  # noqa: ANN001
+    """SGD with momentum entry by entry: g ← g + λθ; v ← g (first step) or μv + g;
+    θ ← θ − η v, or θ − η g − η μ v (Nesterov)."""
+    for i in range(theta.size):
+        gi = theta[i] * decay + g[i] if decay != 0 else g[i]
+        v[i] = gi if first else v[i] * mu + gi
+        if nesterov:
+            theta[i] = theta[i] - gi * eta
+            theta[i] = theta[i] - v[i] * eta_mu
+        else:
+            theta[i] = theta[i] - v[i] * eta

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from nnmath.evaluation import Evaluator, epoch_evaluator
-from nnmath.fast import FastStep, flat_parameters, parameter_views, stored_transposed
+from nnmath.fast import (
+    CompiledUpdate,
+    FastStep,
+    flat_parameters,
+    parameter_views,
+    stored_transposed,
+)
 from nnmath.losses import Loss
 from nnmath.network import MLP
 from nnmath.optimizers import SGD, FlatUpdate, Optimizer, clip_grad_norm
@@ -279,7 +285,8 @@ def fast_stepper(
         update = fused_sgd(step, optimizer)
     else:
         transposed = stored_transposed(trained.linears[0].W)
-        flat = FlatUpdate(
+        rule = CompiledUpdate if step.kernel == "numba" else FlatUpdate  # one loop, or a call
+        flat = rule(  # per formula, over the whole vector
             optimizer, theta, step.gradient, lambda v: parameter_views(trained, v, transposed)
         )
         update = flat_update(step, flat, clip_norm)

@@ -458,8 +458,8 @@ def make_stepper(
 
 NUMBA_PAYS_OFF_STEPS = 20_000
 """From this many steps on, ``kernel="auto"`` loads the numba kernel: importing numba and loading
-its compiled step costs ~0.5 s of CPU once per process, and it saves ~25–40 µs per step on the
-small networks it helps (docs/speed.md), so it pays for itself after some 10,000 steps."""
+its compiled step costs ~0.5 s of CPU once per process, and with Adam it saves ~60–110 µs per step
+on the small networks it helps (docs/speed.md), so it pays for itself after some 8,000 steps."""
 
 
 def choose_kernel(kernel: str, steps: int) -> str:
