@@ -105,8 +105,8 @@ def make_step(name: str, comm: Any) -> Any:
     stepper = make_stepper(
         model, get_loss("cross-entropy"), SGD(problem.learning_rate), gradients=None,
         batch_size=problem.batch, kernel="numpy", penalty=None, clip_norm=None,
-        dtype="float32", task="classification", evaluation_rows=problem.batch,
-        reduce=reduction(comm, None),
+        dtype=np.dtype("float32"), task="classification", evaluation_rows=problem.batch,
+        keep_score=True, reduce=reduction(comm, None),
     )  # fmt: skip
     X, y = problem.X, problem.y
 

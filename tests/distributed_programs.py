@@ -140,13 +140,20 @@ def equivalence(comm: Communicator, directory: Path) -> str:
         "float64 regression": ("6-12tanh-2", T, {"optimizer": "adam", "dtype": "float64"}),
         "float32 adam": ("6-16tanh-8relu-3softmax", y, {"optimizer": "adam", "dtype": "float32"}),
         "float32 sgd": ("6-16tanh-8relu-3softmax", y, {"optimizer": "sgd", "dtype": "float32"}),
+        # 161 training rows: a last batch of one row, which leaves rank 1 without rows
+        "float64 adam, a last batch of 1": (
+            "6-16tanh-8relu-3softmax", y, {"optimizer": "adam", "dtype": "float64", "rows": 201},
+        ),
     }  # fmt: skip
     report = []
     for name, (spec, targets, settings) in cases.items():
+        settings = dict(settings)
+        n = settings.pop("rows", len(X))
         (one, h1), (many, hn) = train_both(
-            comm, X, targets, spec, epochs=3, batch_size=32, learning_rate=0.05,
+            comm, X[:n], targets[:n], spec, epochs=3, batch_size=32, learning_rate=0.05,
             validation_fraction=0.2, **settings,
         )  # fmt: skip
+        assert set(hn.metrics) == set(h1.metrics), (name, hn.metrics.keys(), h1.metrics.keys())
         tolerance = 1e-12 if "float64" in name else 2e-5
         weights = relative_difference(many, one)
         logs = max(

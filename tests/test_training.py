@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 
@@ -108,7 +109,7 @@ def test_float_labels_for_a_softmax_network_are_classes() -> None:
 def test_epoch_metrics_are_the_models_values_at_the_end_of_the_epoch() -> None:
     X, y = blobs()
     model = MLP("4-8relu-3softmax", seed=0)
-    history = fit(model, X, y, epochs=2, batch_size=32, dtype="float64")
+    history = fit(model, X, y, epochs=2, batch_size=32, dtype="float64", train_metrics="exact")
     loss = get_loss("cross-entropy")
     assert history["loss"][-1] == pytest.approx(model.cost(X, y, loss), rel=1e-12)
     predicted = model.predict(X).argmax(axis=1)
@@ -317,7 +318,9 @@ def test_fast_fit_logs_what_the_engine_path_logs(spec, data, optimizer) -> None:
     fast, engine = MLP(spec, seed=4, dtype=np.float32), MLP(spec, seed=4)
     assert same_bits(weights(fast), [w.astype(np.float32) for w in weights(engine)])
     loss = get_loss("cross-entropy" if fast.output == "softmax" else "mse")
-    settings = dict(loss=loss, epochs=4, batch_size=16, seed=5, validation=(X_val, y_val))
+    settings = dict(
+        loss=loss, epochs=4, batch_size=16, seed=5, validation=(X_val, y_val), train_metrics="exact"
+    )
     h_fast = fit(fast, X, y, optimizer=optimizer(), **settings)
     h_engine = fit(
         engine, X, y, optimizer=optimizer(), gradients=backprop(engine, loss), **settings
@@ -356,7 +359,7 @@ def test_fast_epoch_metrics_are_the_engines_on_the_same_weights() -> None:
             return False
 
     fit(model, X, y, loss=loss, optimizer=SGD(0.1), epochs=3, batch_size=16,
-        validation=(X_val, y_val), callbacks=[Compare()])  # fmt: skip
+        validation=(X_val, y_val), callbacks=[Compare()], train_metrics="exact")  # fmt: skip
     assert checked == [1, 2, 3]
 
 
@@ -447,10 +450,34 @@ def test_running_loss_on_the_fused_fast_step_and_same_weights_as_exact(monkeypat
         batch = costs[n_batches * epoch : n_batches * (epoch + 1)]
         expected = sum(n * c for n, c in batch) / len(X)
         assert running["loss"][epoch] == pytest.approx(expected, rel=1e-12)
-    exact = fit(b, X, y, **settings)  # the default: the training metrics on end-of-epoch weights
-    assert "accuracy" in exact and "accuracy" not in running
+    exact = fit(b, X, y, train_metrics="exact", **settings)  # on the end-of-epoch weights
+    assert set(exact.metrics) == set(running.metrics)  # the same names, other values
     assert same_bits(weights(a), weights(b))  # only the logging differs
     assert running["loss"] != exact["loss"]
+
+
+def test_running_accuracy_counts_each_batch_before_its_step() -> None:
+    # The fast path's running accuracy: each batch scored on the weights before its own step.
+    X, y = blobs(n=100)
+    loss = get_loss("cross-entropy")
+    model = MLP("4-8relu-3softmax", seed=0, dtype=np.float32)
+    mirror = model.copy()
+    scores: list[tuple[int, int]] = []
+
+    def scoring(Xb: np.ndarray, Tb: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        right = int(np.sum(mirror.predict(Xb).argmax(axis=1) == Tb.argmax(axis=1)))
+        scores.append((right, len(Xb)))
+        value, grads = mirror.loss_and_gradients(Xb, Tb, loss)
+        SGD(0.1).step(mirror.parameters(), grads.flat())
+        return value, [np.zeros_like(g) for g in grads.flat()]
+
+    history = fit(model, X, y, loss=loss, optimizer=SGD(0.1), epochs=2, batch_size=16, seed=4)
+    fit(mirror.copy(), X, y, loss=loss, optimizer=SGD(0.1), epochs=2, batch_size=16, seed=4,
+        gradients=scoring)  # the same batches, scored by hand on a mirror run  # fmt: skip
+    n = math.ceil(len(X) / 16)
+    for epoch in range(2):
+        right = sum(r for r, _ in scores[epoch * n : (epoch + 1) * n])
+        assert history["accuracy"][epoch] == pytest.approx(right / len(X), abs=1.01 / len(X))
 
 
 def test_fit_refuses_an_unknown_train_metrics_option() -> None:
@@ -601,7 +628,8 @@ def test_weighted_metrics_are_logged_on_weighted_rows(dtype) -> None:
             return False
 
     fit(model, X[20:], y[20:], loss=loss, epochs=2, batch_size=16, sample_weight=w,
-        validation=(X[:20], y[:20], w_val), penalty=penalty, callbacks=[Compare()])  # fmt: skip
+        validation=(X[:20], y[:20], w_val), penalty=penalty, callbacks=[Compare()],
+        train_metrics="exact")  # fmt: skip
     assert checked == [1, 2]
 
 
@@ -625,7 +653,7 @@ def test_a_penalty_adds_to_a_gradient_hook_and_to_the_logged_loss() -> None:
     loss = get_loss("cross-entropy")
     a, b = MLP("4-8relu-3softmax", seed=0), MLP("4-8relu-3softmax", seed=0)
     history = fit(a, X, y, loss=loss, optimizer=SGD(0.1), epochs=2, penalty=L1(0.01),
-                  dtype="float64")  # fmt: skip
+                  dtype="float64", train_metrics="exact")  # fmt: skip
     fit(b, X, y, loss=loss, optimizer=SGD(0.1), epochs=2, penalty=L1(0.01),
         gradients=backprop(b, loss))  # fmt: skip
     for p, q in zip(weights(a), weights(b), strict=True):  # the fast path and the engine's
@@ -815,3 +843,55 @@ def test_string_labels_are_a_data_error() -> None:
     X, y = blobs()
     with pytest.raises(DataError, match="whole numbers"):
         fit(MLP("4-8relu-3softmax"), X, np.array(["a", "b", "c"])[y])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    ("spec", "data"), [("3-16tanh-2", regression), ("4-8relu-3softmax", blobs)]
+)
+def test_running_metrics_equal_exact_ones_when_the_weights_stand_still(
+    spec, data, weighted
+) -> None:
+    # With a negligible learning rate every batch is scored on (almost) the end-of-epoch weights,
+    # so the running means must equal the exact metrics: loss, accuracy or mse, mae, r2.
+    X, y = data(n=90)
+    if spec.endswith("-2"):  # two regression targets
+        y = np.c_[y[:, 0], 2 * y[:, 0] + 1]
+    w = np.random.default_rng(1).uniform(0.2, 2.0, len(X)) if weighted else None
+    settings = dict(optimizer=SGD(1e-12), epochs=1, batch_size=16, sample_weight=w,
+                    dtype="float64")  # fmt: skip
+    a, b = MLP(spec, seed=3), MLP(spec, seed=3)
+    running = fit(a, X, y, **settings)
+    exact = fit(b, X, y, train_metrics="exact", **settings)
+    assert set(running.history) == set(exact.history)
+    for key in running.history:
+        assert running[key][0] == pytest.approx(exact[key][0], rel=1e-9, abs=1e-12), key
+
+
+def test_auto_kernel_takes_numba_only_where_it_pays(monkeypatch) -> None:
+    import nnmath.fast
+    from nnmath.training import NUMBA_PAYS_OFF_STEPS, choose_kernel
+
+    assert choose_kernel("numpy", 10**9) == "numpy" and choose_kernel("numba", 1) == "numba"
+    monkeypatch.setattr(nnmath.fast, "_KERNELS", {})  # numba not loaded in this process
+    assert choose_kernel("auto", NUMBA_PAYS_OFF_STEPS - 1) == "numpy"
+    installed = importlib.util.find_spec("numba") is not None
+    assert choose_kernel("auto", NUMBA_PAYS_OFF_STEPS) == ("auto" if installed else "numpy")
+    monkeypatch.setattr(nnmath.fast, "_KERNELS", {1: object()})  # loaded: its cost is paid
+    assert choose_kernel("auto", 1) == "auto"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "nesterov"])
+def test_the_numba_kernel_trains_like_the_numpy_kernel(optimizer) -> None:
+    pytest.importorskip("numba")
+    X, y = blobs(n=100)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(X))
+    settings = dict(optimizer=optimizer, learning_rate=0.01, epochs=3, batch_size=16, seed=1,
+                    sample_weight=w, penalty=L2(0.01), clip_norm=5.0)  # fmt: skip
+    a, b = MLP("4-16relu-8relu-3softmax", seed=2), MLP("4-16relu-8relu-3softmax", seed=2)
+    h_numpy = fit(a, X, y, kernel="numpy", **settings)
+    h_numba = fit(b, X, y, kernel="numba", **settings)
+    for p, q in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h_numpy["loss"], h_numba["loss"], rtol=1e-5)
+    assert h_numpy["accuracy"] == h_numba["accuracy"]

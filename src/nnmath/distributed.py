@@ -225,6 +225,7 @@ def reduced_gradients(
     split: bool = True,
     penalty: Penalty | None = None,
     into: Sequence[np.ndarray] | None = None,
+    on_step: Callable[[float], None] | None = None,
 ) -> GradientFn:
     """The step of ``gradients`` plus one Allreduce: (X_b, T_b[, w_b]) -> (C, g) of the global batch.
 
@@ -233,7 +234,8 @@ def reduced_gradients(
     ``gradients`` computes the data term only; ``penalty`` is added after the reduction,
     C += k P(W) and ∂C/∂W⁽ˡ⁾ += k ∂P/∂W⁽ˡ⁾, with k from the global batch's weight. The reduced
     gradients are written into ``into`` (the arrays a fast step's optimizer reads), else into
-    views of the reduction buffer, and returned.
+    views of the reduction buffer, and returned. ``on_step(W_r)`` hears this rank's weight in
+    each step.
     """
     reduction = GradientReduction(params)
     out = reduction.gradients if into is None else list(into)
@@ -246,7 +248,10 @@ def reduced_gradients(
         if split:
             rows = comm.share(len(X))
             X, T, weights = X[rows], T[rows], tuple(w[rows] for w in weights)
-        error = _pack_local(reduction, gradients, X, T, weights)
+        weight = float(len(X)) if not weights else float(np.sum(weights[0]))
+        if on_step is not None:
+            on_step(weight)
+        error = _pack_local(reduction, gradients, X, T, weights, weight)
         comm.allreduce(reduction.buffer)
         cost, total, failed = reduction.unpack(out)
         if failed:
@@ -408,10 +413,14 @@ class ReducedEvaluator:
 
 
 def _pack_local(
-    reduction: GradientReduction, gradients: GradientFn, X: Array, T: Array, weights: tuple
+    reduction: GradientReduction,
+    gradients: GradientFn,
+    X: Array,
+    T: Array,
+    weights: tuple,
+    weight: float,
 ) -> Exception | None:
     """This rank's part of the buffer (zeros without rows); the error its step raised, if any."""
-    weight = float(len(X)) if not weights else float(np.sum(weights[0]))
     try:
         if weight > 0:
             cost, grads = gradients(X, T, *weights)
@@ -424,16 +433,62 @@ def _pack_local(
     return None
 
 
+class Reduction:
+    """``steps.Reduce`` for a communicator: (gradients, params, into) -> :func:`reduced_gradients`.
+
+    ``local_weight`` is this rank's weight in the last step (0: it had no rows of that batch).
+    """
+
+    def __init__(self, comm: Communicator, penalty: Penalty | None, split: bool) -> None:
+        self.comm, self.penalty, self.split = comm, penalty, split
+        self.local_weight = 0.0
+
+    def __call__(
+        self, gradients: GradientFn, params: Sequence[np.ndarray], into: Any
+    ) -> GradientFn:
+        return reduced_gradients(
+            self.comm, gradients, params, split=self.split, penalty=self.penalty, into=into,
+            on_step=self.record,
+        )  # fmt: skip
+
+    def record(self, local_weight: float) -> None:
+        self.local_weight = local_weight
+
+
 def reduction(comm: Communicator, penalty: Penalty | None, *, split: bool = True) -> Any:
-    """``steps.Reduce`` for ``comm``: (gradients, params, into) -> :func:`reduced_gradients`;
-    None for one process (ordinary training)."""
-    if not comm.distributed:
-        return None
+    """The :class:`Reduction` that ``fit`` puts into its step; None for one process."""
+    return Reduction(comm, penalty, split) if comm.distributed else None
 
-    def reduce(gradients: GradientFn, params: Sequence[np.ndarray], into: Any) -> GradientFn:
-        return reduced_gradients(comm, gradients, params, split=split, penalty=penalty, into=into)
 
-    return reduce
+class ReducedRunning:
+    """``steps.RunningMetrics`` over ranks. The batch costs are global already (reduced in the
+    step); the batch scores a fast step keeps (Σ w 𝟙[ŷ = y], Σ w (a − t)², Σ w |a − t|) are of
+    this rank's rows, so they are summed over the ranks when the epoch's logs are taken. A step in
+    which this rank had no rows adds its cost but no score."""
+
+    def __init__(self, comm: Communicator, running: Any, reduce: Reduction) -> None:
+        self.comm, self.running, self.reduce = comm, running, reduce
+
+    def start(self) -> None:
+        self.running.start()
+
+    def add(self, value: float, batch_weight: float) -> None:
+        step = self.running.step
+        if self.reduce.local_weight == 0:
+            self.running.step = None  # no rows here this step: its score is a stale one
+        self.running.add(value, batch_weight)
+        self.running.step = step
+
+    def logs(self) -> Logs:
+        running = self.running
+        if running.step is not None:
+            parts = self.comm.collect(
+                lambda: (running.correct, running.squared, running.absolute), "the running metrics"
+            )
+            running.correct = sum(part[0] for part in parts)
+            running.squared = sum(np.asarray(part[1], np.float64) for part in parts)
+            running.absolute = sum(part[2] for part in parts)
+        return running.logs()
 
 
 # ---- what only rank 0 does, and the debug check --------------------------------------------------

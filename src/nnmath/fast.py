@@ -42,7 +42,9 @@ forty NumPy calls. ``kernel="auto"`` takes numba where it is installed and can c
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +52,7 @@ from nnmath.errors import DataError, ShapeError, SpecError
 from nnmath.layers import Elementwise, Linear
 from nnmath.losses import Loss, SoftmaxCrossEntropy, as_sample_weight, as_targets, fuse
 from nnmath.network import MLP
+from nnmath.optimizers import SGD, Adam, AdamW, FlatUpdate, Optimizer, RMSprop
 from nnmath.penalties import L2, Penalty, penalty_scale
 
 Array = np.ndarray
@@ -86,6 +89,17 @@ class _Output:
     work: Array  # (C, S): T ⊙ Z, then k T (targets given as a matrix)
     rows: Array  # (S,) int: 0 … S − 1, the column index of each sample's label entry
     ones: Array  # (S,) ones: 1ᵀ δ = δᵀ 1 as a matrix-vector product
+
+
+@dataclass
+class BatchScore:
+    """What a step measured of the network's outputs before it changed the weights (kept only when
+    ``FastStep.keep_score`` is set): Σ_s w_s 𝟙[ŷ_s = y_s] for class labels; Σ_s w_s (a_sj − t_sj)²
+    per output j and Σ_s w_s Σ_j |a_sj − t_sj| for targets (w_s = 1 without weights)."""
+
+    correct: float = 0.0
+    squared: Array | None = None
+    absolute: float = 0.0
 
 
 class FastStep:
@@ -136,7 +150,11 @@ class FastStep:
         self._relu = np.array([name == "relu" for name in self.names])  # for the numba kernel
         # ∂C/∂θ in one vector laid out as flat_parameters lays out θ; ``gradients`` are its views
         self.gradient = np.empty(parameter_count(model), self.dtype)
-        self.gradients = parameter_views(model, self.gradient)  # [dW1, db1, dW2, db2, …]
+        transposed = stored_transposed(model.linears[0].W)
+        self.gradients = parameter_views(model, self.gradient, transposed)  # [dW1, db1, …]
+        self._transposed = [transposed] + [False] * (len(model.linears) - 1)  # W⁽ˡ⁾ held as Wᵀ
+        self.keep_score = False  # fit's running metrics set it: each step then fills ``score``
+        self.score = BatchScore()
         self.capacity = 0
         self._allocate(batch_size)
 
@@ -162,6 +180,7 @@ class FastStep:
         self._X = np.empty((capacity, model.n_in), dtype)  # inputs of another dtype land here
         self._T = np.empty((capacity, model.n_out), dtype)  # and targets of another dtype here
         self._Z_out = np.empty((capacity, model.n_out), dtype)  # the compiled kernel's logits
+        self._predicted = np.empty(capacity, np.int64)  # and its argmax of each row
         self.capacity = capacity
         self._views: dict[int, tuple[list[_Hidden], _Output]] = {}
 
@@ -382,6 +401,7 @@ class FastStep:
                 tuple(Z[:S] for Z in self._Z),
                 tuple(delta[:S] for delta in self._delta),
                 self._Z_out[:S],
+                self._predicted[:S],
                 self._relu,
                 scale,
                 self.ln_b,
@@ -390,6 +410,9 @@ class FastStep:
         except IndexError:  # a label outside 0 … C − 1, refused before any parameter changes
             self.check(X, T)  # raises a DataError naming the label and its row
             raise
+        if self.keep_score and T.ndim == 1:
+            right = self._predicted[:S] == T
+            self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
         return float(cost)
 
     def _forward(
@@ -404,11 +427,30 @@ class FastStep:
     ) -> float:
         """The forward pass into the buffers; returns C and leaves scale · δ⁽ᴷ⁾ᵀ in output.ZT."""
         self._logits(self._hidden_forward(X, hidden), output)
+        if self.keep_score:
+            self._score(output.ZT, T, w)
         if w is not None:
             return self._weighted_output(output, T, scale, w, weight_sum)
         if isinstance(self.fused, SoftmaxCrossEntropy):
             return self._softmax_cross_entropy(output, T, scale)
         return self._other_output(output, T, scale)
+
+    def _score(self, ZT: Array, T: Array, w: Array | None) -> None:
+        """``score`` of the batch from its logits Zᵀ (C, S): the predicted class is argmax_j z_sj
+        (z > 0 for one sigmoid unit), the prediction a = f(z)."""
+        if T.ndim == 1:
+            predicted = ZT.argmax(axis=0) if ZT.shape[0] > 1 else (ZT[0] > 0)
+            right = predicted == T
+            self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
+            return
+        A = ZT.T if self.model.output == "identity" else self.model.activations[-1].forward(ZT.T)[0]
+        error = A - T
+        if w is None:
+            self.score.squared = np.einsum("sj,sj->j", error, error)
+            self.score.absolute = float(np.add.reduce(np.abs(error), axis=None))
+        else:
+            self.score.squared = np.einsum("s,sj,sj->j", w, error, error)
+            self.score.absolute = float(np.dot(w, np.add.reduce(np.abs(error), axis=1)))
 
     def _hidden_forward(self, X: Array, hidden: list[_Hidden]) -> Array:
         """a⁽ᴷ⁻¹⁾, through the hidden layers: z = a Wᵀ + 1 bᵀ, a = h(z), in the Z buffers."""
@@ -653,7 +695,10 @@ class FastStep:
             A_prev = hidden[i - 1].output if i else X
             W, b = linears[i].W, linears[i].b
             dW, db = grads[2 * i], grads[2 * i + 1]
-            np.matmul(delta.T, A_prev, out=dW)  # dW = δᵀ A
+            if self._transposed[i]:
+                np.matmul(A_prev.T, delta, out=dW.T)  # dWᵀ = Aᵀ δ, into W's transposed layout
+            else:
+                np.matmul(delta.T, A_prev, out=dW)  # dW = δᵀ A
             np.matmul(ones, delta, out=db)  # db = 1ᵀ δ
             if i:
                 np.matmul(delta, W, out=hidden[i - 1].delta)  # ∂C/∂a⁽ˡ⁻¹⁾ = δ W
@@ -671,27 +716,42 @@ def parameter_count(model: MLP) -> int:
     return sum(L.n_out * L.n_in + L.n_out for L in model.linears)
 
 
-def parameter_views(model: MLP, vector: Array) -> list[Array]:
+def parameter_views(model: MLP, vector: Array, transposed_first: bool = False) -> list[Array]:
     """[W1, b1, W2, b2, …] as views of ``vector`` laid out [W1, …, WK, b1, …, bK]: the weights
-    first, so that a penalty on the weights touches one leading slice."""
+    first, so that a penalty on the weights touches one leading slice.
+
+    With ``transposed_first`` the block of W⁽¹⁾ holds W⁽¹⁾ᵀ row by row (W⁽¹⁾ is then an
+    F-contiguous view): the first layer's product X W⁽¹⁾ᵀ multiplies two C-contiguous matrices,
+    which BLAS computes faster than with a transposed operand (docs/speed.md)."""
     sizes = [L.n_out * L.n_in for L in model.linears] + [L.n_out for L in model.linears]
     ends = np.cumsum(sizes)
     parts = [vector[end - size : end] for size, end in zip(sizes, ends, strict=True)]
     K = len(model.linears)
-    return [
-        part.reshape(shape)
-        for index, L in enumerate(model.linears)
-        for part, shape in ((parts[index], (L.n_out, L.n_in)), (parts[K + index], (L.n_out,)))
-    ]
+    views = []
+    for index, L in enumerate(model.linears):
+        if index == 0 and transposed_first:
+            views.append(parts[0].reshape(L.n_in, L.n_out).T)
+        else:
+            views.append(parts[index].reshape(L.n_out, L.n_in))
+        views.append(parts[K + index].reshape(L.n_out))
+    return views
 
 
-def flat_parameters(model: MLP, dtype: np.dtype) -> tuple[MLP, Array]:
+def stored_transposed(W: Array) -> bool:
+    """True for a W held as the rows of Wᵀ (an F-contiguous view, see ``parameter_views``)."""
+    return bool(W.flags.f_contiguous and not W.flags.c_contiguous)
+
+
+def flat_parameters(
+    model: MLP, dtype: np.dtype, transposed_first: bool = False
+) -> tuple[MLP, Array]:
     """(a copy of ``model`` in ``dtype`` whose W and b are views of one vector θ, θ).
 
     The copy shares the model's activation layers; its parameters are the model's values, cast.
-    An optimizer then updates every parameter with one call per formula (``FlatUpdate``)."""
+    An optimizer then updates every parameter with one call per formula (``FlatUpdate``).
+    ``transposed_first`` (for a network with a hidden layer) stores W⁽¹⁾ transposed."""
     theta = np.empty(parameter_count(model), dtype)
-    views = parameter_views(model, theta)
+    views = parameter_views(model, theta, transposed_first and len(model.linears) > 1)
     for view, value in zip(views, model.parameters(), strict=True):
         np.copyto(view, np.asarray(value), casting="unsafe")
     trained = copy.copy(model)
@@ -737,14 +797,20 @@ def _choose_kernel(kernel: str, step: FastStep) -> str:
 _KERNELS: dict[int, object] = {}
 
 
+def numba_loaded() -> bool:
+    """True once this process has loaded the numba kernel (its import cost is already paid)."""
+    return bool(_KERNELS)
+
+
 def _numba_kernels() -> dict[int, object]:
     """{1: the step for labels, 2: the step for a target matrix}, compiled on first use."""
     if not _KERNELS:
         import numba
         import scipy  # noqa: F401  (numba's np.dot calls scipy's BLAS)
 
-        # reassociation lets sums vectorise; no nnan/ninf flags, so a NaN still reaches the cost
-        jit = numba.njit(cache=True, fastmath={"reassoc", "contract"})
+        # reassociation lets sums vectorise; no nnan/ninf flags, so a NaN still reaches the cost;
+        # NumPy's error model (x/0 is ±inf or NaN, not an exception) lets divisions vectorise
+        jit = numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
         # The steps call the helpers by their global names: compile those first, in their place.
         module = globals()
         for name in ("_kernel_forward", "_kernel_backward", "_kernel_labels", "_kernel_targets"):
@@ -782,8 +848,9 @@ def _kernel_forward(
             Z_out[s, j] += b[j]
 
 
-def _kernel_labels(Z: Array, y: Array, k: float, w: Array) -> float:
-    """Σ_s w_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k w_s (softmax(Z) − onehot(y))."""
+def _kernel_labels(Z: Array, y: Array, k: float, w: Array, predicted: Array) -> float:
+    """Σ_s w_s [ln Σ_j e^{z_sj − m_s} − (z_{s,y_s} − m_s)]; Z ← k w_s (softmax(Z) − onehot(y));
+    predicted_s ← argmax_j z_sj."""
     total = 0.0
     C = Z.shape[1]
     for s in range(Z.shape[0]):
@@ -791,8 +858,11 @@ def _kernel_labels(Z: Array, y: Array, k: float, w: Array) -> float:
         if label < 0 or label >= C:
             raise IndexError("a class label lies outside 0 … C − 1")
         m = Z[s, 0]
+        best = 0
         for j in range(1, C):
-            m = max(m, Z[s, j])
+            if Z[s, j] > m:
+                m, best = Z[s, j], j
+        predicted[s] = best
         picked = Z[s, label] - m
         row_sum = 0.0
         for j in range(C):
@@ -887,15 +957,16 @@ def _kernel_step_labels(
     Zs: Arrays,
     deltas: Arrays,
     Z_out: Array,
+    predicted: Array,
     relu: Array,
     scale: float,
     ln_b: float,
     update: bool,
 ) -> float:
     """One step for class labels y with sample weights w: returns C = Σ w ℓ / Σ w; gradients
-    (× scale) in dWs, dbs; SGD if update."""
+    (× scale) in dWs, dbs; SGD if update; each row's argmax in ``predicted``."""
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
-    total = _kernel_labels(Z_out, y, scale / (weight_sum * ln_b), w)
+    total = _kernel_labels(Z_out, y, scale / (weight_sum * ln_b), w, predicted)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
     return total / (weight_sum * ln_b)
 
@@ -912,13 +983,119 @@ def _kernel_step_targets(
     Zs: Arrays,
     deltas: Arrays,
     Z_out: Array,
+    predicted: Array,
     relu: Array,
     scale: float,
     ln_b: float,
     update: bool,
 ) -> float:
-    """One step for a target matrix T; otherwise as ``_kernel_step_labels``."""
+    """One step for a target matrix T; otherwise as ``_kernel_step_labels`` (``predicted`` unused)."""
     _kernel_forward(X, Ws, bs, Zs, Z_out, relu)
     total = _kernel_targets(Z_out, T, scale / (weight_sum * ln_b), w)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
     return total / (weight_sum * ln_b)
+
+
+# ---- the optimizers' rules as compiled loops (the numba kernel's FlatUpdate) ---------------------
+
+
+class CompiledUpdate(FlatUpdate):
+    """A ``FlatUpdate`` whose rule is one compiled loop over θ: each parameter is read and written
+    once per step, every state value once, instead of once per formula.
+
+    The loops below compute each entry with the very operations, in the same order and precision,
+    as the optimizers' ``apply`` (the scalars cast to θ's dtype first, as NumPy does), so they give
+    the same numbers bit for bit (tests/test_fast.py)."""
+
+    def step(self) -> None:
+        optimizer, theta, grad, state = self.optimizer, self.theta, self.grad, list(self.state)
+        if type(optimizer) is SGD and not optimizer.momentum:  # θ ← θ − η (g + λθ): two calls
+            super().step()
+            return
+        optimizer.t += 1
+        kernel, scalars = _rule_of(optimizer, theta.dtype.type)
+        if isinstance(optimizer, RMSprop) and not optimizer.momentum:
+            state.append(state[0])  # the loop's momentum buffer b, unused when μ = 0
+        kernel(theta, grad, *state, *scalars)
+
+
+def _rule_of(optimizer: Optimizer, real: type) -> tuple[Any, tuple]:
+    """The compiled loop of ``optimizer``'s rule and its scalars for this step, in θ's dtype."""
+    rules = _numba_rules()
+    eta, t = optimizer.learning_rate, optimizer.t
+    if isinstance(optimizer, Adam):  # AdamW is an Adam
+        c = math.sqrt(1.0 - optimizer.beta2**t)
+        decoupled = isinstance(optimizer, AdamW)
+        decay = optimizer.weight_decay
+        return rules["adam"], (
+            real(optimizer.beta1), real(1.0 - optimizer.beta1), real(optimizer.beta2),
+            real(1.0 - optimizer.beta2), real(optimizer.eps * c),
+            real(eta * c / (1.0 - optimizer.beta1**t)),
+            real(0.0 if decoupled else decay), real(1.0 - eta * decay if decoupled else 1.0),
+        )  # fmt: skip
+    if isinstance(optimizer, RMSprop):
+        return rules["rmsprop"], (
+            real(optimizer.alpha), real(1.0 - optimizer.alpha), real(optimizer.eps),
+            real(optimizer.momentum), real(optimizer.weight_decay), real(eta),
+        )  # fmt: skip
+    if isinstance(optimizer, SGD) and optimizer.momentum:
+        return rules["momentum"], (
+            real(optimizer.momentum), real(optimizer.weight_decay), real(eta),
+            real(eta * optimizer.momentum), optimizer.nesterov, t == 1,
+        )  # fmt: skip
+    raise SpecError(f"no compiled rule for {optimizer!r}")
+
+
+_RULES: dict[str, Any] = {}
+
+
+def _numba_rules() -> dict[str, Any]:
+    """The optimizers' loops, compiled on first use: no fastmath (the same rounding as NumPy), and
+    NumPy's error model (x/0 is ±inf or NaN, as in NumPy), without which no division vectorises."""
+    if not _RULES:
+        import numba
+
+        jit = numba.njit(cache=True, error_model="numpy")
+        _RULES.update(
+            adam=jit(_loop_adam), rmsprop=jit(_loop_rmsprop), momentum=jit(_loop_momentum)
+        )
+    return _RULES
+
+
+def _loop_adam(theta, g, m, v, b1, one_b1, b2, one_b2, eps_c, step, decay, shrink):  # noqa: ANN001
+    """Adam (and AdamW) entry by entry: θ ← θ·shrink; g ← g + λθ; m ← β₁m + (1−β₁)g;
+    v ← β₂v + (1−β₂)g²; θ ← θ − step · m / (√v + εc)."""
+    for i in range(theta.size):
+        if shrink != 1:
+            theta[i] = theta[i] * shrink  # AdamW: θ ← θ (1 − η λ)
+        gi = g[i] + decay * theta[i] if decay != 0 else g[i]
+        m[i] = m[i] * b1 + gi * one_b1
+        v[i] = v[i] * b2 + (gi * gi) * one_b2
+        theta[i] = theta[i] - (m[i] / (np.sqrt(v[i]) + eps_c)) * step
+
+
+def _loop_rmsprop(theta, g, v, b, alpha, one_alpha, eps, mu, decay, eta):  # noqa: ANN001
+    """RMSprop entry by entry: g ← g + λθ; v ← αv + (1−α)g²; d = g / (√v + ε);
+    b ← μb + d and θ ← θ − η b (μ > 0), or θ ← θ − η d."""
+    for i in range(theta.size):
+        gi = g[i] + decay * theta[i] if decay != 0 else g[i]
+        v[i] = v[i] * alpha + (gi * gi) * one_alpha
+        d = gi / (np.sqrt(v[i]) + eps)
+        if mu != 0:
+            b[i] = b[i] * mu + d
+            theta[i] = theta[i] - b[i] * eta
+        else:
+            theta[i] = theta[i] - d * eta
+
+
+def _loop_momentum(theta, g, v, mu, decay, eta, eta_mu, nesterov, first):  # noqa: ANN001
+    """SGD with momentum entry by entry: g ← g + λθ; v ← g (first step) or μv + g;
+    θ ← θ − η v, or θ − η g − η μ v (Nesterov)."""
+    for i in range(theta.size):
+        gi = theta[i] * decay + g[i] if decay != 0 else g[i]
+        v[i] = gi if first else v[i] * mu + gi
+        if nesterov:
+            theta[i] = theta[i] - gi * eta
+            theta[i] = theta[i] - v[i] * eta_mu
+        else:
+            theta[i] = theta[i] - v[i] * eta

@@ -50,21 +50,17 @@ class Rows:
         return self.T if self.labels is None else self.labels
 
     def batches(
-        self, batch_size: int, rng: np.random.Generator, epoch: int
+        self, batch_size: int, rng: np.random.Generator, epoch: int, labels: bool = True
     ) -> Iterator[tuple[Array, Array, Array | None, float]]:
         """(X_b, targets_b, w_b, W_b) for each mini-batch of a fresh shuffle drawn from ``rng``:
+        targets_b the class labels (``labels``, for the fast step) or the target rows T, and
         W_b = |b|, or Σ_{s∈b} w_s with weights (w_b None without). (A stream of rows too large
         for memory, ``datasets.stream``, gives its batches the same way.)"""
+        targets = self.targets if labels else self.T
         for index in batches(len(self), batch_size, rng):
-            if self.w is None:
-                yield self.X[index], self.targets[index], None, float(len(index))
-            else:
-                yield (
-                    self.X[index],
-                    self.targets[index],
-                    self.w[index],
-                    float(np.sum(self.w[index])),
-                )
+            w = None if self.w is None else self.w[index]
+            weight = float(len(index)) if w is None else float(np.sum(w))
+            yield self.X[index], targets[index], w, weight
 
     def evaluate(self, evaluate: Callable[..., dict[str, float]]) -> dict[str, float]:
         """The logs of ``evaluate(X, T, labels, w)`` on these rows."""
@@ -72,9 +68,15 @@ class Rows:
 
 
 def prepare_rows(
-    model: MLP, X: Array, y: Array, task: str, sample_weight: Array | None, what: str = "X"
+    model: MLP,
+    X: Array,
+    y: Array,
+    task: str,
+    sample_weight: Array | None,
+    dtype: np.dtype,
+    what: str = "X",
 ) -> Rows:
-    """Check (X, y, w) once and convert them to the model's dtype: the rows to train on.
+    """Check (X, y, w) once and convert them to ``dtype``, training's: the rows to train on.
 
     y holds class indices (S,) for classification (whole numbers 0 … C − 1), targets (S,) or
     (S, k) for regression.
@@ -92,21 +94,21 @@ def prepare_rows(
         )
     if y.dtype.kind not in "iufb":
         raise DataError(f"regression targets must be numbers, got {y.dtype} values")
-    X = X.astype(model.dtype, copy=False)
-    T = as_targets(y if task == CLASSIFICATION else y.reshape(len(y), -1), model.n_out, model.dtype)
+    X = X.astype(dtype, copy=False)
+    T = as_targets(y if task == CLASSIFICATION else y.reshape(len(y), -1), model.n_out, dtype)
     labels = y.astype(np.int64) if task == CLASSIFICATION else None  # checked: 0 … C − 1
     w = None
     if sample_weight is not None:
-        w = as_sample_weight(np.asarray(sample_weight), len(X), model.dtype)
+        w = as_sample_weight(np.asarray(sample_weight), len(X), dtype)
     return Rows(X, T, labels, w)
 
 
-def held_out_rows(model: MLP, validation: tuple[Array, ...], task: str) -> Rows:
+def held_out_rows(model: MLP, validation: tuple[Array, ...], task: str, dtype: np.dtype) -> Rows:
     """validation = (X_val, y_val) or (X_val, y_val, w_val), checked and converted."""
     if len(validation) not in (2, 3):
         raise SpecError("validation must be (X_val, y_val) or (X_val, y_val, w_val)")
     weights = validation[2] if len(validation) == 3 else None
-    return prepare_rows(model, validation[0], validation[1], task, weights, what="X_val")
+    return prepare_rows(model, validation[0], validation[1], task, weights, dtype, what="X_val")
 
 
 def validation_rows(

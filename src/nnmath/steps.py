@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from nnmath.evaluation import Evaluator, epoch_evaluator
-from nnmath.fast import FastStep, flat_parameters, parameter_views
+from nnmath.fast import (
+    CompiledUpdate,
+    FastStep,
+    flat_parameters,
+    parameter_views,
+    stored_transposed,
+)
 from nnmath.losses import Loss
 from nnmath.network import MLP
 from nnmath.optimizers import SGD, FlatUpdate, Optimizer, clip_grad_norm
@@ -177,14 +183,68 @@ class Stepper:
     """What ``fit`` trains through: the arrays trained, one batch's update, the evaluation.
 
     ``params`` are the arrays the optimizer changes ([W1, b1, …]: the model's own on the general
-    path, views of θ on the fast path); ``sync()`` writes them into the model's arrays.
+    path, views of θ on the fast path); ``sync()`` writes them into the model's arrays. ``step``
+    is the fast path's FastStep, whose ``score`` the running metrics read (None otherwise).
     """
 
     params: list[Array]
     update: Update
     evaluate: Evaluator
     sync: Callable[[], None]
-    fast: bool
+    step: FastStep | None = None
+
+
+class RunningMetrics:
+    """An epoch's running training metrics, as Keras and scikit-learn log them: each batch's cost
+    (and, on the fast path, its score) on the weights before its own step, and their mean weighted
+    by the batches' sizes (or weight sums W_b).
+
+    loss = Σ_b W_b C_b / Σ_b W_b; accuracy = Σ_s w_s 𝟙[ŷ_s = y_s] / Σ w; mse, mae the same means of
+    the squared and absolute errors; r2 = mean_j (1 − Σ_s w_s (a_sj − t_sj)² / Σ_s w_s (t_sj − t̄_j)²)
+    with the training rows' t̄ (w_s = 1 without weights).
+    """
+
+    def __init__(self, rows: Any, step: FastStep | None) -> None:
+        self.step = step if step is not None and step.keep_score else None
+        self.classes = rows.labels is not None
+        self.spread = None
+        if self.step is not None and not self.classes:  # Σ_s w_s (t_sj − t̄_j)², once per fit
+            w = np.ones(len(rows)) if rows.w is None else np.asarray(rows.w, np.float64)
+            T = np.asarray(rows.T, np.float64)
+            mean = w @ T / np.sum(w)
+            self.spread = w @ (T - mean) ** 2
+        self.start()
+
+    def start(self) -> None:
+        self.cost = self.weight = self.correct = self.absolute = 0.0
+        self.squared: Array = 0.0
+
+    def add(self, value: float, batch_weight: float) -> None:
+        self.cost += batch_weight * value
+        self.weight += batch_weight
+        if self.step is not None:
+            score = self.step.score
+            self.correct += score.correct
+            if not self.classes:
+                self.squared = self.squared + score.squared
+                self.absolute += score.absolute
+
+    def logs(self) -> dict[str, float]:
+        weight = max(self.weight, 1e-300)
+        logs = {"loss": self.cost / weight}
+        if self.step is None:
+            return logs
+        if self.classes:
+            logs["accuracy"] = self.correct / weight
+            return logs
+        squared = np.asarray(self.squared, np.float64)
+        r2 = np.where(squared == 0, 1.0, 0.0)
+        varying = self.spread > 0
+        r2[varying] = 1.0 - squared[varying] / self.spread[varying]
+        logs["mse"] = float(np.sum(squared)) / (weight * len(squared))
+        logs["mae"] = self.absolute / (weight * len(squared))
+        logs["r2"] = float(np.mean(r2))
+        return logs
 
 
 def general_stepper(
@@ -212,7 +272,6 @@ def general_stepper(
         update=batch_update(gradients, optimizer, params, clip_norm),
         evaluate=epoch_evaluator(model, loss, task, evaluation_rows, penalty),
         sync=lambda: None,
-        fast=False,
     )
 
 
@@ -228,16 +287,22 @@ def fast_stepper(
     clip_norm: float | None,
     evaluation_rows: int,
     task: str,
+    keep_score: bool,
     reduce: Reduce | None = None,
 ) -> Stepper:
     """The fast path: a flat copy in ``dtype``, FastStep's gradients and a FlatUpdate; with
     ``reduce``, the gradients reduced over ranks before the update (never fused into SGD)."""
-    trained, theta = flat_parameters(model, dtype)
+    trained, theta = flat_parameters(model, dtype, transposed_first=kernel == "numpy")
     step = FastStep(trained, loss, batch_size, kernel=kernel, penalty=penalty)
+    step.keep_score = keep_score
     if is_plain_sgd(optimizer) and clip_norm is None and reduce is None:
         update = fused_sgd(step, optimizer)
     else:
-        flat = FlatUpdate(optimizer, theta, step.gradient, lambda v: parameter_views(trained, v))
+        transposed = stored_transposed(trained.linears[0].W)
+        rule = CompiledUpdate if step.kernel == "numba" else FlatUpdate  # one loop, or a call
+        flat = rule(  # per formula, over the whole vector
+            optimizer, theta, step.gradient, lambda v: parameter_views(trained, v, transposed)
+        )
         gradients = None
         if reduce is not None:
             gradients = reduce(step.loss_and_gradients, trained.parameters(), step.gradients)
@@ -254,5 +319,5 @@ def fast_stepper(
         update=update,
         evaluate=epoch_evaluator(trained, loss, task, evaluation_rows, penalty),
         sync=sync,
-        fast=True,
+        step=step,
     )

@@ -32,8 +32,8 @@ epoch k ends exactly where the uninterrupted run does.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,7 +44,14 @@ import numpy as np
 from nnmath.callbacks import Callback, CallbackList, ProgressBar
 from nnmath.checkpoint import TrainingState, capture_state, rng_from_state
 from nnmath.datasets.stream import StreamRows
-from nnmath.distributed import ReducedEvaluator, ReplicaCheck, as_communicator, on_root, reduction
+from nnmath.distributed import (
+    ReducedEvaluator,
+    ReducedRunning,
+    ReplicaCheck,
+    as_communicator,
+    on_root,
+    reduction,
+)
 from nnmath.divergence import DivergenceWatch
 from nnmath.early_stopping import EarlyStopping
 from nnmath.errors import SpecError
@@ -71,6 +78,7 @@ from nnmath.settings import (
 from nnmath.steps import (
     GradientFn,
     Reduce,
+    RunningMetrics,
     Stepper,
     backprop,
     batch_update,
@@ -157,6 +165,7 @@ class Loop:
     epochs: int
     batch_size: int
     exact: bool  # train_metrics == "exact"
+    running: RunningMetrics
     hooks: CallbackList
     checkpoint: str | Path | Callable[[TrainingState], None] | None
     trained_model: Callable[[], TrainedModel]  # the model as a checkpoint file stores it
@@ -188,7 +197,7 @@ def run_epoch(run: Run, loop: Loop, watch: DivergenceWatch, epoch: int) -> dict[
     loop.hooks.on_epoch_begin(epoch)
     run.history.on_epoch_begin(epoch)
     eta = set_learning_rate(loop.optimizer, loop.schedule, epoch)
-    running = train_epoch(loop.stepper, loop.train, loop.batch_size, run.rng, epoch, watch, eta)
+    running = train_epoch(loop, run.rng, epoch, watch, eta)
     logs = evaluate_epoch(loop, running, epoch, eta)
     watch.check_epoch(epoch, logs, loop.stepper.params, eta)
     run.history.on_epoch_end(epoch, logs)
@@ -220,39 +229,37 @@ def set_learning_rate(optimizer: Optimizer, schedule: Schedule | None, epoch: in
 
 
 def train_epoch(
-    stepper: Stepper,
-    rows: Rows,
-    batch_size: int,
-    rng: np.random.Generator,
-    epoch: int,
-    watch: DivergenceWatch,
-    learning_rate: float,
-) -> float:
+    loop: Loop, rng: np.random.Generator, epoch: int, watch: DivergenceWatch, eta: float
+) -> dict[str, float]:
     """One pass over the rows in a fresh random order, one step per batch; returns the running
-    loss Σ_b W_b C_b / Σ_b W_b (W_b = |b|, or Σ_{s∈b} w_s; a batch that weighs 0 takes no step)."""
-    n_batches = math.ceil(len(rows) / batch_size)
-    total = weight = 0.0
+    metrics (``RunningMetrics``; a batch whose weights sum to 0 takes no step)."""
+    rows, update, running = loop.train, loop.stepper.update, loop.running
+    n_batches = math.ceil(len(rows) / loop.batch_size)
+    # the fast step takes class labels as they are; a gradients function gets the target rows T
+    labels = loop.stepper.step is not None
+    running.start()
     for batch, (X, targets, w, batch_weight) in enumerate(
-        rows.batches(batch_size, rng, epoch), start=1
+        rows.batches(loop.batch_size, rng, epoch, labels), start=1
     ):
         if not batch_weight > 0:
             continue
-        value = stepper.update(X, targets) if w is None else stepper.update(X, targets, w)
-        watch.check_batch(epoch, batch, n_batches, value, learning_rate)
-        total += batch_weight * value
-        weight += batch_weight
-    return total / max(weight, 1.0)
+        value = update(X, targets) if w is None else update(X, targets, w)
+        watch.check_batch(epoch, batch, n_batches, value, eta)
+        running.add(value, batch_weight)
+    return running.logs()
 
 
-def evaluate_epoch(loop: Loop, running_loss: float, epoch: int, eta: float) -> dict[str, float]:
-    """The epoch's logs: the epoch, the training metrics (exact, or the running loss), the
+def evaluate_epoch(
+    loop: Loop, running: dict[str, float], epoch: int, eta: float
+) -> dict[str, float]:
+    """The epoch's logs: the epoch, the training metrics (exact, or the running ones), the
     ``val_`` metrics, the learning rate."""
     logs: dict[str, float] = {"epoch": float(epoch)}
     evaluate, train, held_out = loop.stepper.evaluate, loop.train, loop.held_out
     if loop.exact:
         logs.update(train.evaluate(evaluate))
     else:
-        logs["loss"] = running_loss
+        logs.update(running)
     if held_out is not None:
         val = held_out.evaluate(evaluate)
         logs.update({f"val_{key}": value for key, value in val.items()})
@@ -313,7 +320,7 @@ def fit(
     gradients: GradientFn | None = None,
     task: str | None = None,
     kernel: str = "auto",
-    train_metrics: Literal["exact", "running"] = "exact",
+    train_metrics: Literal["exact", "running"] = "running",
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
     dtype: str = "auto",
@@ -349,8 +356,8 @@ def fit(
       computing on the model's own arrays (``backprop(model, loss)`` is the engine's); without
       it, NumPy models train on the fast path (``steps.py``).
     - kernel: the fast step's kernel: "numpy", "numba" (``pip install 'nnmath[numba]'``: a
-      compiled step; the first call in a process loads or compiles it, ~0.3–2 s) or "auto"
-      (default: numba when it is installed, can compute the network and is already imported).
+      compiled step; the first call in a process loads or compiles it, ~0.5–2 s) or "auto"
+      (default: numba where it pays for itself, see ``choose_kernel``; else numpy).
     - train_metrics: "exact" (default): after each epoch, the training set's ``loss`` and
       ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights. "running": no such
       pass; ``loss`` is the mean of the batch costs the steps computed, weighted by batch size
@@ -366,6 +373,7 @@ def fit(
       ``penalties.L1(alpha)``: C = Σ w ℓ / Σ w + k P(W), with k = 1, or k = 1/Σ_batch w for
       ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
       include it (as Keras's do), with k from the weight sum of the rows evaluated.
+
     - X may also be a ``datasets.stream.StreamRows`` (rows read from disk in pieces, y None,
       ``validation`` another part of the same stream): see docs/distributed.md.
     - comm: data-parallel training over MPI (``MPI.COMM_WORLD``, or a
@@ -392,11 +400,12 @@ def fit(
     task = infer_task(y, model.output) if task is None else task
     if task not in (CLASSIFICATION, REGRESSION):
         raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
-    rows = X if streamed else prepare_rows(model, X, y, task, sample_weight)
+    arithmetic = training_dtype(model, dtype, gradients)
+    rows = X if streamed else prepare_rows(model, X, y, task, sample_weight, arithmetic)
     if streamed or validation is None:
         held_out = validation
     else:
-        held_out = held_out_rows(model, validation, task)
+        held_out = held_out_rows(model, validation, task, arithmetic)
     loss = as_loss(loss, model.output, task)
     optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
@@ -408,20 +417,25 @@ def fit(
     run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, rows,
                     validation_fraction, early)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
+    steps = (epochs - run.start) * math.ceil(len(train) / batch_size)
     comm = as_communicator(comm)
     reduce = reduction(comm, penalty, split=not streamed)  # None on one process
     stepper = make_stepper(
-        model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
-        penalty=None if reduce else penalty, clip_norm=clip_norm, dtype=dtype, task=task,
-        evaluation_rows=max(len(train), len(held_out or ())), reduce=reduce,
+        model, loss, optimizer, gradients=gradients, batch_size=batch_size,
+        kernel=choose_kernel(kernel, steps),
+        penalty=None if reduce else penalty, clip_norm=clip_norm, dtype=arithmetic, task=task,
+        evaluation_rows=max(len(train), len(held_out or ())),
+        keep_score=train_metrics == "running" and not streamed, reduce=reduce,
     )  # fmt: skip
     for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
         np.copyto(p, saved)
+    running = RunningMetrics(train, stepper.step)
     if reduce is not None or streamed:  # the metrics' sums, reduced over pieces and ranks
         rows_evaluated = max(len(train), len(held_out or ()))
         evaluate = ReducedEvaluator(comm, model, stepper.params, loss, penalty, rows_evaluated)
         stepper = replace(stepper, evaluate=evaluate)
     if reduce is not None:  # the same step plus one reduction; rank 0 alone writes and talks
+        running = ReducedRunning(comm, running, reduce)
         checkpoint = on_root(
             comm, checkpoint_writer(checkpoint, model, loss, task), "the checkpoint"
         )
@@ -433,11 +447,24 @@ def fit(
     loop = Loop(
         stepper, train, held_out, optimizer,
         as_schedule(schedule, optimizer.initial_learning_rate, epochs), epochs, batch_size,
-        exact=train_metrics == "exact",
+        exact=train_metrics == "exact", running=running,
         hooks=CallbackList([*callbacks, ProgressBar(epochs, initial=run.start, enabled=progress)]),
         checkpoint=checkpoint, trained_model=lambda: TrainedModel(model, loss, task),
     )  # fmt: skip
     return run_epochs(run, loop)
+
+
+def training_dtype(model: MLP, dtype: str, gradients: GradientFn | None) -> np.dtype:
+    """The arithmetic of training: the model's own with a ``gradients`` function (it computes on
+    the model's arrays), else ``dtype``, where "auto" is float32."""
+    if gradients is None:
+        return np.dtype("float32" if dtype == "auto" else dtype)
+    if dtype != "auto" and np.dtype(dtype) != np.dtype(model.dtype):
+        raise SpecError(
+            f"a gradients function computes on the model's own {np.dtype(model.dtype)} "
+            f"arrays: leave dtype='auto', or convert the model (model.astype('{dtype}'))"
+        )
+    return np.dtype(model.dtype)
 
 
 def make_stepper(
@@ -450,27 +477,22 @@ def make_stepper(
     kernel: str,
     penalty: Penalty | None,
     clip_norm: float | None,
-    dtype: str,
+    dtype: np.dtype,
     task: str,
     evaluation_rows: int,
+    keep_score: bool,
     reduce: Reduce | None = None,
 ) -> Stepper:
     """The fast path for a NumPy model (no ``gradients``), else the general path (steps.py)."""
     eval_rows = max(1, min(evaluation_rows, EVALUATION_ROWS))
     if gradients is not None:
-        if dtype != "auto" and np.dtype(dtype) != np.dtype(model.dtype):
-            raise SpecError(
-                f"a gradients function computes on the model's own {np.dtype(model.dtype)} "
-                f"arrays: leave dtype='auto', or convert the model (model.astype('{dtype}'))"
-            )
         return general_stepper(
             model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task, reduce
         )
     return fast_stepper(
-        model, loss, optimizer, batch_size=batch_size,
-        dtype=np.dtype("float32" if dtype == "auto" else dtype), kernel=_kernel(kernel),
+        model, loss, optimizer, batch_size=batch_size, dtype=dtype, kernel=kernel,
         penalty=penalty, clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
-        reduce=reduce,
+        keep_score=keep_score, reduce=reduce,
     )  # fmt: skip
 
 
@@ -503,11 +525,25 @@ def checkpoint_writer(
     return lambda state: save_checkpoint(checkpoint, TrainedModel(model, loss, task), state)
 
 
-def _kernel(kernel: str) -> str:
-    """ "auto" is numba only when numba is already imported (its import costs ~0.2 s)."""
-    if kernel == "auto":
-        return "auto" if "numba" in sys.modules else "numpy"
-    return kernel
+NUMBA_PAYS_OFF_STEPS = 20_000
+"""From this many steps on, ``kernel="auto"`` loads the numba kernel: importing numba and loading
+its compiled step costs ~0.5 s of CPU once per process, and with Adam it saves ~60–110 µs per step
+on the small networks it helps (docs/speed.md), so it pays for itself after some 8,000 steps."""
+
+
+def choose_kernel(kernel: str, steps: int) -> str:
+    """The fast step's kernel: "auto" is numba when its step is already loaded in this process,
+    or when numba is installed and the run has at least NUMBA_PAYS_OFF_STEPS steps; else numpy
+    (``FastStep`` falls back to numpy where numba cannot compute the network)."""
+    if kernel != "auto":
+        return kernel
+    from nnmath.fast import numba_loaded
+
+    if numba_loaded():
+        return "auto"
+    if steps >= NUMBA_PAYS_OFF_STEPS and importlib.util.find_spec("numba") is not None:
+        return "auto"
+    return "numpy"
 
 
 def _check_model_and_penalty(model: MLP, penalty: Penalty | None) -> None:

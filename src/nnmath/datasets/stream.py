@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from nnmath.datasets.dataset import one_hot
 from nnmath.datasets.files import MAX_INFERRED_CLASSES, _check_header, _label_name
 from nnmath.datasets.optional import _import_optional
 from nnmath.datasets.preprocessing import Moments, Standardizer
@@ -611,16 +612,18 @@ class StreamRows:
         self.stream, self.part = stream, part
         self.inputs, self.targets = inputs, targets
         self.task = stream.summary.task
+        self.labels = None  # no arrays held: a stream's running metrics are its loss alone
 
     def __len__(self) -> int:
         return self.stream.summary.rows[self.part]
 
     def batches(
-        self, batch_size: int, rng: Any, epoch: int
+        self, batch_size: int, rng: Any, epoch: int, labels: bool = True
     ) -> Iterator[tuple[Array, Array, None, float]]:
         weights = self.stream.global_batch_rows(epoch, batch_size)
         for (X, y), weight in zip(self.stream.batches(epoch, batch_size), weights, strict=True):
-            yield self.inputs(X), self._targets(y), None, float(weight)
+            inputs = self.inputs(X)
+            yield inputs, self._targets(y, labels, inputs.dtype), None, float(weight)
 
     def pieces(self) -> Iterator[tuple[Array, Array | None, Array | None, None]]:
         """(X, T, labels, w) of this rank's rows of the part, as ``ReducedEvaluator`` takes them."""
@@ -633,8 +636,11 @@ class StreamRows:
     def evaluate(self, evaluator: Any) -> dict[str, float]:
         return evaluator.pieces(self.pieces())
 
-    def _targets(self, y: Array) -> Array:
-        return y if self.task == "classification" else self.targets(y)
+    def _targets(self, y: Array, labels: bool, dtype: Any) -> Array:
+        """Class labels (or their one-hot rows, for a gradients function), or the targets."""
+        if self.task != "classification":
+            return self.targets(y)
+        return y if labels else one_hot(y, self.stream.summary.n_outputs, dtype)
 
 
 def _targets_present(y: Array, chunk: Chunk, offset: int) -> None:
