@@ -22,6 +22,8 @@ One role per module, each re-exported here:
 - ``builtin``: the registry of built-in sets and :func:`list_datasets`.
 - ``files``: reading .csv, .npz and .parquet files (formats and task inference in its docstring).
 - ``load``: :func:`load_dataset`, a built-in name or a file path.
+- ``stream``: data larger than memory, read in pieces by rank (:func:`open_stream`; see
+  docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from nnmath.datasets.load import load_dataset
 from nnmath.datasets.preprocessing import Standardizer
 from nnmath.datasets.splits import _subset as _subset
 from nnmath.datasets.splits import batches, split_for_evaluation, train_test_split
+from nnmath.datasets.stream import open_stream
 
 __all__ = [
     "MAX_INFERRED_CLASSES",
@@ -61,6 +64,7 @@ __all__ = [
     "make_spirals",
     "make_xor",
     "one_hot",
+    "open_stream",
     "split_for_evaluation",
     "train_test_split",
 ]
