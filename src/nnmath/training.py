@@ -393,11 +393,8 @@ def fit(
     if validation is not None and validation_fraction:
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
     _check_model_and_penalty(model, penalty)
-    streamed = isinstance(X, StreamRows)  # rows read in pieces (datasets.stream)
-    if streamed:
-        check_stream_settings(X, y, validation, validation_fraction, sample_weight)
-        task = X.task
-    task = infer_task(y, model.output) if task is None else task
+    streamed = check_stream_settings(X, y, validation, validation_fraction, sample_weight)
+    task = X.task if streamed else infer_task(y, model.output) if task is None else task
     if task not in (CLASSIFICATION, REGRESSION):
         raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
     arithmetic = training_dtype(model, dtype, gradients)
@@ -429,21 +426,15 @@ def fit(
     )  # fmt: skip
     for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
         np.copyto(p, saved)
-    running = RunningMetrics(train, stepper.step)
-    if reduce is not None or streamed:  # the metrics' sums, reduced over pieces and ranks
-        rows_evaluated = max(len(train), len(held_out or ()))
-        evaluate = ReducedEvaluator(comm, model, stepper.params, loss, penalty, rows_evaluated)
-        stepper = replace(stepper, evaluate=evaluate)
+    stepper, running = reduced_metrics(
+        stepper, RunningMetrics(train, stepper.step), comm, reduce, streamed, model, loss,
+        penalty, max(len(train), len(held_out or ())),
+    )  # fmt: skip
     if reduce is not None:  # the same step plus one reduction; rank 0 alone writes and talks
-        running = ReducedRunning(comm, running, reduce)
-        checkpoint = on_root(
-            comm, checkpoint_writer(checkpoint, model, loss, task), "the checkpoint"
+        writer = checkpoint_writer(checkpoint, model, loss, task)
+        checkpoint, callbacks, progress = rank_duties(
+            comm, writer, callbacks, progress, stepper.params
         )
-        callbacks = [
-            *callbacks,
-            *([ReplicaCheck(comm, stepper.params)] if comm.check_replicas else []),
-        ]
-        progress = progress if comm.is_root else False
     loop = Loop(
         stepper, train, held_out, optimizer,
         as_schedule(schedule, optimizer.initial_learning_rate, epochs), epochs, batch_size,
@@ -496,14 +487,52 @@ def make_stepper(
     )  # fmt: skip
 
 
+def reduced_metrics(
+    stepper: Stepper,
+    running: RunningMetrics,
+    comm: Any,
+    reduce: Reduce | None,
+    streamed: bool,
+    model: MLP,
+    loss: Loss,
+    penalty: Penalty | None,
+    rows: int,
+) -> tuple[Stepper, Any]:
+    """The stepper and running metrics, with the metrics' sums reduced over pieces (a stream) and
+    ranks (``distributed.ReducedEvaluator``, ``ReducedRunning``); as they are on one process."""
+    if reduce is not None or streamed:
+        evaluate = ReducedEvaluator(comm, model, stepper.params, loss, penalty, rows)
+        stepper = replace(stepper, evaluate=evaluate)
+    if reduce is not None:
+        running = ReducedRunning(comm, running, reduce)
+    return stepper, running
+
+
+def rank_duties(
+    comm: Any,
+    checkpoint: Callable[[TrainingState], None] | None,
+    callbacks: Sequence[Callback],
+    progress: bool | None,
+    params: Sequence[Array],
+) -> tuple[Callable[[TrainingState], None] | None, list[Any], bool | None]:
+    """Rank 0 alone writes the checkpoints (a failure there stops every rank) and shows progress;
+    with ``check_replicas``, every rank compares a hash of its weights after each epoch."""
+    checks = [ReplicaCheck(comm, params)] if comm.check_replicas else []
+    shown = progress if comm.is_root else False
+    return on_root(comm, checkpoint, "the checkpoint"), [*callbacks, *checks], shown
+
+
 def check_stream_settings(
-    rows: StreamRows,
+    X: Any,
     y: Any,
     validation: Any,
     validation_fraction: float,
     sample_weight: Any,
-) -> None:
-    """A stream brings its own targets and held-out part: y, weights and fractions are refused."""
+) -> bool:
+    """Whether X is a stream's rows (``datasets.stream.StreamRows``); a stream brings its own
+    targets and held-out part, so y, weights and fractions are refused."""
+    if not isinstance(X, StreamRows):
+        return False
     if y is not None or sample_weight is not None or validation_fraction:
         raise SpecError(
             "a stream brings its own targets and split: call fit(model, rows, None, "
@@ -511,6 +540,7 @@ def check_stream_settings(
         )
     if validation is not None and not isinstance(validation, StreamRows):
         raise SpecError("a stream's validation rows are another StreamRows of the same stream")
+    return True
 
 
 def checkpoint_writer(
