@@ -29,7 +29,9 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of the command ``only`` alone: a run imports only the
+    module of the command it runs (``nnmath train`` need not load the derivations)."""
     parser = argparse.ArgumentParser(
         prog="nnmath",
         description="The mathematics of neural networks, verified: train, derive and check MLPs.",
@@ -37,14 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nnmath {nnmath.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only not in COMMANDS else (only,):
         module = importlib.import_module(f"nnmath.cli.{name}")
         module.add_parser(subparsers).set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = next((word for word in words if not word.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.run(args))
     except NNMathError as error:
