@@ -42,9 +42,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from nnmath.datasets.dataset import one_hot
-from nnmath.datasets.files import MAX_INFERRED_CLASSES, _check_header, _label_name
+from nnmath.datasets.files import MAX_INFERRED_CLASSES, _label_name
 from nnmath.datasets.optional import _import_optional
 from nnmath.datasets.preprocessing import Moments, Standardizer
+from nnmath.datasets.readers import check_header as _check_header
 from nnmath.errors import DataError
 
 Array = np.ndarray
