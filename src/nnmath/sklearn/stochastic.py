@@ -152,6 +152,12 @@ def _batch_size(est: Any, n_samples: int) -> int:
     return int(np.clip(est.batch_size, 1, n_samples))
 
 
+def _mask_seed(est: Any) -> int:
+    """The seed of dropout's masks, drawn from the estimator's random state (only with dropout,
+    so that every other run draws exactly scikit-learn's numbers)."""
+    return int(est._random_state.randint(2**31 - 1)) if est.dropout else 0
+
+
 def fit_stochastic(est: Any, X: Array, Y: Array, sample_weight: Array | None, incremental: bool):
     """Train ``est.model_`` with its stochastic solver on (X, Y) by the rules above."""
     if not incremental or not hasattr(est, "_optimizer"):
@@ -178,6 +184,7 @@ def fit_stochastic(est: Any, X: Array, Y: Array, sample_weight: Array | None, in
             task=est._engine_task(),
             alpha=float(est.alpha),
             sample_weight=w_train,
+            seed=_mask_seed(est),
         )
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.", stacklevel=2)
