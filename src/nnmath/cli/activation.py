@@ -26,16 +26,12 @@ def add_activation_option(parser: argparse.ArgumentParser) -> None:
 
 def register_activations(args: argparse.Namespace) -> list[str]:
     """Register every ``--activation NAME=EXPRESSION``; returns the names."""
-    from nnmath.activations import register_activation
+    from nnmath.activations import register_definition
 
     names = []
     for item in getattr(args, "activation", None) or []:
-        name, equals, expression = item.partition("=")
-        if not equals or not name.strip() or not expression.strip():
-            raise SpecError(
-                f"--activation {item!r} is not NAME=EXPRESSION; write e.g. "
-                "--activation 'swish=z * sigmoid(z)'"
-            )
-        register_activation(name.strip(), expression.strip())
-        names.append(name.strip())
+        try:
+            names.append(register_definition(item).name)
+        except SpecError as error:
+            raise SpecError(f"--activation: {error}") from None
     return names
