@@ -51,145 +51,185 @@ def _grouped(code: str) -> str:
     return f"({code})"
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """How a notation sums a batch over its samples and repeats a per-unit vector for every sample:
+    in the row notation μ, σ², γ, β are rows (1 × n) and ``ones(1, S) @ M`` sums M over the samples;
+    in the column notation they are columns and ``M @ ones(S, 1)`` does."""
+
+    rows: bool
+
+    def total(self, M: str) -> str:
+        return f"ones(1, S) @ {_grouped(M)}" if self.rows else f"{_grouped(M)} @ ones(S, 1)"
+
+    def spread(self, v: str) -> str:
+        return f"ones(S, 1) @ {v}" if self.rows else f"{v} @ ones(1, S)"
+
+    def tex_total(self, M: str) -> str:
+        return rf"\mathbf{{1}}^\top {M}" if self.rows else rf"{M}\, \mathbf{{1}}"
+
+    def tex_spread(self, v: str) -> str:
+        return rf"\mathbf{{1}} {v}" if self.rows else rf"{v} \mathbf{{1}}^\top"
+
+    @property
+    def centered(self) -> str:  # X − 1μ
+        return f"(<X> - {self.spread('<mu>')})"
+
+    @property
+    def tex_centered(self) -> str:
+        return r"\left(<X> - " + self.tex_spread("<mu>") + r"\right)"
+
+    @property
+    def tex_roots(self) -> str:  # 1 √(σ² + ε)
+        return r"\left(" + self.tex_spread(_TEX_ROOT) + r"\right)"
+
+
+_ROOT, _TEX_ROOT = "sqrt(<var> + eps)", r"\sqrt{<var> + \epsilon}"
+
+
+def _d(symbol: str) -> str:
+    """∂C/∂symbol in LaTeX."""
+    return r"\frac{\partial <C>}{\partial " + symbol + "}"
+
+
 def batch_norm_rules(samples_are_rows: bool) -> dict[str, Rule]:
     """Batch norm's equations for the derivations, in the row or the column notation.
 
     The forward pass in four steps (μ, σ², X̂, Y), the parameters' gradients, then ∂C/∂X derived
     through the computational graph X → (μ, σ², X̂) → Y: ∂C/∂X̂, ∂C/∂σ² (μ held), ∂C/∂μ (through σ²
     and X̂), their sum ∂C/∂X, the same as one product with the Jacobian over the whole batch, and
-    the compact form the engine computes. ``eps`` is ε. In the row notation μ, σ², γ, β are rows
-    (1 × n) and ``ones(1, S) @ M`` sums M over the samples; in the column notation they are columns.
+    the compact form the engine computes. ``eps`` is ε.
     """
-    if samples_are_rows:
-        total, spread = (lambda M: f"ones(1, S) @ {_grouped(M)}"), "ones(S, 1) @ {}".format
-        tsum, tspread = r"\mathbf{{1}}^\top {}".format, r"\mathbf{{1}} {}".format
-        jacobian, vjp, vector, pair = "sitj", "si,sitj->tj", "ki", "si,ti"
-    else:
-        total, spread = (lambda M: f"{_grouped(M)} @ ones(S, 1)"), "{} @ ones(1, S)".format
-        tsum, tspread = r"{}\, \mathbf{{1}}".format, r"{} \mathbf{{1}}^\top".format
-        jacobian, vjp, vector, pair = "isjt", "is,isjt->jt", "ik", "is,it"
-    centered, root = f"(<X> - {spread('<mu>')})", "sqrt(<var> + eps)"
-    tex_centered = r"\left(<X> - " + tspread("<mu>") + r"\right)"
-    tex_root = r"\sqrt{<var> + \epsilon}"
-    tex_roots = r"\left(" + tspread(tex_root) + r"\right)"
-    per_unit = "<gamma> / " + root  # γ ⊘ √(σ² + ε)
+    layout = _Layout(samples_are_rows)
+    return {
+        **_forward_rules(layout),
+        **_parameter_rules(layout),
+        **_graph_rules(layout),
+        **_jacobian_rules(layout),
+    }
 
-    def d(symbol: str) -> str:
-        return r"\frac{\partial <C>}{\partial " + symbol + "}"
 
+def _forward_rules(L: _Layout) -> dict[str, Rule]:
+    """μ = (1/S) 1ᵀX, σ² = (1/S) 1ᵀ(X − 1μ)², X̂ = (X − 1μ) ⊘ 1√(σ² + ε), Y = X̂ ⊙ 1γ + 1β."""
     return {
         "mean": Rule(
-            tex=r"\tfrac{1}{S} " + tsum("<X>"),
-            code=f"{total('<X>')} / S",
+            tex=r"\tfrac{1}{S} " + L.tex_total("<X>"),
+            code=f"{L.total('<X>')} / S",
             element=r"<mu>_{i} = \frac{1}{S} \sum_{s} <X>_{<si>}",
         ),
         "var": Rule(
-            tex=r"\tfrac{1}{S} " + tsum(tex_centered + r"^{\odot 2}"),
-            code=f"{total(centered + ' ** 2')} / S",
+            tex=r"\tfrac{1}{S} " + L.tex_total(L.tex_centered + r"^{\odot 2}"),
+            code=f"{L.total(L.centered + ' ** 2')} / S",
             element=r"<var>_{i} = \frac{1}{S} \sum_{s} \left(<X>_{<si>} - <mu>_{i}\right)^{2}",
         ),
         "normalize": Rule(
-            tex=tex_centered + r" \oslash " + tex_roots,
-            code=f"{centered} / ({spread(root)})",
+            tex=L.tex_centered + r" \oslash " + L.tex_roots,
+            code=f"{L.centered} / ({L.spread(_ROOT)})",
             element=r"<Xhat>_{<si>} = \frac{<X>_{<si>} - <mu>_{i}}{\sqrt{<var>_{i} + \epsilon}}",
         ),
         "forward": Rule(
-            tex=r"<Xhat> \odot \left(" + tspread("<gamma>") + r"\right) + " + tspread("<beta>"),
-            code=f"<Xhat> * ({spread('<gamma>')}) + {spread('<beta>')}",
+            tex=r"<Xhat> \odot \left(" + L.tex_spread("<gamma>") + r"\right) + "
+            + L.tex_spread("<beta>"),
+            code=f"<Xhat> * ({L.spread('<gamma>')}) + {L.spread('<beta>')}",
             element=r"<Y>_{<si>} = <gamma>_{i} <Xhat>_{<si>} + <beta>_{i}",
         ),
+    }  # fmt: skip
+
+
+def _parameter_rules(L: _Layout) -> dict[str, Rule]:
+    """dγ = 1ᵀ(dY ⊙ X̂), dβ = 1ᵀ dY: the sums over the batch."""
+    return {
         "dgamma": Rule(
-            tex=tsum(r"\left(<dY> \odot <Xhat>\right)"),
-            code=total("<dY> * <Xhat>"),
-            element=d("<gamma>_{i}") + r" = \sum_{s} " + d("<Y>_{<si>}") + " <Xhat>_{<si>}",
+            tex=L.tex_total(r"\left(<dY> \odot <Xhat>\right)"),
+            code=L.total("<dY> * <Xhat>"),
+            element=_d("<gamma>_{i}") + r" = \sum_{s} " + _d("<Y>_{<si>}") + " <Xhat>_{<si>}",
         ),
         "dbeta": Rule(
-            tex=tsum("<dY>"),
-            code=total("<dY>"),
-            element=d("<beta>_{i}") + r" = \sum_{s} " + d("<Y>_{<si>}"),
+            tex=L.tex_total("<dY>"),
+            code=L.total("<dY>"),
+            element=_d("<beta>_{i}") + r" = \sum_{s} " + _d("<Y>_{<si>}"),
         ),
+    }
+
+
+def _graph_rules(L: _Layout) -> dict[str, Rule]:
+    """∂C/∂X̂, ∂C/∂σ², ∂C/∂μ (and the identity that empties its second term), then ∂C/∂X along
+    the three paths: node by node through X → (μ, σ², X̂) → Y."""
+    centered, tex_centered = L.centered, L.tex_centered
+    return {
         "dXhat": Rule(
-            tex=r"<dY> \odot \left(" + tspread("<gamma>") + r"\right)",
-            code=f"<dY> * ({spread('<gamma>')})",
-            element=d("<Xhat>_{<si>}") + " = " + d("<Y>_{<si>}") + " <gamma>_{i}",
+            tex=r"<dY> \odot \left(" + L.tex_spread("<gamma>") + r"\right)",
+            code=f"<dY> * ({L.spread('<gamma>')})",
+            element=_d("<Xhat>_{<si>}") + " = " + _d("<Y>_{<si>}") + " <gamma>_{i}",
         ),
         "dvar": Rule(
-            tex=r"-\tfrac{1}{2} \left("
-            + tsum(r"\left(<dXhat> \odot " + tex_centered + r"\right)")
-            + r"\right) \odot \left(<var> + \epsilon\right)^{\odot -3/2}",
-            code=f"-0.5 * ({total('<dXhat> * ' + centered)}) * (<var> + eps) ** -1.5",
-            element=d("<var>_{i}")
-            + r" = -\frac{1}{2} \sum_{s} "
-            + d("<Xhat>_{<si>}")
+            tex=r"-\tfrac{1}{2} \left(" + L.tex_total(r"\left(<dXhat> \odot " + tex_centered
+            + r"\right)") + r"\right) \odot \left(<var> + \epsilon\right)^{\odot -3/2}",
+            code=f"-0.5 * ({L.total('<dXhat> * ' + centered)}) * (<var> + eps) ** -1.5",
+            element=_d("<var>_{i}") + r" = -\frac{1}{2} \sum_{s} " + _d("<Xhat>_{<si>}")
             + r" \left(<X>_{<si>} - <mu>_{i}\right) \left(<var>_{i} + \epsilon\right)^{-3/2}",
         ),
-        "centered_sum": Rule(
-            lhs=tsum(tex_centered),
-            lhs_code=total(centered),
-            tex=r"\mathbf{0}",
-            code="0 * <mu>",
-        ),
         "dmu": Rule(
-            tex=r"-\left(" + tsum("<dXhat>") + r"\right) \oslash " + tex_root
-            + r" - \tfrac{2}{S}\, <dvar> \odot " + tsum(tex_centered),
-            code=f"-({total('<dXhat>')}) / {root} - 2 / S * <dvar> * ({total(centered)})",
-            element=d("<mu>_{i}")
-            + r" = -\sum_{s} "
-            + d("<Xhat>_{<si>}")
-            + r" \frac{1}{\sqrt{<var>_{i} + \epsilon}} - \frac{2}{S} "
-            + d("<var>_{i}")
+            tex=r"-\left(" + L.tex_total("<dXhat>") + r"\right) \oslash " + _TEX_ROOT
+            + r" - \tfrac{2}{S}\, <dvar> \odot " + L.tex_total(tex_centered),
+            code=f"-({L.total('<dXhat>')}) / {_ROOT} - 2 / S * <dvar> * ({L.total(centered)})",
+            element=_d("<mu>_{i}") + r" = -\sum_{s} " + _d("<Xhat>_{<si>}")
+            + r" \frac{1}{\sqrt{<var>_{i} + \epsilon}} - \frac{2}{S} " + _d("<var>_{i}")
             + r" \sum_{s} \left(<X>_{<si>} - <mu>_{i}\right)",
         ),
+        "centered_sum": Rule(
+            lhs=L.tex_total(tex_centered), lhs_code=L.total(centered), tex=r"\mathbf{0}",
+            code="0 * <mu>",
+        ),
         "dX_steps": Rule(
-            tex=r"<dXhat> \oslash " + tex_roots
-            + r" + \tfrac{2}{S} " + tex_centered + r" \odot \left(" + tspread("<dvar>") + r"\right)"
-            + r" + \tfrac{1}{S} " + tspread("<dmu>"),
-            code=f"<dXhat> / ({spread(root)}) + 2 / S * {centered} * ({spread('<dvar>')})"
-            f" + {spread('<dmu>')} / S",
-            element=d("<X>_{<si>}")
-            + " = "
-            + d("<Xhat>_{<si>}")
-            + r" \frac{1}{\sqrt{<var>_{i} + \epsilon}} + "
-            + d("<var>_{i}")
-            + r" \frac{2\left(<X>_{<si>} - <mu>_{i}\right)}{S} + "
-            + d("<mu>_{i}")
+            tex=r"<dXhat> \oslash " + L.tex_roots + r" + \tfrac{2}{S} " + tex_centered
+            + r" \odot \left(" + L.tex_spread("<dvar>") + r"\right) + \tfrac{1}{S} "
+            + L.tex_spread("<dmu>"),
+            code=f"<dXhat> / ({L.spread(_ROOT)}) + 2 / S * {centered} * ({L.spread('<dvar>')})"
+            f" + {L.spread('<dmu>')} / S",
+            element=_d("<X>_{<si>}") + " = " + _d("<Xhat>_{<si>}")
+            + r" \frac{1}{\sqrt{<var>_{i} + \epsilon}} + " + _d("<var>_{i}")
+            + r" \frac{2\left(<X>_{<si>} - <mu>_{i}\right)}{S} + " + _d("<mu>_{i}")
             + r" \frac{1}{S}",
         ),
-        "centered": Rule(
-            lhs=tex_centered,
-            lhs_code=centered,
-            tex=r"<Xhat> \odot " + tex_roots,
-            code=f"<Xhat> * ({spread(root)})",
-        ),
+    }  # fmt: skip
+
+
+def _jacobian_rules(L: _Layout) -> dict[str, Rule]:
+    """The Jacobian over the whole batch and its vector-Jacobian product, then the identity
+    X − 1μ = X̂ ⊙ 1√(σ² + ε) and the compact form ∂C/∂X the engine computes."""
+    jacobian, vjp, vector, pair = (
+        ("sitj", "si,sitj->tj", "ki", "si,ti") if L.rows else ("isjt", "is,isjt->jt", "ik", "is,it")
+    )
+    per_unit = "<gamma> / " + _ROOT  # γ ⊘ √(σ² + ε)
+    entry = r"\frac{\partial <Y>_{<si>}}{\partial <X>_{<tj>}}"
+    return {
         "jacobian": Rule(
-            tex=r"\left[\frac{\partial <Y>_{<si>}}{\partial <X>_{<tj>}}\right]",
+            tex=r"\left[" + entry + r"\right]",
             code=f"einsum('{vector},ij,st->{jacobian}', {per_unit}, eye(<n>), eye(S) - ones(S, S) / S)"
             f" - einsum('{vector},ij,{pair}->{jacobian}', {per_unit}, eye(<n>), <Xhat>, <Xhat>) / S",
-            element=r"\frac{\partial <Y>_{<si>}}{\partial <X>_{<tj>}} = \delta_{ij}"
-            r" \frac{<gamma>_{i}}{\sqrt{<var>_{i} + \epsilon}}"
+            element=entry + r" = \delta_{ij} \frac{<gamma>_{i}}{\sqrt{<var>_{i} + \epsilon}}"
             r" \left(\delta_{st} - \frac{1}{S} - \frac{<Xhat>_{<si>} <Xhat>_{<ti>}}{S}\right)",
         ),
         "dX_jacobian": Rule(
-            tex=r"\left[\sum_{s,i} " + d("<Y>_{<si>}")
-            + r" \frac{\partial <Y>_{<si>}}{\partial <X>_{<tj>}}\right]",
+            tex=r"\left[\sum_{s,i} " + _d("<Y>_{<si>}") + " " + entry + r"\right]",
             code=f"einsum('{vjp}', <dY>, <J>)",
         ),
-        "dX": Rule(
-            tex=r"\tfrac{1}{S} \left(S\, <dY> - " + tspread("<dbeta>")
-            + r" - <Xhat> \odot \left(" + tspread("<dgamma>") + r"\right)\right) \odot \left("
-            + tspread(r"\left(<gamma> \oslash " + tex_root + r"\right)") + r"\right)",
-            code=f"(S * <dY> - {spread('<dbeta>')} - <Xhat> * ({spread('<dgamma>')}))"
-            f" * ({spread('(' + per_unit + ')')}) / S",
-            element=d("<X>_{<si>}")
-            + r" = \frac{<gamma>_{i}}{S\sqrt{<var>_{i} + \epsilon}} \left(S "
-            + d("<Y>_{<si>}")
-            + " - "
-            + d("<beta>_{i}")
-            + r" - <Xhat>_{<si>} "
-            + d("<gamma>_{i}")
-            + r"\right)",
+        "centered": Rule(
+            lhs=L.tex_centered, lhs_code=L.centered, tex=r"<Xhat> \odot " + L.tex_roots,
+            code=f"<Xhat> * ({L.spread(_ROOT)})",
         ),
-    }
+        "dX": Rule(
+            tex=r"\tfrac{1}{S} \left(S\, <dY> - " + L.tex_spread("<dbeta>") + r" - <Xhat> \odot "
+            r"\left(" + L.tex_spread("<dgamma>") + r"\right)\right) \odot \left("
+            + L.tex_spread(r"\left(<gamma> \oslash " + _TEX_ROOT + r"\right)") + r"\right)",
+            code=f"(S * <dY> - {L.spread('<dbeta>')} - <Xhat> * ({L.spread('<dgamma>')}))"
+            f" * ({L.spread('(' + per_unit + ')')}) / S",
+            element=_d("<X>_{<si>}") + r" = \frac{<gamma>_{i}}{S\sqrt{<var>_{i} + \epsilon}}"
+            r" \left(S " + _d("<Y>_{<si>}") + " - " + _d("<beta>_{i}") + r" - <Xhat>_{<si>} "
+            + _d("<gamma>_{i}") + r"\right)",
+        ),
+    }  # fmt: skip
 
 
 BATCH_NORM_TEX = Formula(
