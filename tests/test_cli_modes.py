@@ -128,3 +128,24 @@ def test_bad_options_are_one_line(workdir: Path, capsys, options, message) -> No
     code, _, err = run(capsys, "train", *options, "--epochs", "1", "--no-plots", "-q")
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture
+def unregister():
+    """Remove the activations a test registers in this process."""
+    from nnmath.activations import registered_names, unregister_activation
+
+    before = set(registered_names())
+    yield
+    for name in set(registered_names()) - before:
+        unregister_activation(name)
+
+
+def test_gradcheck_derive_and_check_register_their_activation(capsys, unregister) -> None:
+    option = ["--activation", "softplus2=log(1 + exp(2 * z)) / 2"]
+    code, out, _ = run(capsys, "gradcheck", "3-5softplus2+bn-2softmax", *option)
+    assert code == 0 and "all gradients match" in out
+    code, out, _ = run(capsys, "derive", "3-5softplus2-2softmax", "--verify", *option)
+    assert code == 0 and "**All " in out
+    code, out, _ = run(capsys, "check", "3-5softplus2-2softmax", "dW2 = A1.T @ dZ2", *option)
+    assert code == 0 and "✓ correct" in out

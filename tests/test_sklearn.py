@@ -530,3 +530,45 @@ def test_bad_extras_are_refused_with_scikit_learns_error(iris, params, message):
     X, _, y, _ = iris
     with pytest.raises(ParameterError, match=message):
         MLPClassifier(**params).fit(X, y)
+
+
+def test_batch_norm_and_dropout_train_predict_pickle_and_keep_their_statistics(iris):
+    X, X_test, y, y_test = iris
+    options = {"hidden_layer_sizes": (16,), "max_iter": 100, "random_state": 0,
+               "learning_rate_init": 0.02}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPClassifier(batch_norm=True, dropout=0.2, **options).fit(X, y)
+        again = MLPClassifier(batch_norm=True, dropout=0.2, **options).fit(X, y)
+    assert str(model.model_.spec) == "4-16relu+bn+dropout(0.2)-3softmax"
+    assert model.score(X_test, y_test) > 0.85
+    for a, b in zip(model.coefs_, again.coefs_, strict=True):
+        assert_array_equal(a, b)  # dropout's masks come from random_state: reproducible
+    norm = model.model_.batch_norms[0]
+    assert np.abs(norm.running_mean).max() > 0  # predict uses the statistics the steps collected
+    copy = pickle.loads(pickle.dumps(model))
+    assert_array_equal(copy.predict_proba(X_test), model.predict_proba(X_test))
+    model.coefs_ = [c * 1.0 for c in model.coefs_]  # the setter keeps γ, β and the statistics
+    assert_array_equal(model.model_.batch_norms[0].running_var, norm.running_var)
+    assert_array_equal(copy.predict_proba(X_test), model.predict_proba(X_test))
+
+
+def test_early_stopping_with_batch_norm_restores_the_best_statistics(iris):
+    X, _, y, _ = iris
+    seen = []
+    original = MLPClassifier._score
+
+    def scored(self, *args):
+        seen.append({k: np.array(v) for k, v in self.model_.named_arrays().items()})
+        return original(self, *args)
+
+    model = MLPClassifier((16,), batch_norm=True, early_stopping=True, max_iter=80,
+                          n_iter_no_change=3, random_state=0, learning_rate_init=0.05)  # fmt: skip
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        patch.setattr(MLPClassifier, "_score", scored)
+        model.fit(X, y)
+    best = int(np.argmax(model.validation_scores_))
+    assert best < len(seen) - 1  # a later epoch was worse
+    for name, value in seen[best].items():
+        assert_array_equal(model.model_.named_arrays()[name], value, err_msg=name)

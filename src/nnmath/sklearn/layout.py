@@ -77,8 +77,9 @@ def from_coefs(spec: NetworkSpec, coefs: list[Any], intercepts: list[Any], dtype
 def with_coefs(model: MLP, coefs: list[Any], intercepts: list[Any]) -> MLP:
     """A copy of ``model`` with new coefs_ and intercepts_ (see :func:`from_coefs`); batch norm's
     γ, β and running statistics are kept."""
-    new = from_coefs(model.spec, coefs, intercepts, model.dtype)
-    arrays = {**{k: np.array(v) for k, v in model.named_arrays().items()}, **new.named_arrays()}
+    arrays = {name: np.array(value) for name, value in model.named_arrays().items()}
+    for l, linear in enumerate(from_coefs(model.spec, coefs, intercepts, model.dtype).linears, 1):
+        arrays[f"W{l}"], arrays[f"b{l}"] = linear.W, linear.b
     return MLP.from_arrays(model.spec, arrays)
 
 
