@@ -142,10 +142,10 @@ def unregister():
 
 
 def test_gradcheck_derive_and_check_register_their_activation(capsys, unregister) -> None:
-    option = ["--activation", "softplus2=log(1 + exp(2 * z)) / 2"]
-    code, out, _ = run(capsys, "gradcheck", "3-5softplus2+bn-2softmax", *option)
+    option = ["--activation", "softplus_two=log(1 + exp(2 * z)) / 2"]
+    code, out, _ = run(capsys, "gradcheck", "3-5softplus_two+bn-2softmax", *option)
     assert code == 0 and "all gradients match" in out
-    code, out, _ = run(capsys, "derive", "3-5softplus2-2softmax", "--verify", *option)
+    code, out, _ = run(capsys, "derive", "3-5softplus_two-2softmax", "--verify", *option)
     assert code == 0 and "**All " in out
-    code, out, _ = run(capsys, "check", "3-5softplus2-2softmax", "dW2 = A1.T @ dZ2", *option)
+    code, out, _ = run(capsys, "check", "3-5softplus_two-2softmax", "dW2 = A1.T @ dZ2", *option)
     assert code == 0 and "✓ correct" in out
