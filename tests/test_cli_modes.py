@@ -30,6 +30,17 @@ def workdir(tmp_path: Path, monkeypatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def unregister():
+    """Remove the activations a test registers in this process."""
+    from nnmath.activations import registered_names, unregister_activation
+
+    before = set(registered_names())
+    yield
+    for name in set(registered_names()) - before:
+        unregister_activation(name)
+
+
 def onnx_outputs(path: Path, X: np.ndarray) -> np.ndarray:
     ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -61,7 +72,7 @@ def test_batch_norm_and_dropout_train_save_evaluate_and_export(workdir: Path, ca
     assert np.allclose(P, model.predict_proba(X), atol=1e-5)
 
 
-def test_a_registered_activation_trains_saves_loads_and_exports(workdir: Path) -> None:
+def test_a_registered_activation_trains_saves_loads_and_exports(workdir: Path, unregister) -> None:
     """Each command in a fresh process: the model file carries the expression, and loading it
     registers the activation again, so predict and export need no option."""
 
@@ -128,17 +139,6 @@ def test_bad_options_are_one_line(workdir: Path, capsys, options, message) -> No
     code, _, err = run(capsys, "train", *options, "--epochs", "1", "--no-plots", "-q")
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1, err
-
-
-@pytest.fixture
-def unregister():
-    """Remove the activations a test registers in this process."""
-    from nnmath.activations import registered_names, unregister_activation
-
-    before = set(registered_names())
-    yield
-    for name in set(registered_names()) - before:
-        unregister_activation(name)
 
 
 def test_gradcheck_derive_and_check_register_their_activation(capsys, unregister) -> None:
