@@ -22,6 +22,8 @@ costs instead (scikit-learn's and Keras's ``loss``) and skips the pass over the 
 
 Speed: NumPy models train on the fast path (``steps.py``): a float32 copy whose parameters are one
 vector, ``fast.FastStep``'s buffers, and the optimizer's rule applied once to the whole vector.
+A network with batch norm or dropout trains through the engine instead (``steps.modes_stepper``),
+in training mode with dropout's masks from a child generator; its logs are in evaluation mode.
 float32 is the default arithmetic (``dtype="auto"``) even for a float64 model, which receives the
 trained values after every epoch; ``dtype="float64"`` trains in float64.
 
@@ -397,6 +399,11 @@ def fit(
       ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
       include it (as Keras's do), with k from the weight sum of the rows evaluated.
 
+    - batch norm and dropout (``MLP("4-16relu+bn+dropout(0.2)-3softmax")``): the steps run in
+      training mode (dropout's masks from a child of ``rng``, saved in checkpoints), the logged
+      metrics in evaluation mode; early stopping and checkpoints keep the running statistics with
+      the weights; a last batch of one row is left out of each epoch (batch norm cannot normalize
+      it; a warning says so), and ``batch_size`` must be ≥ 2.
     - X may also be a ``datasets.stream.StreamRows`` (rows read from disk in pieces, y None,
       ``validation`` another part of the same stream): see docs/distributed.md.
     - comm: data-parallel training over MPI (``MPI.COMM_WORLD``, or a
