@@ -332,7 +332,6 @@ def test_the_fast_step_refuses_batch_norm_and_dropout():
         FastStep(model, get_loss("cross-entropy"), 8)
 
 
-
 def test_a_hand_written_training_loop_learns_with_batch_norm_and_dropout():
     """What a training loop passes: training=True and its generator for each step; predict then
     runs in evaluation mode with the running statistics the steps collected."""

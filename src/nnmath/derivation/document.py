@@ -135,9 +135,7 @@ class Derivation:
         """``derivation["dW3"]``: the equation that defines dW3 (its final form)."""
         equation = self.defining(name)
         if equation is None:
-            raise SpecError(
-                f"no equation defines {name!r}; the names are: {', '.join(self.names)}"
-            )
+            raise SpecError(f"no equation defines {name!r}; the names are: {', '.join(self.names)}")
         return equation
 
     @property
@@ -246,7 +244,9 @@ class _Builder(ModifierSteps):
             table[code] = symbol
             table.update(extra.get(code, {}))
         if self.weighted:
-            table["C"] = Symbol("C", "C", "", "", r"the cost, $C = \sum_s w_s \ell_s / \sum_s w_s$", ())
+            table["C"] = Symbol(
+                "C", "C", "", "", r"the cost, $C = \sum_s w_s \ell_s / \sum_s w_s$", ()
+            )
         for code in [code for code in table if _has_gradient(code)]:
             table[notation.gradient(table[code]).code] = notation.gradient(table[code])
         for code in ("Yhat", self.pre_code(K)):
@@ -359,7 +359,12 @@ class _Builder(ModifierSteps):
         """Z_l, [μ_l, σ²_l, Ẑ_l, U_l], the activation, [dropout]."""
         n_in, n_out = self.spec.sizes[layer - 1], self.spec.sizes[layer]
         Z = self.sym(f"Z{layer}")
-        bind = {"X": self.a(layer - 1), "Y": Z, "W": self.sym(f"W{layer}"), "b": self.sym(f"b{layer}")}
+        bind = {
+            "X": self.a(layer - 1),
+            "Y": Z,
+            "W": self.sym(f"W{layer}"),
+            "b": self.sym(f"b{layer}"),
+        }
         steps = [self.layers[layer - 1].describe()]
         modifiers = self.spec.layers[layer - 1]
         if modifiers.batch_norm:
@@ -368,7 +373,11 @@ class _Builder(ModifierSteps):
             steps.append(f"dropout({modifiers.dropout:g})")
         equations = [
             self.equation(
-                self.linear()["forward"], bind, name=Z.code, lhs=Z.tex, kind="forward",
+                self.linear()["forward"],
+                bind,
+                name=Z.code,
+                lhs=Z.tex,
+                kind="forward",
                 width=layer,
                 note=f"Layer {layer}: {n_in} inputs to {n_out} units, then {', then '.join(steps)}.",
             )  # fmt: skip
@@ -378,8 +387,12 @@ class _Builder(ModifierSteps):
         pre, post = self.sym(self.pre_code(layer)), self.post(layer)
         equations.append(
             self.equation(
-                self.rules(layer)["forward"], {"X": pre, "Y": post}, name=post.code,
-                lhs=post.tex, kind="forward", width=layer,
+                self.rules(layer)["forward"],
+                {"X": pre, "Y": post},
+                name=post.code,
+                lhs=post.tex,
+                kind="forward",
+                width=layer,
             )  # fmt: skip
         )
         if modifiers.dropout is not None:
@@ -688,8 +701,12 @@ class _Builder(ModifierSteps):
         pre, post = self.sym(self.pre_code(layer)), self.post(layer)
         equations.append(
             self.equation(
-                self.rules(layer)["dX"], {"dY": self.d(post), "X": pre, "Y": post},
-                name=self.d(pre).code, lhs=self.d(pre).tex, kind="gradient", width=layer,
+                self.rules(layer)["dX"],
+                {"dY": self.d(post), "X": pre, "Y": post},
+                name=self.d(pre).code,
+                lhs=self.d(pre).tex,
+                kind="gradient",
+                width=layer,
                 wrt=pre.code,
             )  # fmt: skip
         )
@@ -713,8 +730,13 @@ class _Builder(ModifierSteps):
             notes["dW"] = "The penalty's gradient joins the weights' gradient:"
         return [
             self.equation(
-                linear[role], bind, name=self.d(target).code, lhs=self.d(target).tex,
-                kind="gradient", width=layer, wrt=target.code,
+                linear[role],
+                bind,
+                name=self.d(target).code,
+                lhs=self.d(target).tex,
+                kind="gradient",
+                width=layer,
+                wrt=target.code,
                 note=notes.get(role, "") if role != "dX" or layer == 1 else "",
             )  # fmt: skip
             for role, target in (("dW", W), ("db", b), ("dX", A_in))
@@ -747,7 +769,7 @@ def _has_gradient(code: str) -> bool:
     """Quantities a derivation differentiates: not data, constants, sizes, masks or Jacobians."""
     fixed = code in ("S", "Y", "C", "eps", "alpha", "w")
     return not fixed and not any(
-        code.startswith(head) and code[len(head):].isdigit() for head in ("n", "D", "Jbn")
+        code.startswith(head) and code[len(head) :].isdigit() for head in ("n", "D", "Jbn")
     )
 
 

@@ -48,9 +48,7 @@ def summary(derivation: Derivation) -> str:
             f"FAILED: {len(failed)} of {len(results)} equations do not match {where} "
             f"(tolerance: rel. error {v['rtol']:g} or abs. error {v['atol']:g})."
         )
-    at_zero = (
-        f"; {zeros} whose value is zero within abs. error {v['atol']:g}" if zeros else ""
-    )
+    at_zero = f"; {zeros} whose value is zero within abs. error {v['atol']:g}" if zeros else ""
     return (
         f"All {len(results)} equations checked {where}: largest relative error {worst:.1e} "
         f"(tolerance {v['rtol']:g}){at_zero}."
@@ -66,7 +64,9 @@ def check_text(check: Check, *, tex: bool = False) -> str:
     if not math.isfinite(check.error):
         return f"{mark}: {method}"
     if check.absolute and check.passed:
-        text = f"{mark} checked against {method}: abs. error {check.max_abs:.1e} (the value is zero)"
+        text = (
+            f"{mark} checked against {method}: abs. error {check.max_abs:.1e} (the value is zero)"
+        )
     else:
         text = f"{mark} checked against {method}: rel. error {check.error:.1e}"
     if check.element_error is not None:

@@ -282,8 +282,10 @@ def _reference(
         )
         return np.asarray(value), None, "the engine's cost"
     if equation.kind == "jacobian" and equation.name.startswith("Jbn"):
-        return batch_jacobian(derivation, problem, int(equation.name[3:]), eps), None, (
-            "the numerical Jacobian of batch norm over the whole batch"
+        return (
+            batch_jacobian(derivation, problem, int(equation.name[3:]), eps),
+            None,
+            ("the numerical Jacobian of batch norm over the whole batch"),
         )
     if equation.kind == "jacobian":
         layer = problem.model.layers[-1]
