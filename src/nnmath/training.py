@@ -259,14 +259,15 @@ def train_epoch(
     metrics (``RunningMetrics``; a batch whose weights sum to 0 takes no step)."""
     rows, update, running = loop.train, loop.stepper.update, loop.running
     n_batches = math.ceil(len(rows) / loop.batch_size)
-    smallest = 2 if loop.batch_norm else 1  # batch norm cannot normalize one row (see fit)
     # the fast step takes class labels as they are; a gradients function gets the target rows T
     labels = loop.stepper.step is not None
     running.start()
     for batch, (X, targets, w, batch_weight) in enumerate(
         rows.batches(loop.batch_size, rng, epoch, labels), start=1
     ):
-        if not batch_weight > 0 or len(X) < smallest:
+        # a batch of one row takes no step with batch norm, which cannot normalize it (see fit);
+        # an empty local share still does on a distributed run: its rank joins the Allreduce
+        if not batch_weight > 0 or (loop.batch_norm and len(X) < 2):
             continue
         value = update(X, targets) if w is None else update(X, targets, w)
         watch.check_batch(epoch, batch, n_batches, value, eta)
