@@ -53,6 +53,7 @@ from nnmath.losses import Loss
 from nnmath.modelfile import TrainedModel, save_checkpoint
 from nnmath.network import MLP
 from nnmath.optimizers import Optimizer
+from nnmath.pairing import check_pair, check_targets
 from nnmath.penalties import Penalty
 from nnmath.rows import Rows, held_out_rows, prepare_rows, split_off, validation_rows
 from nnmath.schedules import Schedule
@@ -385,6 +386,8 @@ def fit(
     rows = prepare_rows(model, X, y, task, sample_weight, arithmetic)
     held_out = None if validation is None else held_out_rows(model, validation, task, arithmetic)
     loss = as_loss(loss, model.output, task)
+    check_pair(model.output, model.n_out, loss)  # the rules of nnmath.pairing
+    check_targets(loss, rows.T)
     optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer_state)

@@ -8,7 +8,7 @@ import textwrap
 
 from nnmath.derivation import NOTATIONS, check_formula, derive, make_problem
 from nnmath.errors import SpecError
-from nnmath.gradcheck import default_loss_name
+from nnmath.pairing import default_loss_name
 from nnmath.losses import LOSSES, get_loss
 from nnmath.spec import parse_spec
 

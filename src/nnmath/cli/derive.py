@@ -11,7 +11,6 @@ import numpy as np
 
 from nnmath.derivation import (
     NOTATIONS,
-    check_writable,
     derive,
     example_json,
     example_markdown,
@@ -29,8 +28,9 @@ from nnmath.derivation import (
 from nnmath.derivation.inputs import fit_rows
 from nnmath.derivation.render import summary
 from nnmath.errors import ShapeError, SpecError
-from nnmath.gradcheck import default_loss_name
+from nnmath.pairing import default_loss_name
 from nnmath.losses import LOSSES, get_loss
+from nnmath.outputs import check_output
 from nnmath.spec import parse_spec
 
 
@@ -181,7 +181,7 @@ def _refuse_what_does_not_apply(args: argparse.Namespace) -> None:
     if args.input and args.samples is not None:
         raise SpecError("--samples sets the size of random data; with --input leave it out")
     if args.output:
-        check_writable(args.output)
+        check_output(args.output, "-o")
 
 
 def _user_numbers(

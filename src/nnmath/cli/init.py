@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from nnmath.derivation import NOTATIONS, check_writable, read_weights
-from nnmath.gradcheck import default_loss_name
+from nnmath.derivation import NOTATIONS, read_weights
+from nnmath.pairing import default_loss_name
 from nnmath.losses import CLASSIFICATION_LOSSES, LOSSES, get_loss
 from nnmath.modelfile import TrainedModel
 from nnmath.network import MLP
+from nnmath.outputs import check_output
 from nnmath.spec import parse_spec
 
 
@@ -47,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    check_writable(args.output)
+    check_output(args.output, "-o", example="model.nnm")
     spec = parse_spec(args.spec)
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
     if args.weights:

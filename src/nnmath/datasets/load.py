@@ -14,6 +14,7 @@ from nnmath.datasets.dataset import TASKS, Dataset, Task
 from nnmath.datasets.files import _FILE_TYPES, _checked_source, _load_file, features_of
 from nnmath.datasets.readers import DataSource
 from nnmath.errors import DataError
+from nnmath.outputs import as_path
 
 
 def load_dataset(
@@ -34,6 +35,7 @@ def load_dataset(
     """
     if task is not None and task not in TASKS:
         raise DataError(f"task must be 'classification' or 'regression', got {task!r}")
+    as_path(source, "the data (a built-in set's name or a file)")
     if isinstance(source, str):
         key = source.strip().lower().replace("_", "-")
         key = _ALIASES.get(key, key)
