@@ -188,7 +188,7 @@ def test_the_python_api_takes_a_mapping():
         (["--weights", "{row_layout}"], "the other notation's layout", 2),
         (["--weights", "{not_numbers}"], "'a', which is not a number", 3),
         (["--weights", "{bias}"], "give 2 numbers or one for the whole layer", 2),
-        (["--weights", "{zip}"], "not a readable NPZ archive", 3),
+        (["--weights", "{zip}"], "not a readable .npz archive", 3),
         (["--input", "0.05,x", "--target", "0.01,0.99"], "'x' is not a number", 3),
         (["--input", "0.05,0.1,0.2", "--target", "0.01,0.99"], "3 values per sample", 2),
         (["--input", "0.05,0.1"], "give --input and --target together", 2),

@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"nnmath.cli.{name}")
-        module.add_parser(subparsers).set_defaults(run=module.run)
+        command = module.add_parser(subparsers)
+        command.set_defaults(run=module.run, parser=command)
     return parser
 
 
@@ -95,12 +96,27 @@ def error_line(error: BaseException) -> str:
     return " ".join(str(error).split("\n"))
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line; argparse prints a usage error itself and exits with status 2."""
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with its own usage line
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # argparse prints usage errors itself, status 2
-    with warnings.catch_warnings():  # a warning is one line too, without the source line
+    try:
+        args = parse(argv)  # imports the commands: Ctrl-C may come here too
+    except KeyboardInterrupt:
+        print("nnmath: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    with warnings.catch_warnings():  # a warning is one line too, without the source line, once
+        shown: set[str] = set()
 
         def show(message: Any, category: type, *_: Any, **__: Any) -> None:
-            print(f"nnmath {args.command}: warning: {message}", file=sys.stderr)
+            if str(message) not in shown:
+                shown.add(str(message))
+                print(f"nnmath {args.command}: warning: {message}", file=sys.stderr)
 
         warnings.showwarning = show
         return run_command(args)

@@ -34,6 +34,7 @@ from nnmath.derivation.render import to_markdown
 from nnmath.derivation.verify import Problem, environment, make_problem, verify
 from nnmath.losses import Loss
 from nnmath.network import MLP
+from nnmath.pairing import check_pair
 from nnmath.spec import NetworkSpec
 
 
@@ -105,6 +106,8 @@ def derive(
     spec: NetworkSpec | str, loss: Loss | str | None = None, notation: Notation | str = "row"
 ) -> Document:
     """The backprop derivation of ``spec`` with ``loss`` (default: the one that matches the
-    output) in the row or column notation, as a :class:`Document`."""
+    output) in the row or column notation, as a :class:`Document`. A loss that does not fit the
+    output layer is refused, an unusual one warned about (``nnmath.pairing``)."""
     derivation = assemble(spec, loss, notation)
+    check_pair(derivation.spec.output, derivation.spec.n_out, derivation.loss)
     return Document(**{f.name: getattr(derivation, f.name) for f in fields(derivation)})
