@@ -189,7 +189,7 @@ def _refuse_what_does_not_apply(args: argparse.Namespace) -> None:
     if args.input and args.samples is not None:
         raise SpecError("--samples sets the size of random data; with --input leave it out")
     _refuse_unused_number_options(args)
-    if args.output:
+    if args.output is not None:
         check_output(args.output, "-o")
 
 
