@@ -25,9 +25,9 @@ from nnmath.derivation.notation import Notation, Symbol, get_notation, shapes_an
 from nnmath.derivation.shapes import Shape, infer_shape
 from nnmath.derivation.syntax import parse
 from nnmath.errors import SpecError
-from nnmath.pairing import default_loss_name
 from nnmath.layers import LINEAR_TEX, Rule, activation_layer
 from nnmath.losses import Loss, fuse, get_loss
+from nnmath.pairing import default_loss_name
 from nnmath.spec import NetworkSpec, parse_spec
 
 
