@@ -1,35 +1,36 @@
-"""Speed benchmark: one float32 MLP training step, nnmath against PyTorch, JAX and scikit-learn.
+"""Speed benchmark: nnmath's training step and its whole training runs, against the peers.
 
-    python benchmarks/speed.py              # 1 and 2 threads, four models, memory, predict, digits
-    python benchmarks/speed.py --smoke      # a quick check that everything runs (CI)
-    python benchmarks/speed.py --threads 2 --models tiny small --rounds 20
+    python benchmarks/speed.py              # both BLAS setups × 1 and 2 threads (~20 min, quiet)
+    python benchmarks/speed.py --smoke      # a quick check that everything runs (CI, < 60 s)
+    python benchmarks/speed.py --blas configured --threads 1 --models medium large
 
 Writes benchmarks/results/speed.json and benchmarks/results/speed.md (or --out DIR), atomically;
 a smoke run writes to a temporary directory instead, so that it never replaces published results.
 
-How it measures (see docs/speed.md):
+What it measures (see docs/speed.md), for each BLAS setup and thread count:
 
-- Each thread count runs in its own subprocess, with OMP/OPENBLAS/MKL_NUM_THREADS and XLA_FLAGS set
-  before any library is imported, threadpoolctl limits, ``torch.set_num_threads`` and the process
-  pinned to that many CPUs.
+- BLAS setups: "configured" (this environment as it is) and "unset" (OPENBLAS_CORETYPE and
+  OPENBLAS_L2_SIZE removed from the benchmark's own subprocesses only, so OpenBLAS picks the
+  kernels for the CPU it finds); the kernel name threadpoolctl reports is recorded.
+- Each (setup, thread count) runs in its own subprocess, with OMP/OPENBLAS/MKL_NUM_THREADS and
+  XLA_FLAGS set before any library is imported, threadpoolctl limits, ``torch.set_num_threads``
+  and the process pinned to that many CPUs.
 - A "step" is forward, softmax + cross-entropy, backward and a plain SGD update of every weight and
-  bias, from the same float32 weights and batch in every framework (speed_steps.py). Before timing,
-  three steps of each are compared with nnmath's: unless the weights agree to 1e-4 of their
-  largest magnitude, the benchmark stops (a faster step that computes something else is no win).
+  bias, from the same float32 weights and batch in every framework (speed_steps.py); nnmath's is
+  the step ``fit`` runs. Before timing, three steps of each are compared with nnmath's: unless the
+  weights agree to 1e-4 of their largest magnitude, the benchmark stops.
 - Timing is round-robin: every round times one block of steps of each contestant in turn (the
-  order rotates), so that the machine's drifting load hits all of them alike. A block is as many
-  steps as fill about ``--block-ms``; a round's time per step is the block's time divided by its
-  steps. Reported: the median and quartiles over rounds, and the ratio peer / nnmath of each
-  round, summarised by its median and quartiles.
-- The GEMM reference times the step's matrix products alone (same shapes and layouts, numpy float32)
-  in the same rounds, and a big square GEMM; the step's FLOPs (2·S·in·out per layer forward, per
-  layer for dW, and for dX in every layer but the first) over its time, divided by those rates, is
-  the fraction of the machine's matmul rate that the step reaches.
+  order rotates), so that the machine's drifting load hits all of them alike. Reported: the median
+  and quartiles over rounds, and the ratio peer / nnmath of each round (median, quartiles).
+- GEMM rate: the step's FLOPs (2·S·in·out per layer forward, per layer for dW, and for dX in every
+  layer but the first) over its time, against a 2048² float32 GEMM and against the step's own
+  products alone, both timed in the same rounds.
+- Full training runs (speed_fit.py): ``fit``, the estimators and scikit-learn's MLPClassifier.fit
+  on digits and MNIST-1D, same network, optimizer, batch size and epochs; held-out accuracy.
+- Whole processes (speed_process.py): ``nnmath train`` against the equivalent scikit-learn script.
 - Peak memory: a separate process per framework and model imports only that framework, makes the
   data and runs three warm-up steps of the tiny model; then the peak-RSS mark is reset (Linux
-  clear_refs), the model, optimizer and buffers are built and 50 steps run. Reported: the peak
-  resident set size, its increase over the RSS before the model was built, and for nnmath
-  tracemalloc's peak of the NumPy allocations.
+  clear_refs), the model, optimizer and buffers are built and 50 steps run.
 - Prediction throughput: samples per second of the forward pass + softmax on 4096 rows.
 """
 
@@ -56,26 +57,30 @@ TARGETS_2_THREADS = {  # model: (× faster than PyTorch, × faster than JAX) req
     "small": (4.0, 1.5),
     "medium": (1.3, 1.0),
 }
-LARGE_FRACTION_TARGET = 0.9
-DIGITS_TARGET = 3.0
+GEMM_FRACTION_TARGET = 0.9  # medium and large: of the square GEMM's rate
+FIT_TARGET = 3.0  # fit, estimators: × faster than MLPClassifier.fit
+PROCESS_TARGET = 2.0  # nnmath train: × faster than the scikit-learn script
+ACCURACY_POINTS = 0.5  # the same held-out accuracy: within half a point
 SQUARE_GEMM = 2048
+BLAS_SETUPS = ("configured", "unset")
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 AGREEMENT = 1e-4  # largest |Δw| / max |w| allowed between nnmath and a peer after 3 steps
 
 
 # ---- the environment of a worker ----------------------------------------------------------------
 
 
-def thread_environment(threads: int, openblas_coretype: str = "inherit") -> dict[str, str]:
+def thread_environment(threads: int, blas: str = "configured") -> dict[str, str]:
     """Environment variables that fix every library's thread count before it is imported.
 
-    ``openblas_coretype``: "inherit" keeps this process's OPENBLAS_CORETYPE (if any), "auto"
-    removes it (OpenBLAS picks the kernels for the CPU it finds), anything else sets it.
+    ``blas``: "configured" keeps this environment's OpenBLAS settings; "unset" removes
+    OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (for the benchmark's own subprocesses only), so that
+    OpenBLAS picks the kernels for the CPU it finds, as on a user's machine.
     """
     env = dict(os.environ)
-    if openblas_coretype == "auto":
-        env.pop("OPENBLAS_CORETYPE", None)
-    elif openblas_coretype != "inherit":
-        env["OPENBLAS_CORETYPE"] = openblas_coretype
+    if blas == "unset":
+        for name in BLAS_VARIABLES:
+            env.pop(name, None)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
     multi = "true" if threads > 1 else "false"
@@ -269,7 +274,7 @@ def bench_model(name: str, args: argparse.Namespace, peers: list[str]) -> dict[s
     contestants["GEMMs of the step"] = Contestant(st.gemm_reference(problem))
     square, square_flops = st.square_gemm(args.square)
     square_key = f"GEMM {args.square}²"
-    if name == "large" or args.smoke:
+    if name in ("medium", "large") or args.smoke:
         contestants[square_key] = Contestant(square)
     rounds = args.rounds or (3 if args.smoke else 30)
     gap = args.gap_ms / 1000 if args.threads > 1 else 0.0
@@ -364,15 +369,15 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     for name in args.models:
         out["models"][name] = bench_model(name, args, peers)
         print(f"  [{args.threads} thread(s)] {name} done", file=sys.stderr, flush=True)
-    if not args.no_digits:
-        import speed_digits
+    if not args.no_fits:
+        import speed_fit
 
-        out["digits"] = speed_digits.run(
-            rounds=1 if args.smoke else args.digits_rounds,
-            epochs=2 if args.smoke else speed_digits.EPOCHS,
-            numba="nnmath numba" in peers,
-        )
-        print(f"  [{args.threads} thread(s)] digits done", file=sys.stderr, flush=True)
+        out["fits"] = {}
+        for job in args.jobs:
+            out["fits"][job] = speed_fit.run(
+                job, args.fit_rounds, "nnmath numba" in peers, epochs=1 if args.smoke else None
+            )
+            print(f"  [{args.threads} thread(s)] {job} fits done", file=sys.stderr, flush=True)
     out["load_average_after"] = os.getloadavg()
     return out
 
@@ -439,9 +444,7 @@ def memory_worker(framework: str, model: str, steps: int, threads: int) -> dict[
     }
 
 
-def measure_memory(
-    models: list[str], threads: int, steps: int, openblas_coretype: str
-) -> dict[str, Any]:
+def measure_memory(models: list[str], threads: int, steps: int, blas: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for model in models:
         result[model] = {}
@@ -450,7 +453,7 @@ def measure_memory(
             command += [framework, model, "--steps", str(steps), "--threads", str(threads)]
             done = subprocess.run(
                 command,
-                env=thread_environment(threads, openblas_coretype),
+                env=thread_environment(threads, blas),
                 capture_output=True,
                 text=True,
             )
@@ -479,10 +482,55 @@ def ratio_cell(s: dict[str, float] | None) -> str:
 
 
 def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of docs/speed.md, for each of nnmath's kernels: required, measured, met."""
+    """Each target of docs/speed.md measured in one run: required, measured, met."""
+    rows = _step_targets(run)
+    for job, fit in run.get("fits", {}).items():
+        sk_accuracy = fit["test_accuracy"]["scikit-learn"]
+        for mine, ratio in fit["ratio_to_sklearn"].items():
+            points = 100 * (fit["test_accuracy"][mine] - sk_accuracy)
+            rows.append(
+                {
+                    "kernel": mine,
+                    "target": f"{job}: ≥ {FIT_TARGET:g}× faster than MLPClassifier.fit, held-out "
+                    f"accuracy within {ACCURACY_POINTS} points",
+                    "measured": f"{ratio:.2f}×, {points:+.1f} points",
+                    "met": ratio >= FIT_TARGET and abs(points) <= ACCURACY_POINTS,
+                }
+            )
+    for job, process in run.get("processes", {}).items():
+        for command, ratio in process["ratio_to_sklearn"].items():
+            cpu = process["cpu_ratio_to_sklearn"][command]
+            rows.append(
+                {
+                    "kernel": command,
+                    "target": f"{job}: the whole process ≥ {PROCESS_TARGET:g}× faster than the "
+                    "scikit-learn script",
+                    "measured": f"{ratio:.2f}× (CPU time {cpu:.2f}×)",
+                    "met": ratio >= PROCESS_TARGET,
+                }
+            )
+    return rows
+
+
+def _step_targets(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The step's targets: the GEMM rate (medium, large), and the earlier ratios to the peers."""
     rows = []
     models = run.get("models", {})
     for kernel in (k for k in KERNELS if k in run.get("peers", KERNELS[:1])):
+        for name in ("medium", "large"):
+            if name not in models or kernel not in models[name]:
+                continue
+            n = models[name].get("square_gemm_size", SQUARE_GEMM)
+            fraction = models[name][kernel].get("fraction_of_square_gemm_rate")
+            if fraction is not None:
+                rows.append(
+                    {
+                        "kernel": kernel,
+                        "target": f"{name}: ≥ 90 % of the {n}² float32 GEMM rate",
+                        "measured": f"{fraction['median']:.0%}",
+                        "met": fraction["median"] >= GEMM_FRACTION_TARGET,
+                    }
+                )
         for name, (torch_x, jax_x) in TARGETS_2_THREADS.items():
             if name not in models or kernel not in models[name]:
                 continue
@@ -493,177 +541,38 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
                     rows.append(
                         {
                             "kernel": kernel,
-                            "target": f"{name}: ≥ {need:g}× faster than {peer}",
+                            "target": f"{name}: ≥ {need:g}× faster than {peer} (step)",
                             "measured": f"{got:.2f}×",
                             "met": got >= need,
                         }
                     )
-        if "large" in models and kernel in models["large"]:
-            large = models["large"][kernel]
-            n = models["large"].get("square_gemm_size", SQUARE_GEMM)
-            for key, what in (
-                ("fraction_of_step_gemm_rate", "the float32 GEMM rate at the step's shapes"),
-                ("fraction_of_square_gemm_rate", f"the {n}² float32 GEMM rate"),
-            ):
-                if key in large:
-                    got = large[key]["median"]
-                    rows.append(
-                        {
-                            "kernel": kernel,
-                            "target": f"large: ≥ 90 % of {what}",
-                            "measured": f"{got:.0%}",
-                            "met": got >= LARGE_FRACTION_TARGET,
-                        }
-                    )
-    if "digits" in run:
-        seconds = run["digits"]["median_seconds"]
-        for mine in (k for k in seconds if k.startswith("nnmath") and "engine" not in k):
-            got = seconds["scikit-learn"] / seconds[mine]
-            rows.append(
-                {
-                    "kernel": mine,
-                    "target": "digits: a full training run ≥ 3× faster than scikit-learn",
-                    "measured": f"{got:.2f}×",
-                    "met": got >= DIGITS_TARGET,
-                }
-            )
     return rows
 
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        "# Speed: one float32 training step (forward, cross-entropy, backward, SGD update)",
+        "# Speed: nnmath's training step and whole training runs against the peers",
         "",
-        f"Machine: {results['cpu']}, {results['cores']} cores, OPENBLAS_CORETYPE="
-        f"{results['openblas_coretype']}; `{results['command']}` on {results['date']}.",
+        f"Machine: {results['cpu']}, {results['cores']} cores; `{results['command']}` on "
+        f"{results['date']}. Load average (1, 5, 15 min) at the start: "
+        f"{', '.join(f'{x:.2f}' for x in results['load_average_start'])}; at the end: "
+        f"{', '.join(f'{x:.2f}' for x in results['load_average_end'])}. This environment's "
+        f"OpenBLAS settings: {results['blas_environment']}.",
         "",
         "Time per step: median (interquartile range) over rounds, µs unless marked. Ratio: the "
         "peer's time / nnmath's time in the same round (median, IQR); above 1 means nnmath is "
-        "faster. nnmath is `FastStep.sgd_step` with its NumPy kernel (the default) or its numba "
-        "kernel; nnmath engine is the clear reference path (`MLP.loss_and_gradients` + `SGD`).",
+        "faster. nnmath is the step `fit` runs (`FastStep.sgd_step` on the flat parameter "
+        "vector), with its NumPy kernel or its numba kernel; nnmath engine is the clear "
+        "reference path (`MLP.loss_and_gradients` + `SGD`).",
         "",
     ]
     for run in results["runs"]:
-        t, peers = run["threads"], run["peers"]
-        kernels = [k for k in KERNELS if k in peers]
-        others = [k for k in OTHERS if k in peers]
-        n = next(iter(run["models"].values()), {}).get("square_gemm_size", SQUARE_GEMM)
-        versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
-        pools = "; ".join(
-            " ".join(
-                str(p.get(k) or "") for k in ("internal_api", "version", "architecture")
-            ).strip()
-            for p in run["machine"]["pools"]
-        )
-        load = f"{run['load_average_before'][0]:.2f} / {run['load_average_after'][0]:.2f}"
-        lines += [
-            f"## {t} thread{'s' if t > 1 else ''}",
-            "",
-            f"{versions}. Thread pools: {pools}. Load average (1 min) before / after: {load}.",
-            "",
-            "| model | batch | "
-            + " | ".join(peers)
-            + " | "
-            + " | ".join(f"{o} / {k}" for k in kernels for o in others)
-            + " |",
-            "|---|---|" + "---|" * (len(peers) + len(kernels) * len(others)),
-        ]
-        for name, m in run["models"].items():
-            sp = m["seconds_per_step"]
-            spec = "-".join(map(str, m["sizes"]))
-            ratios = [ratio_cell(m[k]["ratio"].get(o)) for k in kernels for o in others]
-            lines.append(
-                f"| {name} {spec} | {m['batch']} | "
-                + " | ".join(cell(sp[p]) for p in peers)
-                + " | "
-                + " | ".join(ratios)
-                + " |"
-            )
-        lines += [
-            "",
-            "GEMM rate: the step's FLOPs per second against the numpy float32 GEMMs of the step "
-            "alone (same shapes and layouts, timed in the same rounds) and a "
-            f"{n}² GEMM (large model only):",
-            "",
-            "| model | step GFLOP | GEMMs of the step, GFLOP/s | "
-            + " | ".join(f"{k} GFLOP/s | fraction" for k in kernels)
-            + f" | {n}² GEMM GFLOP/s | "
-            + " | ".join(f"{k} fraction" for k in kernels)
-            + " |",
-            "|---|---|---|" + "---|---|" * len(kernels) + "---|" + "---|" * len(kernels),
-        ]
-        for name, m in run["models"].items():
-            row = [f"{m['step_flops'] / 1e9:.4f}", f"{m['step_gemm_gflops']['median']:.1f}"]
-            for k in kernels:
-                row += [
-                    f"{m[k]['gflops']['median']:.1f}",
-                    f"{m[k]['fraction_of_step_gemm_rate']['median']:.0%}",
-                ]
-            square = m.get("square_gemm_gflops")
-            row.append(f"{square['median']:.1f}" if square else "–")
-            for k in kernels:
-                fraction = m[k].get("fraction_of_square_gemm_rate")
-                row.append(f"{fraction['median']:.0%}" if fraction else "–")
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
-        predictors = [p for p in peers if p != "nnmath numba"]
-        lines += [
-            "",
-            "Prediction throughput (forward + softmax), samples/s, median over rounds:",
-            "",
-            "| model | rows | " + " | ".join(predictors) + " |",
-            "|---|---|" + "---|" * len(predictors),
-        ]
-        for name, m in run["models"].items():
-            ps = m["predict_samples_per_second"]
-            lines.append(
-                f"| {name} | {m['predict_rows']} | "
-                + " | ".join(f"{ps[p]['median']:,.0f}" for p in predictors)
-                + " |"
-            )
-        agree = {n: max(m["agreement_after_3_steps"].values()) for n, m in run["models"].items()}
-        lines += [
-            "",
-            "Agreement: after 3 steps from the same weights, the largest |Δw| / max |w| between "
-            "nnmath and any other step: "
-            + ", ".join(f"{n} {v:.1e}" for n, v in agree.items())
-            + ".",
-        ]
-        if "digits" in run:
-            d = run["digits"]
-            runs = len(next(iter(d["seconds"].values())))
-            lines += [
-                "",
-                f"Digits, a full training run: {d['network']}, {d['epochs']} epochs, batch "
-                f"{d['batch_size']}, {d['optimizer']} at η = {d['learning_rate']}, "
-                f"{d['n_train']} training / {d['n_test']} held-out images; median of {runs} runs:",
-                "",
-                "| | seconds | held-out accuracy | scikit-learn / this |",
-                "|---|---|---|---|",
-            ]
-            sk = d["median_seconds"]["scikit-learn"]
-            for k, sec in d["median_seconds"].items():
-                lines.append(f"| {k} | {sec:.3f} | {d['test_accuracy'][k]:.4f} | {sk / sec:.2f}× |")
-        lines.append("")
+        lines += _run_section(run)
     if "memory" in results:
-        lines += [
-            f"## Peak memory ({results['memory_threads']} threads, {results['memory_steps']} "
-            "training steps, one process per cell)",
-            "",
-            "| model | nnmath peak RSS | nnmath increase | nnmath NumPy peak (tracemalloc) "
-            "| PyTorch peak RSS | PyTorch increase |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, m in results["memory"].items():
-            n, t = m["nnmath"], m["PyTorch"]
-            lines.append(
-                f"| {name} | {n['peak_rss_mib']:.1f} MiB | {n['peak_rss_increase_mib']:.1f} MiB | "
-                f"{n['tracemalloc_peak_mib']:.2f} MiB | {t['peak_rss_mib']:.1f} MiB | "
-                f"{t['peak_rss_increase_mib']:.1f} MiB |"
-            )
-        lines.append("")
+        lines += _memory_section(results)
     for run in results["runs"]:
         lines += [
-            f"## Targets ({run['threads']} thread{'s' if run['threads'] > 1 else ''})",
+            f"## Targets ({_run_title(run)})",
             "",
             "| nnmath | target | measured | met |",
             "|---|---|---|---|",
@@ -673,6 +582,176 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {row['kernel']} | {row['target']} | {row['measured']} | {met} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _run_title(run: dict[str, Any]) -> str:
+    t = run["threads"]
+    return f"BLAS {run.get('blas', 'configured')}, {t} thread{'s' if t > 1 else ''}"
+
+
+def _run_section(run: dict[str, Any]) -> list[str]:
+    peers = run["peers"]
+    kernels = [k for k in KERNELS if k in peers]
+    others = [k for k in OTHERS if k in peers]
+    versions = ", ".join(f"{k} {v}" for k, v in run["versions"].items())
+    pools = "; ".join(
+        " ".join(str(p.get(k) or "") for k in ("internal_api", "version", "architecture")).strip()
+        for p in run["machine"]["pools"]
+    )
+    load = f"{run['load_average_before'][0]:.2f} / {run['load_average_after'][0]:.2f}"
+    lines = [
+        f"## {_run_title(run)}",
+        "",
+        f"{versions}. BLAS kernels (threadpoolctl): {pools}. Load average (1 min) before / "
+        f"after: {load}.",
+        "",
+    ]
+    if run["models"]:
+        lines += _step_table(run, peers, kernels, others) + _gemm_table(run, kernels)
+        lines += _predict_table(run, peers)
+    for job, fit in run.get("fits", {}).items():
+        lines += _fit_table(job, fit)
+    for job, process in run.get("processes", {}).items():
+        lines += _process_table(job, process)
+    return lines
+
+
+def _step_table(run: dict, peers: list, kernels: list, others: list) -> list[str]:
+    lines = [
+        "| model | batch | "
+        + " | ".join(peers)
+        + " | "
+        + " | ".join(f"{o} / {k}" for k in kernels for o in others)
+        + " |",
+        "|---|---|" + "---|" * (len(peers) + len(kernels) * len(others)),
+    ]
+    for name, m in run["models"].items():
+        sp = m["seconds_per_step"]
+        spec = "-".join(map(str, m["sizes"]))
+        ratios = [ratio_cell(m[k]["ratio"].get(o)) for k in kernels for o in others]
+        lines.append(
+            f"| {name} {spec} | {m['batch']} | "
+            + " | ".join(cell(sp[p]) for p in peers)
+            + " | "
+            + " | ".join(ratios)
+            + " |"
+        )
+    agree = {n: max(m["agreement_after_3_steps"].values()) for n, m in run["models"].items()}
+    lines += [
+        "",
+        "Agreement: after 3 steps from the same weights, the largest |Δw| / max |w| between "
+        "nnmath and any other step: " + ", ".join(f"{n} {v:.1e}" for n, v in agree.items()) + ".",
+        "",
+    ]
+    return lines
+
+
+def _gemm_table(run: dict, kernels: list) -> list[str]:
+    n = next(iter(run["models"].values())).get("square_gemm_size", SQUARE_GEMM)
+    lines = [
+        "GEMM rate: the step's FLOPs per second, against a "
+        f"{n}² float32 GEMM and against the step's own matrix products alone (same shapes "
+        "and layouts), both timed in the same rounds:",
+        "",
+        f"| model | step GFLOP | {n}² GEMM GFLOP/s | the step's GEMMs GFLOP/s | "
+        + " | ".join(f"{k} GFLOP/s | of {n}² | of the step's GEMMs" for k in kernels)
+        + " |",
+        "|---|---|---|---|" + "---|---|---|" * len(kernels),
+    ]
+    for name, m in run["models"].items():
+        square = m.get("square_gemm_gflops")
+        row = [
+            f"{m['step_flops'] / 1e9:.4f}",
+            f"{square['median']:.1f}" if square else "–",
+            f"{m['step_gemm_gflops']['median']:.1f}",
+        ]
+        for k in kernels:
+            fraction = m[k].get("fraction_of_square_gemm_rate")
+            row += [
+                f"{m[k]['gflops']['median']:.1f}",
+                f"{fraction['median']:.0%}" if fraction else "–",
+                f"{m[k]['fraction_of_step_gemm_rate']['median']:.0%}",
+            ]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
+def _predict_table(run: dict, peers: list) -> list[str]:
+    predictors = [p for p in peers if p != "nnmath numba"]
+    lines = [
+        "Prediction throughput (forward + softmax), samples/s, median over rounds:",
+        "",
+        "| model | rows | " + " | ".join(predictors) + " |",
+        "|---|---|" + "---|" * len(predictors),
+    ]
+    for name, m in run["models"].items():
+        ps = m["predict_samples_per_second"]
+        lines.append(
+            f"| {name} | {m['predict_rows']} | "
+            + " | ".join(f"{ps[p]['median']:,.0f}" for p in predictors)
+            + " |"
+        )
+    return [*lines, ""]
+
+
+def _fit_table(job: str, fit: dict) -> list[str]:
+    runs = len(next(iter(fit["seconds"].values())))
+    lines = [
+        f"{job}, a full training run: {fit['network']}, {fit['optimizer']}, batch "
+        f"{fit['batch_size']}, {fit['epochs']} epochs, {fit['n_train']} training / "
+        f"{fit['n_test']} held-out rows; median of {runs} runs (alternating):",
+        "",
+        "| | seconds | held-out accuracy | scikit-learn / this |",
+        "|---|---|---|---|",
+    ]
+    for key, seconds in fit["median_seconds"].items():
+        ratio = fit["ratio_to_sklearn"].get(key)
+        lines.append(
+            f"| {key} | {seconds:.3f} | {fit['test_accuracy'][key]:.4f} | "
+            + (f"**{ratio:.2f}×**" if ratio else "–")
+            + " |"
+        )
+    return [*lines, ""]
+
+
+def _process_table(job: str, process: dict) -> list[str]:
+    runs = len(next(iter(process["wall_seconds"].values())))
+    lines = [
+        f"{job}, whole processes (median of {runs} runs, alternating): wall time, CPU time "
+        "(user + system), held-out accuracy, and scikit-learn's time / this:",
+        "",
+        "| command | wall s | CPU s | accuracy | wall ratio | CPU ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, wall in process["median_wall_seconds"].items():
+        ratio = process["ratio_to_sklearn"].get(key)
+        cpu_ratio = process["cpu_ratio_to_sklearn"].get(key)
+        lines.append(
+            f"| {key} | {wall:.2f} | {process['median_cpu_seconds'][key]:.2f} | "
+            f"{process['test_accuracy'][key]:.4f} | "
+            + (f"**{ratio:.2f}×** | {cpu_ratio:.2f}×" if ratio else "– | –")
+            + " |"
+        )
+    return [*lines, ""]
+
+
+def _memory_section(results: dict) -> list[str]:
+    lines = [
+        f"## Peak memory ({results['memory_threads']} threads, {results['memory_steps']} "
+        "training steps, one process per cell)",
+        "",
+        "| model | nnmath peak RSS | nnmath increase | nnmath NumPy peak (tracemalloc) "
+        "| PyTorch peak RSS | PyTorch increase |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in results["memory"].items():
+        n, t = m["nnmath"], m["PyTorch"]
+        lines.append(
+            f"| {name} | {n['peak_rss_mib']:.1f} MiB | {n['peak_rss_increase_mib']:.1f} MiB | "
+            f"{n['tracemalloc_peak_mib']:.2f} MiB | {t['peak_rss_mib']:.1f} MiB | "
+            f"{t['peak_rss_increase_mib']:.1f} MiB |"
+        )
+    return [*lines, ""]
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -714,17 +793,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="idle ms after each block (default 200; smoke 20)",
     )
-    parser.add_argument("--digits-rounds", type=int, default=5)
-    parser.add_argument("--no-digits", action="store_true")
+    parser.add_argument(
+        "--blas",
+        choices=["both", *BLAS_SETUPS],
+        default=None,
+        help="configured: this environment's OpenBLAS settings; unset: OPENBLAS_CORETYPE and "
+        "OPENBLAS_L2_SIZE removed in the benchmark's subprocesses; both (default; smoke: "
+        "configured)",
+    )
+    parser.add_argument("--jobs", nargs="+", choices=["digits", "mnist1d"], default=None,
+                        help="full training runs (default both; smoke: digits)")  # fmt: skip
+    parser.add_argument("--fit-rounds", type=int, default=None, help="default 3; smoke 1")
+    parser.add_argument("--process-rounds", type=int, default=None, help="default 3; smoke 1")
+    parser.add_argument("--no-fits", action="store_true", help="no full training runs")
+    parser.add_argument("--no-processes", action="store_true", help="no whole-process runs")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-jax", action="store_true", help="leave JAX out even if installed")
     parser.add_argument("--no-numba", action="store_true", help="leave out nnmath's numba kernel")
-    parser.add_argument(
-        "--openblas-coretype",
-        default="inherit",
-        help="OpenBLAS kernels for the workers: inherit (default: this environment's "
-        "OPENBLAS_CORETYPE), auto (unset it: detect the CPU), or a core name such as SkylakeX",
-    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -746,6 +831,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.square = min(args.square, 256)
     if args.threads is None:
         args.threads = [1] if args.smoke else [1, 2]
+    if args.blas is None:
+        args.blas = "configured" if args.smoke else "both"
+    if args.jobs is None:
+        args.jobs = ["digits"] if args.smoke else ["digits", "mnist1d"]
+    if args.fit_rounds is None:
+        args.fit_rounds = 1 if args.smoke else 3
+    if args.process_rounds is None:
+        args.process_rounds = 1 if args.smoke else 3
+    if args.smoke:
+        args.models = [m for m in args.models if m == "tiny"] or args.models[:1]
     if args.out is None:  # a smoke run never overwrites the published results
         smoke_dir = Path(tempfile.gettempdir()) / "nnmath-speed-smoke"
         args.out = smoke_dir if args.smoke else HERE / "results"
@@ -771,37 +866,58 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
-        "openblas_coretype": thread_environment(1, args.openblas_coretype).get(
-            "OPENBLAS_CORETYPE", "(unset: detected)"
+        "blas_environment": ", ".join(
+            f"{name}={os.environ.get(name, '(unset)')}" for name in BLAS_VARIABLES
         ),
+        "load_average_start": os.getloadavg(),
         "runs": [],
     }
-    for threads in args.threads:
-        print(f"speed: {threads} thread(s) …", file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            result_file = Path(tmp) / "result.json"
-            command_line = [sys.executable, str(Path(__file__).resolve()), "--worker"]
-            command_line += ["--threads", str(threads), "--result-file", str(result_file)]
-            command_line += _forwarded(args)
-            env = thread_environment(threads, args.openblas_coretype)
-            done = subprocess.run(command_line, env=env)
-            if done.returncode != 0:
-                print(f"speed: the {threads}-thread worker failed", file=sys.stderr)
-                return done.returncode
-            results["runs"].append(json.loads(result_file.read_text()))
+    setups = BLAS_SETUPS if args.blas == "both" else (args.blas,)
+    for blas in setups:
+        for threads in args.threads:
+            run = run_setup(args, blas, threads)
+            if run is None:
+                return 1
+            results["runs"].append(run)
     if not args.no_memory:
         steps = 5 if args.smoke else 50
         memory_threads = max(args.threads)
-        models = args.models[:1] if args.smoke else args.models
-        results["memory"] = measure_memory(models, memory_threads, steps, args.openblas_coretype)
+        results["memory"] = measure_memory(args.models, memory_threads, steps, setups[0])
         results["memory_threads"], results["memory_steps"] = memory_threads, steps
-    results["targets"] = {str(r["threads"]): targets(r) for r in results["runs"]}
+    results["load_average_end"] = os.getloadavg()
+    results["targets"] = {_run_title(r): targets(r) for r in results["runs"]}
     write_atomically(args.out / "speed.json", json.dumps(results, indent=1) + "\n")
     report = markdown(results)
     write_atomically(args.out / "speed.md", report)
     print(report)
     print(f"speed: wrote {args.out / 'speed.json'} and {args.out / 'speed.md'}", file=sys.stderr)
     return 0
+
+
+def run_setup(args: argparse.Namespace, blas: str, threads: int) -> dict[str, Any] | None:
+    """One BLAS setup and thread count: the worker process, then the whole-process runs."""
+    print(f"speed: BLAS {blas}, {threads} thread(s) …", file=sys.stderr, flush=True)
+    env = thread_environment(threads, blas)
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        command_line = [sys.executable, str(Path(__file__).resolve()), "--worker"]
+        command_line += ["--threads", str(threads), "--result-file", str(result_file)]
+        command_line += _forwarded(args)
+        done = subprocess.run(command_line, env=env)
+        if done.returncode != 0:
+            print(f"speed: the worker for BLAS {blas}, {threads} thread(s) failed", file=sys.stderr)
+            return None
+        run = json.loads(result_file.read_text())
+    run["blas"] = blas
+    if not args.no_processes:
+        import speed_process
+
+        run["processes"] = {}
+        for job in args.jobs:
+            epochs = 1 if args.smoke else None
+            run["processes"][job] = speed_process.run(job, args.process_rounds, env, epochs)
+            print(f"  [{blas}, {threads} thread(s)] {job} processes done", file=sys.stderr)
+    return run
 
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
@@ -814,10 +930,11 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
         "--gap-ms",
         str(args.gap_ms),
     ]
-    words += ["--square", str(args.square), "--digits-rounds", str(args.digits_rounds)]
+    words += ["--square", str(args.square), "--fit-rounds", str(args.fit_rounds)]
+    words += ["--jobs", *args.jobs]
     if args.rounds:
         words += ["--rounds", str(args.rounds)]
-    for flag in ("smoke", "no_digits", "no_jax", "no_numba"):
+    for flag in ("smoke", "no_fits", "no_jax", "no_numba"):
         if getattr(args, flag):
             words.append("--" + flag.replace("_", "-"))
     return words

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nnmath.fast import FastStep
+from nnmath.fast import FastStep, flat_parameters
 from nnmath.losses import get_loss
 from nnmath.network import MLP
 from nnmath.optimizers import SGD
@@ -103,8 +103,11 @@ class Runner:
 
 
 def nnmath_step(p: Problem, kernel: str = "numpy") -> Runner:
-    """The fast path: ``FastStep.sgd_step`` (forward, cost, backward and SGD update fused)."""
-    model = MLP.from_weights(p.spec, p.copy_weights())
+    """The step ``fit`` runs: ``FastStep.sgd_step`` (forward, cost, backward and SGD update fused)
+    on the flat parameter vector, W⁽¹⁾ stored transposed for the NumPy kernel (fast.py)."""
+    model, _ = flat_parameters(
+        MLP.from_weights(p.spec, p.copy_weights()), np.dtype(np.float32), kernel == "numpy"
+    )
     fast = FastStep(model, get_loss("cross-entropy"), p.batch, kernel=kernel)
     fast.check(p.X, p.y)  # once per data set, as a training loop does
     X, y, lr = p.X, p.y, p.learning_rate
@@ -250,6 +253,7 @@ def gemm_reference(p: Problem) -> Callable[[], None]:
     S, sizes = p.batch, p.sizes
     W = [w.copy() for w, _ in p.weights]
     dW = [np.empty_like(w) for w in W]
+    W1t, dW1t = np.ascontiguousarray(W[0].T), np.empty_like(W[0].T, order="C")  # as fit stores W⁽¹⁾
     A = [p.X] + [rng.standard_normal((S, n)).astype(np.float32) for n in sizes[1:-1]]
     hidden_out = [np.empty((S, n), np.float32) for n in sizes[1:-1]]
     ZT = np.empty((sizes[-1], S), np.float32)
@@ -257,13 +261,16 @@ def gemm_reference(p: Problem) -> Callable[[], None]:
 
     def products() -> None:
         for i in range(K - 1):
-            np.matmul(A[i], W[i].T, out=hidden_out[i])  # Z = A Wᵀ
+            np.matmul(A[i], W1t if i == 0 else W[i].T, out=hidden_out[i])  # Z = A Wᵀ
         np.matmul(W[-1], A[-1].T, out=ZT)  # Zᵀ = W Aᵀ (output layer)
         np.matmul(ZT, A[-1], out=dW[-1])  # dW = δᵀ A
         if K > 1:
             np.matmul(ZT.T, W[-1], out=hidden_out[-1])  # dA = δ W
         for i in range(K - 2, -1, -1):
-            np.matmul(hidden_out[i].T, A[i], out=dW[i])
+            if i == 0:
+                np.matmul(A[0].T, hidden_out[0], out=dW1t)  # dW⁽¹⁾ᵀ = Xᵀ δ
+            else:
+                np.matmul(hidden_out[i].T, A[i], out=dW[i])
             if i:
                 np.matmul(hidden_out[i], W[i], out=hidden_out[i - 1])
 

@@ -459,3 +459,23 @@ def test_without_pyarrow_only_csv_and_parquet_files_need_it(tmp_path, monkeypatc
     message = error_of(write(tmp_path / "t.csv", "a,b\n1,0\n2,1\n"))
     assert "reading CSV files needs the optional package 'pyarrow'" in message
     assert "pip install 'nnmath[files]'" in message
+
+
+def test_digits_are_read_without_importing_scikit_learn() -> None:
+    """The bundled CSV gives load_digits' numbers and names, and the import of scikit-learn (more
+    than a second of a short run) is skipped."""
+    import subprocess
+
+    from nnmath.datasets.builtin import _load_digits, _sklearn_loader
+
+    ours, theirs = _load_digits(0), _sklearn_loader("digits", "load_digits", "digit")(0)
+    assert np.array_equal(ours.X, theirs.X) and ours.X.dtype == theirs.X.dtype
+    assert np.array_equal(ours.y, theirs.y) and ours.y.dtype == theirs.y.dtype
+    assert ours.feature_names == theirs.feature_names
+    assert ours.class_names == theirs.class_names and ours.target_name == theirs.target_name
+    code = (
+        "import sys; from nnmath.datasets import load_dataset; load_dataset('digits'); "
+        "print('sklearn' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

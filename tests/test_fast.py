@@ -468,3 +468,56 @@ def test_numba_kernel_refuses_what_it_cannot_compute(numba_available, rng) -> No
     X = rng.standard_normal((4, 3))
     with pytest.raises(DataError, match="label 5 in row 1"):
         step.sgd_step(X, np.array([0, 5, 1, 2]), 0.1)
+
+
+# ---- the optimizers' compiled loops ----------------------------------------------------------------
+
+RULES = [
+    ("momentum", {"learning_rate": 0.1}),
+    ("nesterov", {"learning_rate": 0.1, "weight_decay": 0.01}),
+    ("sgd", {"learning_rate": 0.1, "momentum": 0.5, "weight_decay": 0.01}),
+    ("rmsprop", {}),
+    ("rmsprop", {"momentum": 0.9, "weight_decay": 0.01, "eps": 1e-3}),
+    ("adam", {}),
+    ("adam", {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.1}),
+    ("adamw", {}),
+    ("adamw", {"learning_rate": 0.01, "weight_decay": 0.1}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "kwargs"), RULES, ids=[f"{n}{k}" for n, k in RULES])
+def test_compiled_rules_equal_the_optimizers_bit_for_bit(numba_available, name, kwargs, dtype):
+    """One compiled loop per step (each parameter read and written once) against the optimizer's
+    own rule applied to the same vector: the same numbers, bit for bit, and the same state."""
+    from nnmath.fast import CompiledUpdate
+    from nnmath.optimizers import FlatUpdate, make_optimizer
+
+    rng = np.random.default_rng(7)
+    theta = rng.standard_normal(50).astype(dtype)
+    ours, theirs = theta.copy(), theta.copy()
+    grad_ours, grad_theirs = np.empty_like(theta), np.empty_like(theta)
+    views = lambda v: [v[:30].reshape(5, 6), v[30:]]  # noqa: E731  (two "parameters")
+    compiled = CompiledUpdate(make_optimizer(name, **kwargs), ours, grad_ours, views)
+    reference = FlatUpdate(make_optimizer(name, **kwargs), theirs, grad_theirs, views)
+    for k in range(6):
+        g = rng.standard_normal(50).astype(dtype)
+        grad_ours[:], grad_theirs[:] = g, g
+        for update in (compiled, reference):
+            update.optimizer.learning_rate *= 0.9  # a schedule changes η between steps
+            update.step()
+        np.testing.assert_array_equal(ours, theirs, err_msg=f"step {k + 1}")
+    for a, b in zip(compiled.state, reference.state, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_update_takes_plain_sgd_as_it_is(numba_available) -> None:
+    from nnmath.fast import CompiledUpdate
+    from nnmath.optimizers import SGD, FlatUpdate
+
+    theta, grad = np.arange(6.0), np.linspace(-1, 1, 6)
+    ours, theirs = theta.copy(), theta.copy()
+    for update in (CompiledUpdate(SGD(0.1, weight_decay=0.01), ours, grad, lambda v: [v]),
+                   FlatUpdate(SGD(0.1, weight_decay=0.01), theirs, grad, lambda v: [v])):  # fmt: skip
+        update.step()
+    np.testing.assert_array_equal(ours, theirs)

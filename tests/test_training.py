@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 
@@ -865,3 +866,32 @@ def test_running_metrics_equal_exact_ones_when_the_weights_stand_still(
     assert set(running.history) == set(exact.history)
     for key in running.history:
         assert running[key][0] == pytest.approx(exact[key][0], rel=1e-9, abs=1e-12), key
+
+
+def test_auto_kernel_takes_numba_only_where_it_pays(monkeypatch) -> None:
+    import nnmath.fast
+    from nnmath.training import NUMBA_PAYS_OFF_STEPS, choose_kernel
+
+    assert choose_kernel("numpy", 10**9) == "numpy" and choose_kernel("numba", 1) == "numba"
+    monkeypatch.setattr(nnmath.fast, "_KERNELS", {})  # numba not loaded in this process
+    assert choose_kernel("auto", NUMBA_PAYS_OFF_STEPS - 1) == "numpy"
+    installed = importlib.util.find_spec("numba") is not None
+    assert choose_kernel("auto", NUMBA_PAYS_OFF_STEPS) == ("auto" if installed else "numpy")
+    monkeypatch.setattr(nnmath.fast, "_KERNELS", {1: object()})  # loaded: its cost is paid
+    assert choose_kernel("auto", 1) == "auto"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "nesterov"])
+def test_the_numba_kernel_trains_like_the_numpy_kernel(optimizer) -> None:
+    pytest.importorskip("numba")
+    X, y = blobs(n=100)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(X))
+    settings = dict(optimizer=optimizer, learning_rate=0.01, epochs=3, batch_size=16, seed=1,
+                    sample_weight=w, penalty=L2(0.01), clip_norm=5.0)  # fmt: skip
+    a, b = MLP("4-16relu-8relu-3softmax", seed=2), MLP("4-16relu-8relu-3softmax", seed=2)
+    h_numpy = fit(a, X, y, kernel="numpy", **settings)
+    h_numba = fit(b, X, y, kernel="numba", **settings)
+    for p, q in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h_numpy["loss"], h_numba["loss"], rtol=1e-5)
+    assert h_numpy["accuracy"] == h_numba["accuracy"]

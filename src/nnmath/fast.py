@@ -42,7 +42,9 @@ forty NumPy calls. ``kernel="auto"`` takes numba where it is installed and can c
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +52,7 @@ from nnmath.errors import DataError, ShapeError, SpecError
 from nnmath.layers import Elementwise, Linear
 from nnmath.losses import Loss, SoftmaxCrossEntropy, as_sample_weight, as_targets, fuse
 from nnmath.network import MLP
+from nnmath.optimizers import SGD, Adam, AdamW, FlatUpdate, Optimizer, RMSprop
 from nnmath.penalties import L2, Penalty, penalty_scale
 
 Array = np.ndarray
@@ -153,7 +156,9 @@ class FastStep:
         self._relu = np.array([name == "relu" for name in self.names])  # for the numba kernel
         # ∂C/∂θ in one vector laid out as flat_parameters lays out θ; ``gradients`` are its views
         self.gradient = np.empty(parameter_count(model), self.dtype)
-        self.gradients = parameter_views(model, self.gradient)  # [dW1, db1, dW2, db2, …]
+        transposed = stored_transposed(model.linears[0].W)
+        self.gradients = parameter_views(model, self.gradient, transposed)  # [dW1, db1, …]
+        self._transposed = [transposed] + [False] * (len(model.linears) - 1)  # W⁽ˡ⁾ held as Wᵀ
         self.keep_score = False  # fit's running metrics set it: each step then fills ``score``
         self.score = BatchScore()
         self.capacity = 0
@@ -440,7 +445,7 @@ class FastStep:
         """``score`` of the batch from its logits Zᵀ (C, S): the predicted class is argmax_j z_sj
         (z > 0 for one sigmoid unit), the prediction a = f(z)."""
         if T.ndim == 1:
-            predicted = np.argmax(ZT, axis=0) if ZT.shape[0] > 1 else (ZT[0] > 0)
+            predicted = ZT.argmax(axis=0) if ZT.shape[0] > 1 else (ZT[0] > 0)
             right = predicted == T
             self.score.correct = float(np.count_nonzero(right) if w is None else np.dot(w, right))
             return
@@ -696,7 +701,10 @@ class FastStep:
             A_prev = hidden[i - 1].output if i else X
             W, b = linears[i].W, linears[i].b
             dW, db = grads[2 * i], grads[2 * i + 1]
-            np.matmul(delta.T, A_prev, out=dW)  # dW = δᵀ A
+            if self._transposed[i]:
+                np.matmul(A_prev.T, delta, out=dW.T)  # dWᵀ = Aᵀ δ, into W's transposed layout
+            else:
+                np.matmul(delta.T, A_prev, out=dW)  # dW = δᵀ A
             np.matmul(ones, delta, out=db)  # db = 1ᵀ δ
             if i:
                 np.matmul(delta, W, out=hidden[i - 1].delta)  # ∂C/∂a⁽ˡ⁻¹⁾ = δ W
@@ -714,27 +722,42 @@ def parameter_count(model: MLP) -> int:
     return sum(L.n_out * L.n_in + L.n_out for L in model.linears)
 
 
-def parameter_views(model: MLP, vector: Array) -> list[Array]:
+def parameter_views(model: MLP, vector: Array, transposed_first: bool = False) -> list[Array]:
     """[W1, b1, W2, b2, …] as views of ``vector`` laid out [W1, …, WK, b1, …, bK]: the weights
-    first, so that a penalty on the weights touches one leading slice."""
+    first, so that a penalty on the weights touches one leading slice.
+
+    With ``transposed_first`` the block of W⁽¹⁾ holds W⁽¹⁾ᵀ row by row (W⁽¹⁾ is then an
+    F-contiguous view): the first layer's product X W⁽¹⁾ᵀ multiplies two C-contiguous matrices,
+    which BLAS computes faster than with a transposed operand (docs/speed.md)."""
     sizes = [L.n_out * L.n_in for L in model.linears] + [L.n_out for L in model.linears]
     ends = np.cumsum(sizes)
     parts = [vector[end - size : end] for size, end in zip(sizes, ends, strict=True)]
     K = len(model.linears)
-    return [
-        part.reshape(shape)
-        for index, L in enumerate(model.linears)
-        for part, shape in ((parts[index], (L.n_out, L.n_in)), (parts[K + index], (L.n_out,)))
-    ]
+    views = []
+    for index, L in enumerate(model.linears):
+        if index == 0 and transposed_first:
+            views.append(parts[0].reshape(L.n_in, L.n_out).T)
+        else:
+            views.append(parts[index].reshape(L.n_out, L.n_in))
+        views.append(parts[K + index].reshape(L.n_out))
+    return views
 
 
-def flat_parameters(model: MLP, dtype: np.dtype) -> tuple[MLP, Array]:
+def stored_transposed(W: Array) -> bool:
+    """True for a W held as the rows of Wᵀ (an F-contiguous view, see ``parameter_views``)."""
+    return bool(W.flags.f_contiguous and not W.flags.c_contiguous)
+
+
+def flat_parameters(
+    model: MLP, dtype: np.dtype, transposed_first: bool = False
+) -> tuple[MLP, Array]:
     """(a copy of ``model`` in ``dtype`` whose W and b are views of one vector θ, θ).
 
     The copy shares the model's activation layers; its parameters are the model's values, cast.
-    An optimizer then updates every parameter with one call per formula (``FlatUpdate``)."""
+    An optimizer then updates every parameter with one call per formula (``FlatUpdate``).
+    ``transposed_first`` (for a network with a hidden layer) stores W⁽¹⁾ transposed."""
     theta = np.empty(parameter_count(model), dtype)
-    views = parameter_views(model, theta)
+    views = parameter_views(model, theta, transposed_first and len(model.linears) > 1)
     for view, value in zip(views, model.parameters(), strict=True):
         np.copyto(view, np.asarray(value), casting="unsafe")
     trained = copy.copy(model)
@@ -780,14 +803,20 @@ def _choose_kernel(kernel: str, step: FastStep) -> str:
 _KERNELS: dict[int, object] = {}
 
 
+def numba_loaded() -> bool:
+    """True once this process has loaded the numba kernel (its import cost is already paid)."""
+    return bool(_KERNELS)
+
+
 def _numba_kernels() -> dict[int, object]:
     """{1: the step for labels, 2: the step for a target matrix}, compiled on first use."""
     if not _KERNELS:
         import numba
         import scipy  # noqa: F401  (numba's np.dot calls scipy's BLAS)
 
-        # reassociation lets sums vectorise; no nnan/ninf flags, so a NaN still reaches the cost
-        jit = numba.njit(cache=True, fastmath={"reassoc", "contract"})
+        # reassociation lets sums vectorise; no nnan/ninf flags, so a NaN still reaches the cost;
+        # NumPy's error model (x/0 is ±inf or NaN, not an exception) lets divisions vectorise
+        jit = numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
         # The steps call the helpers by their global names: compile those first, in their place.
         module = globals()
         for name in ("_kernel_forward", "_kernel_backward", "_kernel_labels", "_kernel_targets"):
@@ -971,3 +1000,108 @@ def _kernel_step_targets(
     total = _kernel_targets(Z_out, T, scale / (weight_sum * ln_b), w)
     _kernel_backward(X, Ws, bs, dWs, dbs, Zs, deltas, Z_out, relu, update)
     return total / (weight_sum * ln_b)
+
+
+# ---- the optimizers' rules as compiled loops (the numba kernel's FlatUpdate) ---------------------
+
+
+class CompiledUpdate(FlatUpdate):
+    """A ``FlatUpdate`` whose rule is one compiled loop over θ: each parameter is read and written
+    once per step, every state value once, instead of once per formula.
+
+    The loops below compute each entry with the very operations, in the same order and precision,
+    as the optimizers' ``apply`` (the scalars cast to θ's dtype first, as NumPy does), so they give
+    the same numbers bit for bit (tests/test_fast.py)."""
+
+    def step(self) -> None:
+        optimizer, theta, grad, state = self.optimizer, self.theta, self.grad, list(self.state)
+        if type(optimizer) is SGD and not optimizer.momentum:  # θ ← θ − η (g + λθ): two calls
+            super().step()
+            return
+        optimizer.t += 1
+        kernel, scalars = _rule_of(optimizer, theta.dtype.type)
+        if isinstance(optimizer, RMSprop) and not optimizer.momentum:
+            state.append(state[0])  # the loop's momentum buffer b, unused when μ = 0
+        kernel(theta, grad, *state, *scalars)
+
+
+def _rule_of(optimizer: Optimizer, real: type) -> tuple[Any, tuple]:
+    """The compiled loop of ``optimizer``'s rule and its scalars for this step, in θ's dtype."""
+    rules = _numba_rules()
+    eta, t = optimizer.learning_rate, optimizer.t
+    if isinstance(optimizer, Adam):  # AdamW is an Adam
+        c = math.sqrt(1.0 - optimizer.beta2**t)
+        decoupled = isinstance(optimizer, AdamW)
+        decay = optimizer.weight_decay
+        return rules["adam"], (
+            real(optimizer.beta1), real(1.0 - optimizer.beta1), real(optimizer.beta2),
+            real(1.0 - optimizer.beta2), real(optimizer.eps * c),
+            real(eta * c / (1.0 - optimizer.beta1**t)),
+            real(0.0 if decoupled else decay), real(1.0 - eta * decay if decoupled else 1.0),
+        )  # fmt: skip
+    if isinstance(optimizer, RMSprop):
+        return rules["rmsprop"], (
+            real(optimizer.alpha), real(1.0 - optimizer.alpha), real(optimizer.eps),
+            real(optimizer.momentum), real(optimizer.weight_decay), real(eta),
+        )  # fmt: skip
+    if isinstance(optimizer, SGD) and optimizer.momentum:
+        return rules["momentum"], (
+            real(optimizer.momentum), real(optimizer.weight_decay), real(eta),
+            real(eta * optimizer.momentum), optimizer.nesterov, t == 1,
+        )  # fmt: skip
+    raise SpecError(f"no compiled rule for {optimizer!r}")
+
+
+_RULES: dict[str, Any] = {}
+
+
+def _numba_rules() -> dict[str, Any]:
+    """The optimizers' loops, compiled on first use: no fastmath (the same rounding as NumPy), and
+    NumPy's error model (x/0 is ±inf or NaN, as in NumPy), without which no division vectorises."""
+    if not _RULES:
+        import numba
+
+        jit = numba.njit(cache=True, error_model="numpy")
+        _RULES.update(
+            adam=jit(_loop_adam), rmsprop=jit(_loop_rmsprop), momentum=jit(_loop_momentum)
+        )
+    return _RULES
+
+
+def _loop_adam(theta, g, m, v, b1, one_b1, b2, one_b2, eps_c, step, decay, shrink):  # noqa: ANN001
+    """Adam (and AdamW) entry by entry: θ ← θ·shrink; g ← g + λθ; m ← β₁m + (1−β₁)g;
+    v ← β₂v + (1−β₂)g²; θ ← θ − step · m / (√v + εc)."""
+    for i in range(theta.size):
+        if shrink != 1:
+            theta[i] = theta[i] * shrink  # AdamW: θ ← θ (1 − η λ)
+        gi = g[i] + decay * theta[i] if decay != 0 else g[i]
+        m[i] = m[i] * b1 + gi * one_b1
+        v[i] = v[i] * b2 + (gi * gi) * one_b2
+        theta[i] = theta[i] - (m[i] / (np.sqrt(v[i]) + eps_c)) * step
+
+
+def _loop_rmsprop(theta, g, v, b, alpha, one_alpha, eps, mu, decay, eta):  # noqa: ANN001
+    """RMSprop entry by entry: g ← g + λθ; v ← αv + (1−α)g²; d = g / (√v + ε);
+    b ← μb + d and θ ← θ − η b (μ > 0), or θ ← θ − η d."""
+    for i in range(theta.size):
+        gi = g[i] + decay * theta[i] if decay != 0 else g[i]
+        v[i] = v[i] * alpha + (gi * gi) * one_alpha
+        d = gi / (np.sqrt(v[i]) + eps)
+        if mu != 0:
+            b[i] = b[i] * mu + d
+            theta[i] = theta[i] - b[i] * eta
+        else:
+            theta[i] = theta[i] - d * eta
+
+
+def _loop_momentum(theta, g, v, mu, decay, eta, eta_mu, nesterov, first):  # noqa: ANN001
+    """SGD with momentum entry by entry: g ← g + λθ; v ← g (first step) or μv + g;
+    θ ← θ − η v, or θ − η g − η μ v (Nesterov)."""
+    for i in range(theta.size):
+        gi = theta[i] * decay + g[i] if decay != 0 else g[i]
+        v[i] = gi if first else v[i] * mu + gi
+        if nesterov:
+            theta[i] = theta[i] - gi * eta
+            theta[i] = theta[i] - v[i] * eta_mu
+        else:
+            theta[i] = theta[i] - v[i] * eta

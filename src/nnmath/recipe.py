@@ -236,6 +236,7 @@ def train_dataset(
     checkpoint: str | Path | None = None,
     resume: TrainingState | None = None,
     on_start: Callable[[TrainedModel, Dataset, Dataset, TrainConfig], None] | None = None,
+    comm: Any = None,
 ) -> TrainingResult:
     """Load the data, split off a test set, standardise, build the network, fit, evaluate.
 
@@ -243,7 +244,8 @@ def train_dataset(
     returned TrainedModel carries those transforms, so it takes raw inputs and returns outputs in
     the data's own units. ``checkpoint`` writes a checkpoint file after every epoch; ``resume``
     continues from one (use the config stored with it). ``on_start(model, train, test, config)``
-    is called once the data is split and the network built, before the first epoch.
+    is called once the data is split and the network built, before the first epoch. ``comm``:
+    data-parallel over MPI ranks (``fit(comm=)``; every rank loads the data and calls this).
     """
     began = time.perf_counter()
     check_config(config)
@@ -273,6 +275,7 @@ def train_dataset(
         checkpoint=_checkpoint_writer(checkpoint, model, config),
         resume=resume,
         task=model.task,
+        comm=comm,
     )
     test_metrics = model.evaluate(test.X, test.y)
     seconds = time.perf_counter() - began

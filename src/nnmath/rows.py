@@ -8,11 +8,13 @@ round(fraction · S) rows, per class in proportion for labelled data.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from nnmath.datasets import batches
 from nnmath.errors import DataError, ShapeError, SpecError
 from nnmath.losses import as_sample_weight, as_targets
 from nnmath.network import MLP
@@ -46,6 +48,23 @@ class Rows:
     def targets(self) -> Array:
         """What a step is given: the labels themselves (no one-hot rows per batch), or T."""
         return self.T if self.labels is None else self.labels
+
+    def batches(
+        self, batch_size: int, rng: np.random.Generator, epoch: int, labels: bool = True
+    ) -> Iterator[tuple[Array, Array, Array | None, float]]:
+        """(X_b, targets_b, w_b, W_b) for each mini-batch of a fresh shuffle drawn from ``rng``:
+        targets_b the class labels (``labels``, for the fast step) or the target rows T, and
+        W_b = |b|, or Σ_{s∈b} w_s with weights (w_b None without). (A stream of rows too large
+        for memory, ``datasets.stream``, gives its batches the same way.)"""
+        targets = self.targets if labels else self.T
+        for index in batches(len(self), batch_size, rng):
+            w = None if self.w is None else self.w[index]
+            weight = float(len(index)) if w is None else float(np.sum(w))
+            yield self.X[index], targets[index], w, weight
+
+    def evaluate(self, evaluate: Callable[..., dict[str, float]]) -> dict[str, float]:
+        """The logs of ``evaluate(X, T, labels, w)`` on these rows."""
+        return evaluate(self.X, self.T, self.labels, self.w)
 
 
 def prepare_rows(

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from nnmath.evaluation import Evaluator, epoch_evaluator
-from nnmath.fast import FastStep, flat_parameters, parameter_views
+from nnmath.fast import (
+    CompiledUpdate,
+    FastStep,
+    flat_parameters,
+    parameter_views,
+    stored_transposed,
+)
 from nnmath.losses import Loss
 from nnmath.network import MLP
 from nnmath.optimizers import SGD, FlatUpdate, Optimizer, clip_grad_norm
@@ -41,6 +47,9 @@ GradientFn = Callable[..., tuple[float, list[Array]]]
 parameters()); ``fit`` passes w_batch only when it has sample weights."""
 Update = Callable[..., float]
 """(X_batch, T_batch[, w_batch]) -> C, the batch's cost before the step; θ updated in place."""
+Reduce = Callable[[GradientFn, Sequence[Array], Sequence[Array] | None], GradientFn]
+"""(gradients, params, into) -> the same gradient function plus a reduction over ranks (the
+distributed step: ``distributed.reduced_gradients``); its gradients land in ``into``."""
 
 
 # ---- gradient functions -------------------------------------------------------------------------
@@ -146,12 +155,17 @@ def fused_sgd(step: FastStep, optimizer: Optimizer) -> Update:
     return update
 
 
-def flat_update(step: FastStep, flat: FlatUpdate, clip_norm: float | None) -> Update:
-    """The fast path's (X_b, T_b[, w_b]) -> C: ∂C/∂θ into one vector, then one FlatUpdate."""
+def flat_update(
+    step: FastStep, flat: FlatUpdate, clip_norm: float | None, gradients: GradientFn | None = None
+) -> Update:
+    """The fast path's (X_b, T_b[, w_b]) -> C: ∂C/∂θ into one vector, then one FlatUpdate.
+
+    ``gradients`` (default ``step.loss_and_gradients``) must leave ∂C/∂θ in ``step.gradient``."""
     grad = [step.gradient]
+    gradients = step.loss_and_gradients if gradients is None else gradients
 
     def update(X: Array, T: Array, *weights: Array) -> float:
-        value, _ = step.loss_and_gradients(X, T, *weights)
+        value, _ = gradients(X, T, *weights)
         if math.isfinite(value):
             if clip_norm is not None:
                 clip_grad_norm(grad, clip_norm)
@@ -242,13 +256,17 @@ def general_stepper(
     clip_norm: float | None,
     evaluation_rows: int,
     task: str,
+    reduce: Reduce | None = None,
 ) -> Stepper:
-    """The model's own arrays, ``gradients`` (or :func:`backprop`) and ``optimizer.step``."""
+    """The model's own arrays, ``gradients`` (or :func:`backprop`) and ``optimizer.step``;
+    with ``reduce``, the gradients reduced over ranks before the step."""
     if gradients is None:
         gradients = backprop(model, loss, penalty)
     elif penalty is not None:
         gradients = with_penalty(gradients, model, penalty)
     params = model.parameters()
+    if reduce is not None:
+        gradients = reduce(gradients, params, None)
     return Stepper(
         params=params,
         update=batch_update(gradients, optimizer, params, clip_norm),
@@ -270,16 +288,25 @@ def fast_stepper(
     evaluation_rows: int,
     task: str,
     keep_score: bool,
+    reduce: Reduce | None = None,
 ) -> Stepper:
-    """The fast path: a flat copy in ``dtype``, FastStep's gradients and a FlatUpdate."""
-    trained, theta = flat_parameters(model, dtype)
+    """The fast path: a flat copy in ``dtype``, FastStep's gradients and a FlatUpdate; with
+    ``reduce``, the gradients reduced over ranks before the update (never fused into SGD)."""
+    trained, theta = flat_parameters(model, dtype, transposed_first=kernel == "numpy")
     step = FastStep(trained, loss, batch_size, kernel=kernel, penalty=penalty)
     step.keep_score = keep_score
-    if is_plain_sgd(optimizer) and clip_norm is None:
+    if is_plain_sgd(optimizer) and clip_norm is None and reduce is None:
         update = fused_sgd(step, optimizer)
     else:
-        flat = FlatUpdate(optimizer, theta, step.gradient, lambda v: parameter_views(trained, v))
-        update = flat_update(step, flat, clip_norm)
+        transposed = stored_transposed(trained.linears[0].W)
+        rule = CompiledUpdate if step.kernel == "numba" else FlatUpdate  # one loop, or a call
+        flat = rule(  # per formula, over the whole vector
+            optimizer, theta, step.gradient, lambda v: parameter_views(trained, v, transposed)
+        )
+        gradients = None
+        if reduce is not None:
+            gradients = reduce(step.loss_and_gradients, trained.parameters(), step.gradients)
+        update = flat_update(step, flat, clip_norm, gradients)
     params = trained.parameters()
     targets = model.parameters()
 

@@ -32,10 +32,10 @@ epoch k ends exactly where the uninterrupted run does.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,7 +43,15 @@ import numpy as np
 
 from nnmath.callbacks import Callback, CallbackList, ProgressBar
 from nnmath.checkpoint import TrainingState, capture_state, rng_from_state
-from nnmath.datasets import batches
+from nnmath.datasets.stream import StreamRows
+from nnmath.distributed import (
+    ReducedEvaluator,
+    ReducedRunning,
+    ReplicaCheck,
+    as_communicator,
+    on_root,
+    reduction,
+)
 from nnmath.divergence import DivergenceWatch
 from nnmath.early_stopping import EarlyStopping
 from nnmath.errors import SpecError
@@ -70,6 +78,7 @@ from nnmath.settings import (
 )
 from nnmath.steps import (
     GradientFn,
+    Reduce,
     RunningMetrics,
     Stepper,
     backprop,
@@ -209,8 +218,7 @@ def initial_loss(run: Run, loop: Loop) -> float:
         if history.epochs:
             history.initial_loss = history["loss"][0]
         else:
-            logs = loop.stepper.evaluate(train.X, train.T, train.labels, train.w)
-            history.initial_loss = logs["loss"]
+            history.initial_loss = train.evaluate(loop.stepper.evaluate)["loss"]
     return history.initial_loss
 
 
@@ -229,17 +237,14 @@ def train_epoch(
     rows, update, running = loop.train, loop.stepper.update, loop.running
     n_batches = math.ceil(len(rows) / loop.batch_size)
     # the fast step takes class labels as they are; a gradients function gets the target rows T
-    X, w = rows.X, rows.w
-    targets = rows.targets if loop.stepper.step is not None else rows.T
+    labels = loop.stepper.step is not None
     running.start()
-    for batch, index in enumerate(batches(len(rows), loop.batch_size, rng), start=1):
-        if w is None:
-            value, batch_weight = update(X[index], targets[index]), float(len(index))
-        else:
-            batch_weight = float(np.sum(w[index]))
-            if not batch_weight > 0:
-                continue
-            value = update(X[index], targets[index], w[index])
+    for batch, (X, targets, w, batch_weight) in enumerate(
+        rows.batches(loop.batch_size, rng, epoch, labels), start=1
+    ):
+        if not batch_weight > 0:
+            continue
+        value = update(X, targets) if w is None else update(X, targets, w)
         watch.check_batch(epoch, batch, n_batches, value, eta)
         running.add(value, batch_weight)
     return running.logs()
@@ -253,11 +258,11 @@ def evaluate_epoch(
     logs: dict[str, float] = {"epoch": float(epoch)}
     evaluate, train, held_out = loop.stepper.evaluate, loop.train, loop.held_out
     if loop.exact:
-        logs.update(evaluate(train.X, train.T, train.labels, train.w))
+        logs.update(train.evaluate(evaluate))
     else:
         logs.update(running)
     if held_out is not None:
-        val = evaluate(held_out.X, held_out.T, held_out.labels, held_out.w)
+        val = held_out.evaluate(evaluate)
         logs.update({f"val_{key}": value for key, value in val.items()})
     logs["learning_rate"] = float(eta)
     return logs
@@ -320,6 +325,7 @@ def fit(
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
     dtype: str = "auto",
+    comm: Any = None,
 ) -> History:
     """Train ``model`` in place on (X, y) by mini-batch gradient descent; return the History.
 
@@ -351,8 +357,8 @@ def fit(
       computing on the model's own arrays (``backprop(model, loss)`` is the engine's); without
       it, NumPy models train on the fast path (``steps.py``).
     - kernel: the fast step's kernel: "numpy", "numba" (``pip install 'nnmath[numba]'``: a
-      compiled step; the first call in a process loads or compiles it, ~0.3–2 s) or "auto"
-      (default: numba when it is installed, can compute the network and is already imported).
+      compiled step; the first call in a process loads or compiles it, ~0.5–2 s) or "auto"
+      (default: numba where it pays for itself, see ``choose_kernel``; else numpy).
     - train_metrics: "exact" (default): after each epoch, the training set's ``loss`` and
       ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights. "running": no such
       pass; ``loss`` is the mean of the batch costs the steps computed, weighted by batch size
@@ -369,6 +375,15 @@ def fit(
       ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
       include it (as Keras's do), with k from the weight sum of the rows evaluated.
 
+    - X may also be a ``datasets.stream.StreamRows`` (rows read from disk in pieces, y None,
+      ``validation`` another part of the same stream): see docs/distributed.md.
+    - comm: data-parallel training over MPI (``MPI.COMM_WORLD``, or a
+      ``distributed.Communicator``; ``pip install 'nnmath[mpi]'``, run with ``mpiexec -n N``).
+      Every rank calls ``fit`` with the same data and settings; each batch is split across the
+      ranks, the gradients are summed by one Allreduce and divided by the batch's weight, and
+      every rank takes the same step: the weights equal one process's (docs/distributed.md).
+      Rank 0 alone shows progress and writes checkpoints. None, or one rank: ordinary training.
+
     A batch cost or logged loss that is NaN, Inf or over 1000 × the initial loss (and over 100), or
     a parameter that is NaN or Inf, stops training with a DivergenceError (see ``divergence``).
     """
@@ -379,12 +394,16 @@ def fit(
     if validation is not None and validation_fraction:
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
     _check_model_and_penalty(model, penalty)
-    task = infer_task(y, model.output) if task is None else task
+    streamed = check_stream_settings(X, y, validation, validation_fraction, sample_weight)
+    task = X.task if streamed else infer_task(y, model.output) if task is None else task
     if task not in (CLASSIFICATION, REGRESSION):
         raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
     arithmetic = training_dtype(model, dtype, gradients)
-    rows = prepare_rows(model, X, y, task, sample_weight, arithmetic)
-    held_out = None if validation is None else held_out_rows(model, validation, task, arithmetic)
+    rows = X if streamed else prepare_rows(model, X, y, task, sample_weight, arithmetic)
+    if streamed or validation is None:
+        held_out = validation
+    else:
+        held_out = held_out_rows(model, validation, task, arithmetic)
     loss = as_loss(loss, model.output, task)
     check_pair(model.output, model.n_out, loss)  # the rules of nnmath.pairing
     check_targets(loss, rows.T)
@@ -398,18 +417,31 @@ def fit(
     run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, rows,
                     validation_fraction, early)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
+    steps = (epochs - run.start) * math.ceil(len(train) / batch_size)
+    comm = as_communicator(comm)
+    reduce = reduction(comm, penalty, split=not streamed)  # None on one process
     stepper = make_stepper(
-        model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
-        penalty=penalty, clip_norm=clip_norm, dtype=arithmetic, task=task,
+        model, loss, optimizer, gradients=gradients, batch_size=batch_size,
+        kernel=choose_kernel(kernel, steps),
+        penalty=None if reduce else penalty, clip_norm=clip_norm, dtype=arithmetic, task=task,
         evaluation_rows=max(len(train), len(held_out or ())),
-        keep_score=train_metrics == "running",
+        keep_score=train_metrics == "running" and not streamed, reduce=reduce,
     )  # fmt: skip
     for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
         np.copyto(p, saved)
+    stepper, running = reduced_metrics(
+        stepper, RunningMetrics(train, stepper.step), comm, reduce, streamed, model, loss,
+        penalty, max(len(train), len(held_out or ())),
+    )  # fmt: skip
+    if reduce is not None:  # the same step plus one reduction; rank 0 alone writes and talks
+        writer = checkpoint_writer(checkpoint, model, loss, task)
+        checkpoint, callbacks, progress = rank_duties(
+            comm, writer, callbacks, progress, stepper.params
+        )
     loop = Loop(
         stepper, train, held_out, optimizer,
         as_schedule(schedule, optimizer.initial_learning_rate, epochs), epochs, batch_size,
-        exact=train_metrics == "exact", running=RunningMetrics(train, stepper.step),
+        exact=train_metrics == "exact", running=running,
         hooks=CallbackList([*callbacks, ProgressBar(epochs, initial=run.start, enabled=progress)]),
         checkpoint=checkpoint, trained_model=lambda: TrainedModel(model, loss, task),
     )  # fmt: skip
@@ -443,25 +475,108 @@ def make_stepper(
     task: str,
     evaluation_rows: int,
     keep_score: bool,
+    reduce: Reduce | None = None,
 ) -> Stepper:
     """The fast path for a NumPy model (no ``gradients``), else the general path (steps.py)."""
     eval_rows = max(1, min(evaluation_rows, EVALUATION_ROWS))
     if gradients is not None:
         return general_stepper(
-            model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task
+            model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task, reduce
         )
     return fast_stepper(
-        model, loss, optimizer, batch_size=batch_size, dtype=dtype, kernel=_kernel(kernel),
+        model, loss, optimizer, batch_size=batch_size, dtype=dtype, kernel=kernel,
         penalty=penalty, clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
-        keep_score=keep_score,
+        keep_score=keep_score, reduce=reduce,
     )  # fmt: skip
 
 
-def _kernel(kernel: str) -> str:
-    """ "auto" is numba only when numba is already imported (its import costs ~0.2 s)."""
-    if kernel == "auto":
-        return "auto" if "numba" in sys.modules else "numpy"
-    return kernel
+def reduced_metrics(
+    stepper: Stepper,
+    running: RunningMetrics,
+    comm: Any,
+    reduce: Reduce | None,
+    streamed: bool,
+    model: MLP,
+    loss: Loss,
+    penalty: Penalty | None,
+    rows: int,
+) -> tuple[Stepper, Any]:
+    """The stepper and running metrics, with the metrics' sums reduced over pieces (a stream) and
+    ranks (``distributed.ReducedEvaluator``, ``ReducedRunning``); as they are on one process."""
+    if reduce is not None or streamed:
+        evaluate = ReducedEvaluator(comm, model, stepper.params, loss, penalty, rows)
+        stepper = replace(stepper, evaluate=evaluate)
+    if reduce is not None:
+        running = ReducedRunning(comm, running, reduce)
+    return stepper, running
+
+
+def rank_duties(
+    comm: Any,
+    checkpoint: Callable[[TrainingState], None] | None,
+    callbacks: Sequence[Callback],
+    progress: bool | None,
+    params: Sequence[Array],
+) -> tuple[Callable[[TrainingState], None] | None, list[Any], bool | None]:
+    """Rank 0 alone writes the checkpoints (a failure there stops every rank) and shows progress;
+    with ``check_replicas``, every rank compares a hash of its weights after each epoch."""
+    checks = [ReplicaCheck(comm, params)] if comm.check_replicas else []
+    shown = progress if comm.is_root else False
+    return on_root(comm, checkpoint, "the checkpoint"), [*callbacks, *checks], shown
+
+
+def check_stream_settings(
+    X: Any,
+    y: Any,
+    validation: Any,
+    validation_fraction: float,
+    sample_weight: Any,
+) -> bool:
+    """Whether X is a stream's rows (``datasets.stream.StreamRows``); a stream brings its own
+    targets and held-out part, so y, weights and fractions are refused."""
+    if not isinstance(X, StreamRows):
+        return False
+    if y is not None or sample_weight is not None or validation_fraction:
+        raise SpecError(
+            "a stream brings its own targets and split: call fit(model, rows, None, "
+            "validation=...) without sample_weight or validation_fraction"
+        )
+    if validation is not None and not isinstance(validation, StreamRows):
+        raise SpecError("a stream's validation rows are another StreamRows of the same stream")
+    return True
+
+
+def checkpoint_writer(
+    checkpoint: str | Path | Callable[[TrainingState], None] | None,
+    model: MLP,
+    loss: Loss,
+    task: str,
+) -> Callable[[TrainingState], None] | None:
+    """``checkpoint`` as a function of the epoch's TrainingState (a path: the file written)."""
+    if checkpoint is None or callable(checkpoint):
+        return checkpoint
+    return lambda state: save_checkpoint(checkpoint, TrainedModel(model, loss, task), state)
+
+
+NUMBA_PAYS_OFF_STEPS = 20_000
+"""From this many steps on, ``kernel="auto"`` loads the numba kernel: importing numba and loading
+its compiled step costs ~0.5 s of CPU once per process, and with Adam it saves ~60–110 µs per step
+on the small networks it helps (docs/speed.md), so it pays for itself after some 8,000 steps."""
+
+
+def choose_kernel(kernel: str, steps: int) -> str:
+    """The fast step's kernel: "auto" is numba when its step is already loaded in this process,
+    or when numba is installed and the run has at least NUMBA_PAYS_OFF_STEPS steps; else numpy
+    (``FastStep`` falls back to numpy where numba cannot compute the network)."""
+    if kernel != "auto":
+        return kernel
+    from nnmath.fast import numba_loaded
+
+    if numba_loaded():
+        return "auto"
+    if steps >= NUMBA_PAYS_OFF_STEPS and importlib.util.find_spec("numba") is not None:
+        return "auto"
+    return "numpy"
 
 
 def _check_model_and_penalty(model: MLP, penalty: Penalty | None) -> None:

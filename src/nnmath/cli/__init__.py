@@ -56,7 +56,9 @@ BUG_REPORT = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of the command ``only`` alone: a run imports only the
+    module of the command it runs (``nnmath train`` need not load the derivations)."""
     parser = argparse.ArgumentParser(
         prog="nnmath",
         description="The mathematics of neural networks, verified: train, derive and check MLPs.",
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nnmath {nnmath.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only not in COMMANDS else (only,):
         module = importlib.import_module(f"nnmath.cli.{name}")
         command = module.add_parser(subparsers)
         command.set_defaults(run=module.run, parser=command)
@@ -98,7 +100,9 @@ def error_line(error: BaseException) -> str:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The parsed command line; argparse prints a usage error itself and exits with status 2."""
-    args, unknown = build_parser().parse_known_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = next((word for word in words if not word.startswith("-")), None)
+    args, unknown = build_parser(command).parse_known_args(argv)
     if unknown:  # said by the command's own parser, with its own usage line
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return args

@@ -67,6 +67,12 @@ def _rows(model: TrainedModel, args: argparse.Namespace) -> tuple[Dataset, str]:
         target = args.target if args.data is not None else stored.get("target")
         seed = stored.get("seed", 0) if stored else 0
         return load_dataset(source, target=target, seed=seed), f"all rows of {source}"
+    if model.metadata.get("streamed") and same:  # its split is the stream's (docs/distributed.md)
+        raise DataError(
+            "this model was trained with --stream, whose held-out rows are drawn by the "
+            "stream's own seeded split; 'nnmath info' shows its held-out metrics, or evaluate "
+            "other data (--data FILE --split all)"
+        )
     config = TrainConfig.from_dict(stored or {})
     if not same:
         config = TrainConfig.from_dict({**(stored or {}), "data": args.data, "target": args.target})

@@ -27,6 +27,8 @@ examples:
   nnmath train --data houses.csv --target price --spec 32relu --patience 10
   nnmath train --data iris --checkpoint iris.ckpt --epochs 20
   nnmath train --resume iris.ckpt --epochs 40     continue to epoch 40, bit for bit
+  mpiexec -n 4 nnmath train --distributed         data-parallel over 4 MPI ranks
+  nnmath train --data big.parquet --stream        data larger than memory, read in pieces
 
 SPEC is a full network (64-128relu-10softmax) or only its hidden layers (128relu,
 256relu-256relu): the input width comes from the data, the output layer from the task
@@ -133,6 +135,21 @@ def _output_options(output: argparse._ArgumentGroup) -> None:
     output.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint")
     output.add_argument("--quiet", "-q", action="store_true", help="no progress bar, short output")
     output.add_argument("--json", action="store_true", help="print the result as JSON")
+    output.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the MPI ranks of mpiexec -n N (nnmath[mpi]); rank 0 writes",
+    )
+    output.add_argument(
+        "--check-replicas",
+        action="store_true",
+        help="with --distributed: compare a hash of the ranks' weights after every epoch",
+    )
+    output.add_argument(
+        "--stream",
+        action="store_true",
+        help="read a .parquet file or directory, or a .npy array, in pieces (larger than memory)",
+    )
 
 
 def _config(args: argparse.Namespace) -> tuple[TrainConfig, Any]:
@@ -199,27 +216,50 @@ def _headline(result: TrainingResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.distributed:
+        return _run(args, None)
+    from nnmath.distributed import Communicator, run_on_ranks
+
+    comm = Communicator.world(check_replicas=args.check_replicas)
+    return run_on_ranks(comm, lambda: _run(args, comm))
+
+
+def _run(args: argparse.Namespace, comm: Any) -> int:
+    """Train on every rank of ``comm`` (None: this process); rank 0 saves, plots and reports."""
     from nnmath.callbacks import stream_is_terminal
+    from nnmath.distributed import Communicator, SetupAgreement
     from nnmath.recipe import check_config, train_dataset
+    from nnmath.streaming import train_streamed
 
     config, state = _config(args)
     check_config(config)
-    talk = not args.quiet and not args.json
+    comm = comm or Communicator()
+    talk = not args.quiet and not args.json and comm.is_root
     output = Path(args.output) if args.output else Path("runs") / _run_name(config) / "model.nnm"
     checkpoint = args.checkpoint or args.resume
+    agreement = SetupAgreement(comm)
 
     def on_start(model: TrainedModel, train: Dataset, test: Dataset, resolved: TrainConfig) -> None:
+        agreement.reached()  # every rank has its data and network (or all stop, with the cause)
         if talk:
             print(_describe_start(model, train, test, resolved), flush=True)
             if state is not None:
                 print(f"resuming from {args.resume} after epoch {state.epoch}", flush=True)
 
     progress = False if args.quiet else stream_is_terminal(sys.stderr)
-    result = train_dataset(
-        config, progress=progress, checkpoint=checkpoint, resume=state, on_start=on_start
-    )
-    result.model.save(output)
-    plots, plot_note = _plots(args, result, output)
+    train = train_streamed if args.stream else train_dataset
+    try:
+        result = train(
+            config, progress=progress, checkpoint=checkpoint, resume=state, on_start=on_start,
+            comm=comm if comm.distributed else None,
+        )  # fmt: skip
+    except Exception as error:
+        agreement.failed(error)
+        raise
+    saved = comm.collect(lambda: _save(args, result, output) if comm.is_root else None, "saving")
+    if not comm.is_root:
+        return 0
+    plots, plot_note = saved[0]
 
     if args.json:
         print(json.dumps(_report(result, output, plots, checkpoint), indent=2))
@@ -252,6 +292,14 @@ def _no_progress(result: TrainingResult) -> str:
     )
 
 
+def _save(
+    args: argparse.Namespace, result: TrainingResult, output: Path
+) -> tuple[list[str], str | None]:
+    """The model file, then the plots: (the PNG files written, or a note saying why none were)."""
+    result.model.save(output)
+    return _plots(args, result, output)
+
+
 def _plots(
     args: argparse.Namespace, result: TrainingResult, output: Path
 ) -> tuple[list[str], str | None]:
@@ -260,7 +308,9 @@ def _plots(
 
     plots: list[str] = []
     plot_note = None
-    if not args.no_plots:
+    if args.stream and not args.no_plots:
+        plot_note = "plots skipped: a streamed run keeps no rows in memory to plot"
+    elif not args.no_plots:
         if plotting.available():
             directory = Path(args.plots) if args.plots else output.parent
             paths = plotting.save_training_plots(
@@ -301,6 +351,17 @@ def _report(
         "model": str(output),
         "plots": plots,
         "checkpoint": checkpoint,
+        **({"stream": _stream_report(result)} if hasattr(result, "peak_rss_mb") else {}),
+    }
+
+
+def _stream_report(result: Any) -> dict[str, Any]:
+    """A streamed run's sizes, ranks and peak memory per rank, for --json."""
+    return {
+        "rows": result.rows,
+        "ranks": len(result.peak_rss_mb),
+        "peak_rss_mb": [round(mb, 1) for mb in result.peak_rss_mb],
+        "seconds": result.phases,
     }
 
 

@@ -25,6 +25,8 @@ One role per module, each re-exported here:
 - ``files``: those columns as a Dataset or a feature matrix (formats and task inference).
 - ``load``: :func:`load_dataset`, a built-in name or a file path; :func:`read_features`, the
   columns a saved model needs.
+- ``stream``: data larger than memory, read in pieces by rank (:func:`open_stream`; see
+  docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from nnmath.datasets.preprocessing import Standardizer
 from nnmath.datasets.readers import FILE_TYPES, DataSource
 from nnmath.datasets.splits import _subset as _subset
 from nnmath.datasets.splits import batches, split_for_evaluation, train_test_split
+from nnmath.datasets.stream import open_stream
 
 __all__ = [
     "FILE_TYPES",
@@ -67,6 +70,7 @@ __all__ = [
     "make_spirals",
     "make_xor",
     "one_hot",
+    "open_stream",
     "read_features",
     "split_for_evaluation",
     "train_test_split",

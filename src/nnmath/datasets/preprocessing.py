@@ -1,4 +1,5 @@
-"""Preprocessing: the Standardizer, z = (x − mean) / scale column by column."""
+"""Preprocessing: the Standardizer, z = (x − mean) / scale column by column, and the Moments it is
+made from when the data comes in pieces (streamed, or spread over ranks)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,73 @@ class Standardizer:
             )
         dtype = A.dtype if np.issubdtype(A.dtype, np.floating) else np.float64
         return self.mean.astype(dtype), self.scale.astype(dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class Moments:
+    """Column statistics of the rows seen so far: count n, mean x̄, M2 = Σ (x − x̄)², min and max.
+
+    With row weights w, n = Σ w_s, x̄ = Σ w_s x_s / n and M2 = Σ w_s (x_s − x̄)² (the formulas
+    below hold unchanged with these n).
+
+    Pieces combine with Chan et al.'s parallel formula (1979), of which Welford's one-row update
+    is the case n_b = 1: for parts a and b with n = n_a + n_b and δ = x̄_b − x̄_a,
+
+        x̄ = x̄_a + δ n_b / n,    M2 = M2_a + M2_b + δ² n_a n_b / n.
+
+    ``standardizer()`` is then what ``Standardizer.fit`` gives on all the rows at once: mean x̄ and
+    scale √(M2 / n) (population standard deviation), a constant column (min = max) mapped to 0.
+    """
+
+    count: float
+    mean: np.ndarray
+    M2: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def empty(cls, n_columns: int) -> Moments:
+        """The moments of no rows."""
+        zeros = np.zeros(n_columns)
+        return cls(0, zeros, zeros, np.full(n_columns, np.inf), np.full(n_columns, -np.inf))
+
+    @classmethod
+    def of(cls, X: np.ndarray, weights: np.ndarray | None = None) -> Moments:
+        """The moments of the rows of X (S×n), optionally weighted, two-pass within the piece."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise ShapeError(f"moments are taken over the rows of a 2-D array, got {X.shape}")
+        if len(X) == 0:
+            return cls.empty(X.shape[1])
+        if weights is None:
+            mean = X.mean(axis=0)
+            return cls(len(X), mean, ((X - mean) ** 2).sum(axis=0), X.min(axis=0), X.max(axis=0))
+        w = np.asarray(weights, dtype=np.float64)
+        n = float(w.sum())
+        if not n > 0:
+            return cls.empty(X.shape[1])
+        mean = w @ X / n
+        return cls(n, mean, w @ (X - mean) ** 2, X.min(axis=0), X.max(axis=0))
+
+    def combine(self, other: Moments) -> Moments:
+        """The moments of both parts' rows together (Chan et al.)."""
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / n)
+        M2 = self.M2 + other.M2 + delta**2 * (self.count * other.count / n)
+        return Moments(
+            n, mean, M2, np.minimum(self.low, other.low), np.maximum(self.high, other.high)
+        )
+
+    def standardizer(self) -> Standardizer:
+        """mean x̄ and scale √(M2/n); a constant column gets its value as mean and scale 1."""
+        if self.count == 0:
+            raise DataError("no rows to standardise: the data (or this part of it) is empty")
+        mean, scale = self.mean.copy(), np.sqrt(self.M2 / self.count)
+        constant = self.low == self.high
+        mean[constant], scale[constant] = self.low[constant], 1.0  # exact: maps the column to 0
+        return Standardizer(mean=mean, scale=scale)
