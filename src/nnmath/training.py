@@ -406,7 +406,8 @@ def fit(
         held_out = held_out_rows(model, validation, task, arithmetic)
     loss = as_loss(loss, model.output, task)
     check_pair(model.output, model.n_out, loss)  # the rules of nnmath.pairing
-    check_targets(loss, rows.T)
+    if not streamed:  # a stream's targets are read batch by batch
+        check_targets(loss, rows.T)
     optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer_state)

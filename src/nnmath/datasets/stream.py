@@ -42,9 +42,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from nnmath.datasets.dataset import one_hot
-from nnmath.datasets.files import MAX_INFERRED_CLASSES, _check_header, _label_name
+from nnmath.datasets.files import MAX_INFERRED_CLASSES, _label_name
 from nnmath.datasets.optional import _import_optional
 from nnmath.datasets.preprocessing import Moments, Standardizer
+from nnmath.datasets.readers import check_header
 from nnmath.errors import DataError
 
 Array = np.ndarray
@@ -196,7 +197,7 @@ class ParquetSource:
         except (pa.ArrowException, OSError) as err:
             raise DataError(f"{path}: could not read it as Parquet: {err}") from err
         header = [str(name) for name in dataset.schema.names]
-        _check_header(header, f"{path}: the Parquet schema")
+        check_header(header, f"{path}: the Parquet schema")
         self.target_name = header[-1] if target is None else target
         if self.target_name not in header:
             columns = ", ".join(repr(name) for name in header)
