@@ -53,6 +53,8 @@ class Case:
 
 C = Case
 LONG_SPEC = "3-99999999999999999999relu-3"
+CHAIN = " @ ".join(["ones(3000, 3000)"] * 60)  # 60 products of 3000 × 3000 matrices
+POWERS = " ** ".join(["ones(3000, 3000)"] * 20)
 WIDE = "3-100000000relu-3"
 
 CASES = [
@@ -162,7 +164,7 @@ CASES = [
     C("spec", "train --data iris --validation-fraction -0.1", USAGE, "validation_fraction"),
     C("spec", "train --data iris --clip-norm 0", USAGE, "clip_norm"),
     C("spec", "train --data iris --patience 0", USAGE, "patience"),
-    C("spec", "train --data iris --kernel numba --dtype float64", USAGE, "float64"),
+    C("spec", "train --data iris --kernel numba --dtype float64", USAGE, "the numba kernel"),
     C("spec", "train --data iris --target species", USAGE, "fixed target"),
     C("spec", "gradcheck 3-4relu-2softmax --samples 0", USAGE, "--samples: must be a whole"),
     C("spec", "gradcheck 3-4relu-2softmax --samples -3", USAGE, "--samples"),
@@ -226,18 +228,23 @@ CASES = [
     # ---- budget: nnmath check never exhausts the machine -------------------------------------
     C(
         "budget",
-        "check 3-4relu-2softmax \"dW2 = einsum('ab,cd,ef->', ones(100, 100), "
-        'ones(100, 100), ones(100, 100)) * A1.T @ dZ2"',
+        "check 3-4relu-2softmax \"dW2 = A1.T @ dZ2 * einsum('ab,cd,ef->', ones(100, 100), "
+        'ones(100, 100), ones(100, 100))"',
         USAGE,
-        "operations",
+        "3.0e12 of them in einsum",
     ),
     C(
         "budget",
-        "check 3-4relu-2softmax 'dW2 = A1.T @ dZ2 + "
-        + " @ ".join(["ones(3000, 3000)"] * 60)
-        + " @ ones(3000, 2)'",
+        f"check 3-4relu-2softmax 'dW2 = A1.T @ dZ2 * sum({CHAIN})'",
         USAGE,
-        "the limit is",
+        "the limit is 2.0e8",
+    ),
+    C("budget", f"check 3-4relu-2softmax 'dW2 = A1.T @ dZ2 * sum({POWERS})'", USAGE, "operations"),
+    C(
+        "budget",
+        "check 3-4relu-2softmax 'dW2 = A1.T @ dZ2 * sum(ones(100000, 100000))'",
+        USAGE,
+        "one value may hold at most",
     ),
     C("budget", "check 3-4relu-2softmax 'dW2 = A1.T @ dZ2 * " + "-" * 990 + "1'", USAGE, "nests"),
     C(
@@ -253,11 +260,12 @@ CASES = [
         USAGE,
         "not allowed",
     ),
+    C("budget", "check 3-4relu-2softmax \"dW2 = open('/etc/passwd')\"", USAGE, "not allowed"),
     C("budget", "check 3-4relu-2softmax 'dW2 = A1.T @ delta2'", USAGE, "unknown name delta2"),
     C("budget", "check 3-4relu-2softmax 'dW2 = '", USAGE, "cannot read"),
     C("budget", "check 3-4relu-2softmax 'dW9 = A1'", USAGE, "not a quantity"),
-    C("budget", "check 3-4relu-2softmax 'dW2 = A1.T @ dZ2 + ones(100000, 100000)'", USAGE, "MB"),
     C("budget", "check 3-4relu-2softmax 'dW2 = A1 @ dZ2'", MISMATCH, "missing transpose"),
+    C("budget", "check 3-4relu-2softmax 'dW2 = A1.T @ dZ2 @ A1'", MISMATCH, "does not conform"),
     C("budget", "check 3-4relu-2softmax 'dW2 = dZ2.T @ A1'", MISMATCH, "transpose"),
     C("budget", "gradcheck 3-4relu-2softmax --rtol 0 --eps 0.1", MISMATCH, "MISMATCH"),
     # ---- usage: argparse's own usage errors, and one family of errors --------------------------

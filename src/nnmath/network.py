@@ -453,20 +453,24 @@ def as_generator(seed: Any, rng: Any) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
-def check_memory(spec: NetworkSpec, dtype: Any, copies: float = 1.0, what: str = "") -> None:
-    """Refuse, before allocating, a network whose parameters (times ``copies``: gradients,
-    optimizer state) need more than MEMORY_FRACTION of the memory available now."""
-    count = spec.parameter_count
-    n_bytes = count * np.dtype(dtype).itemsize * copies
+def check_memory(spec: NetworkSpec, dtype: Any, copies: int = 1, rows: int = 0) -> None:
+    """Refuse, before allocating, a network whose parameters (``copies`` of them: gradients,
+    optimizer state) and the outputs of ``rows`` rows of every layer (the buffers of a training
+    step) need more than MEMORY_FRACTION of the memory available now."""
+    count, itemsize = spec.parameter_count, np.dtype(dtype).itemsize
+    units = sum(layer.size for layer in spec.layers)
+    n_bytes = (copies * count + 3 * rows * units) * itemsize  # Z, δ and a mask per unit and row
     available = available_memory()
     if available is None or n_bytes <= MEMORY_FRACTION * available:
         return
-    need = f"{what} need" if what else f"its {count:.3g} {np.dtype(dtype)} parameters need"
-    widest = max(spec.sizes)
+    copies_text = f"{copies} copies of " if copies > 1 else ""
+    rows_text = f" and the outputs of {rows:,} rows of every layer" if rows else ""
+    widest = max(layer.size for layer in spec.layers)
     raise SpecError(
-        f"the network {spec} is too large for this machine: {need} {size_text(n_bytes)}, and "
+        f"the network {spec} is too large for this machine: {copies_text}its {count:.3g} "
+        f"{np.dtype(dtype)} parameters{rows_text} need {size_text(n_bytes)}, and "
         f"{size_text(available)} of memory are available; make the layers narrower (the widest "
-        f"has {widest:,} units)"
+        f"has {widest:,} units)" + (" or the batch smaller" if rows else "")
     )
 
 

@@ -189,7 +189,7 @@ def _layer(position: int, token: str, last: bool) -> LayerSpec:
     return LayerSpec(width, name, value, batch_norm, dropout)
 
 
-def _check_characters(text: str) -> None:
+def check_characters(text: str) -> None:
     """A spec is ASCII: name a look-alike dash (and give the spec with hyphens) or a non-ASCII
     digit such as '²' or '٣', which Python's own ``int`` and ``isdigit`` would half accept."""
     for character in text:
@@ -224,7 +224,7 @@ def parse_spec(text: str) -> NetworkSpec:
             f"a network spec is a string such as '3-10relu-3softmax', got {type(text).__name__} "
             f"{text!r}"[:200]
         )
-    _check_characters(text)
+    check_characters(text)
     # split on '-' outside parentheses, so a parameter may carry an exponent: elu(1e-05)
     tokens = _SEPARATOR.split(text.strip()) if text and text.strip() else []
     if len(tokens) < 2:

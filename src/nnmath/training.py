@@ -59,7 +59,7 @@ from nnmath.evaluation import EVALUATION_ROWS, epoch_evaluator, evaluate_arrays,
 from nnmath.history import History
 from nnmath.losses import Loss
 from nnmath.modelfile import TrainedModel, save_checkpoint
-from nnmath.network import MLP
+from nnmath.network import MLP, check_memory
 from nnmath.optimizers import Optimizer
 from nnmath.pairing import check_pair, check_targets
 from nnmath.penalties import Penalty
@@ -114,6 +114,10 @@ __all__ = [  # fit, and the names callers have imported from here
 ]
 
 Array = Any
+
+TRAINING_COPIES = 6
+"""Copies of the parameters a run holds: the model, the training copy, its gradient, two moments
+of Adam, the evaluation's copy (``check_memory`` refuses a network that cannot fit them)."""
 
 
 # ---- the state of a run between epochs ------------------------------------------------------------
@@ -419,6 +423,8 @@ def fit(
                     validation_fraction, early)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
     steps = (epochs - run.start) * math.ceil(len(train) / batch_size)
+    evaluation_rows = min(max(len(train), len(held_out or ())), EVALUATION_ROWS)
+    check_memory(model.spec, arithmetic, TRAINING_COPIES, batch_size + evaluation_rows)
     comm = as_communicator(comm)
     reduce = reduction(comm, penalty, split=not streamed)  # None on one process
     stepper = make_stepper(
