@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import shlex
 import signal
 import subprocess
@@ -422,7 +423,7 @@ def test_the_corpus_is_large_and_covers_every_group_and_command() -> None:
 
 
 def test_every_bad_input_ends_in_one_clear_line(folder: Path) -> None:
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2)) as pool:
         results = list(pool.map(lambda case: run_case(case, folder), CASES))
     seconds = time.perf_counter() - began
@@ -443,7 +444,9 @@ def test_every_bad_input_ends_in_one_clear_line(folder: Path) -> None:
                             f"\n    stderr: {done.stderr.strip()[-400:]!r}")  # fmt: skip
     assert not failures, f"{len(failures)} of {len(CASES)} cases:\n" + "\n".join(failures)
     assert not (folder / "d.nnm").exists() and not (folder / "d2.nnm").exists()  # diverged
-    print(f"{len(CASES)} cases in {seconds:.1f} s")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime
+    print(f"{len(CASES)} cases in {seconds:.1f} s ({used:.1f} s of CPU in the processes)")
 
 
 def test_a_bug_is_reported_with_its_traceback_and_a_request(folder: Path) -> None:
