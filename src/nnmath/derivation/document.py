@@ -618,7 +618,7 @@ def derive(
 ) -> Derivation:
     """The backprop derivation of the network ``spec`` with ``loss`` (a Loss, a loss name, or
     None for the loss that matches the output activation), in the given notation."""
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    spec = spec if isinstance(spec, NetworkSpec) else parse_spec(spec)
     if spec.mode_dependent:
         raise SpecError(
             f"derivations of batch norm and dropout are not written yet ({spec}); "
