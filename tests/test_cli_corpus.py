@@ -224,6 +224,7 @@ CASES = [
     C("pair", "derive 3-4tanh-2 --loss binary-cross-entropy", USAGE, "outputs in (0, 1)"),
     C("pair", "init 3-4relu-1sigmoid -o m.nnm --loss cross-entropy", USAGE, "single sigmoid"),
     C("pair", "train --data iris --loss binary-cross-entropy --epochs 1 -o b.nnm", OK, "unusual"),
+    C("spec", "gradcheck 3-4relu-2softmax --eval", OK, "--eval changes nothing"),
     C("pair", "train --data diabetes --loss cross-entropy", USAGE, "cross-entropy"),
     C("pair", "train --data iris --spec 4-8relu-1sigmoid --loss cross-entropy", USAGE, "3softmax"),
     # ---- budget: nnmath check never exhausts the machine -------------------------------------

@@ -56,6 +56,15 @@ BUG_REPORT = (
 )
 
 
+class ShowVersion(argparse.Action):
+    """``nnmath --version``: the installed version, read (from the package metadata) only when
+    asked, so that no other run pays for it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"nnmath {nnmath.__version__}")
+        parser.exit()
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of the command ``only`` alone: a run imports only the
     module of the command it runs (``nnmath train`` need not load the derivations)."""
@@ -66,7 +75,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "1 a mismatch found, 2 a usage error, 3 a data or file error, 4 training diverged, "
         "70 a bug in nnmath, 130 interrupted.",
     )
-    parser.add_argument("--version", action="version", version=f"nnmath {nnmath.__version__}")
+    parser.add_argument("--version", action=ShowVersion, nargs=0, help="print the version")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS if only not in COMMANDS else (only,):
         module = importlib.import_module(f"nnmath.cli.{name}")

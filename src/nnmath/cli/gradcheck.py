@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 import numpy as np
 
@@ -67,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
     check_pair(spec.output, spec.n_out, loss)
     check_size(spec, args.samples)  # before anything is built: the work of the differences
+    if args.eval and not spec.mode_dependent:
+        warnings.warn(
+            f"--eval changes nothing for {spec}: without batch norm or dropout the network is "
+            "the same in training and evaluation",
+            stacklevel=1,
+        )
     rng = np.random.default_rng(args.seed)
     model = MLP(spec, rng=rng)
     X, T = random_problem(model, loss, args.samples, rng)
