@@ -140,3 +140,92 @@ def test_unsupported_modules_are_named(module: nn.Module, message: str) -> None:
         from_torch(module)
     if "not supported" in str(error.value):
         assert "Linear, Identity, ReLU" in str(error.value)  # the supported list is given
+
+
+# ---- batch norm and dropout ------------------------------------------------------------------
+
+MODES_SPEC = "4-6relu+bn+dropout(0.3)-5tanh+bn-3softmax"
+
+
+def trained_statistics(model: MLP, seed: int = 1) -> MLP:
+    """γ, β away from 1, 0 and running statistics away from 0, 1, as a trained model has them."""
+    rng = np.random.default_rng(seed)
+    for norm in model.batch_norms:
+        if norm is not None:
+            norm.gamma = rng.uniform(0.5, 1.5, norm.n).astype(model.dtype)
+            norm.beta = rng.normal(0, 0.5, norm.n).astype(model.dtype)
+            norm.running_mean = rng.normal(0, 1, norm.n).astype(model.dtype)
+            norm.running_var = rng.uniform(0.5, 2.0, norm.n).astype(model.dtype)
+    return model
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_and_dropout_become_batchnorm1d_and_dropout(dtype: type) -> None:
+    model = trained_statistics(MLP(MODES_SPEC, seed=2, dtype=dtype))
+    net = to_torch(model).eval()
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "Tanh",
+                     "Linear", "Softmax"]  # fmt: skip
+    assert net[3].p == 0.3 and net[1].momentum == 0.1 and net[1].eps == 1e-5
+    X, _ = problem(model, dtype)
+    rtol, atol = TOLERANCES[dtype]
+    with torch.no_grad():  # evaluation: running statistics, dropout the identity, in both
+        assert_allclose(net(torch.from_numpy(X)).numpy(), model.predict(X), rtol=rtol, atol=atol)
+    back = from_torch(net)
+    assert str(back.spec) == MODES_SPEC
+    for name, array in model.named_arrays().items():
+        assert_array_equal(back.named_arrays()[name], array, err_msg=name)
+
+
+def test_training_mode_matches_batchnorm1d_outputs_gradients_and_running_statistics() -> None:
+    """Training mode: the batch's statistics, the same gradients as autograd, and the same update
+    of the running statistics (momentum 0.1, unbiased variance) after the step."""
+    model = trained_statistics(MLP("4-6relu+bn-5tanh+bn-3softmax", seed=4))
+    X, T = problem(model, np.float64)
+    net = to_torch(model).train()
+    Xt = torch.from_numpy(X)
+    out = net(Xt)  # updates torch's running statistics once
+    loss = nn.functional.nll_loss(torch.log(out), torch.from_numpy(T))
+    loss.backward()
+    cost, grads = model.loss_and_gradients(X, T, get_loss("cross-entropy"))  # updates ours once
+    assert cost == pytest.approx(loss.item(), rel=1e-12)
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    norms = [m for m in net if isinstance(m, nn.BatchNorm1d)]
+    for ours, theirs in zip(grads.W, linears, strict=True):
+        assert_allclose(ours, theirs.weight.grad.numpy(), rtol=1e-9, atol=1e-13)
+    for ours, theirs in zip(grads.gamma, norms, strict=True):
+        assert_allclose(ours, theirs.weight.grad.numpy(), rtol=1e-9, atol=1e-13)
+    for ours, theirs in zip([n for n in model.batch_norms if n is not None], norms, strict=True):
+        assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-13, atol=1e-15)
+        assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-13, atol=1e-15)
+
+
+def test_dropout_in_training_mode_keeps_the_expectation() -> None:
+    """Both scale the kept units by 1/(1 − p): on a large batch the means agree."""
+    model = MLP("50-50identity+dropout(0.4)-1", seed=0)
+    net = to_torch(model).train()
+    X = np.ones((4000, 50))
+    ours, _ = model.forward(X, stop=3, training=True, rng=np.random.default_rng(0))
+    torch.manual_seed(0)
+    theirs = net[:3](torch.from_numpy(X)).detach().numpy()
+    linear = X @ model.linears[0].W.T + model.linears[0].b
+    assert np.mean(ours == 0) == pytest.approx(0.4, abs=0.01)
+    assert np.mean(theirs == 0) == pytest.approx(0.4, abs=0.01)
+    assert_allclose(ours[ours != 0], (linear / 0.6)[ours != 0], rtol=1e-12)
+    assert_allclose(theirs[theirs != 0], (linear / 0.6)[theirs != 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ([nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None), nn.ReLU()], "momentum=None"),
+        ([nn.Linear(3, 4), nn.BatchNorm1d(4, eps=1e-3)], "eps=0.001"),
+        ([nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False)], "affine=False"),
+        ([nn.Linear(3, 4), nn.ReLU(), nn.BatchNorm1d(4)], "between the Linear and the activation"),
+        ([nn.Linear(3, 4), nn.Dropout(0.2), nn.ReLU()], "follows a Dropout"),
+        ([nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.2)], "ends with Dropout"),
+    ],
+)
+def test_batch_norm_and_dropout_nnmath_cannot_compute_are_refused(modules, message) -> None:
+    with pytest.raises(SpecError, match=message):
+        from_torch(nn.Sequential(*modules))

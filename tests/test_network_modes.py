@@ -326,17 +326,10 @@ def test_a_model_file_with_a_wrong_running_statistic_is_refused(tmp_path):
         load_model(path)
 
 
-def test_paths_without_batch_norm_or_dropout_refuse_them():
+def test_the_fast_step_refuses_batch_norm_and_dropout():
     model = MLP("4-6relu+bn-3softmax", dtype=np.float32)
     with pytest.raises(SpecError, match="batch norm or dropout"):
         FastStep(model, get_loss("cross-entropy"), 8)
-    from nnmath.derivation import derive
-    from nnmath.interop import to_torch
-
-    with pytest.raises(SpecError, match="batch norm and dropout"):
-        derive("4-6relu+bn-3softmax", get_loss("cross-entropy"))
-    with pytest.raises(SpecError, match="batch norm or dropout"):
-        to_torch(model)
 
 
 def test_a_hand_written_training_loop_learns_with_batch_norm_and_dropout():

@@ -261,3 +261,21 @@ def test_model_file_classifier_graph_has_class_names_as_labels(tmp_path) -> None
 def test_other_objects_are_refused() -> None:
     with pytest.raises(SpecError, match="fitted scikit-learn MLP estimator"):
         to_onnx(object())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_is_batchnormalization_and_dropout_vanishes(dtype) -> None:
+    """The graph is evaluation mode: batch norm with the running statistics, dropout gone."""
+    rng = np.random.default_rng(3)
+    model = MLP("4-6relu+bn+dropout(0.3)-5tanh+bn-3softmax", seed=1)
+    for norm in (n for n in model.batch_norms if n is not None):
+        norm.gamma, norm.beta = rng.uniform(0.5, 1.5, norm.n), rng.normal(size=norm.n)
+        norm.running_mean = rng.normal(size=norm.n)
+        norm.running_var = rng.uniform(0.5, 2.0, norm.n)
+    onnx_model = to_onnx(model, dtype=dtype)
+    ops = [node.op_type for node in onnx_model.graph.node]
+    assert ops == ["Gemm", "BatchNormalization", "Relu", "Gemm", "BatchNormalization", "Tanh",
+                   "Gemm", "Softmax"]  # fmt: skip
+    X = rng.normal(size=(9, 4))
+    tolerance = 1e-6 if dtype == np.float32 else 1e-14
+    assert_allclose(run(onnx_model, X.astype(dtype)), model.predict(X), rtol=0, atol=tolerance)

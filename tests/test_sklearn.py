@@ -63,8 +63,10 @@ def test_every_parameter_of_scikit_learn_with_its_default_and_position(name: str
     for key, parameter in theirs.items():
         assert ours[key].default == parameter.default, key
         assert ours[key].kind == parameter.kind, key
-    assert list(ours)[len(theirs) :] == ["dtype"]  # nnmath's one extra parameter
+    extras = ["dtype", "dropout", "batch_norm"] + (["class_weight"] if "Class" in name else [])
+    assert list(ours)[len(theirs) :] == extras  # nnmath's extras, after scikit-learn's
     assert ours["dtype"].default == DEFAULT_DTYPE
+    assert ours["dropout"].default is None and ours["batch_norm"].default is False
 
 
 def raised(estimator, method: str, *args, **kwargs) -> BaseException:
@@ -465,3 +467,108 @@ def test_poisson_regressor_predicts_the_mean(iris) -> None:
     assert_allclose(reg.predict(X), np.exp(reg.model_.predict(X).ravel()))  # μ = e^z
     constant = mean_poisson_deviance(y, np.full_like(y, y.mean()))
     assert mean_poisson_deviance(y, reg.predict(X)) < 0.8 * constant
+
+
+# ---- nnmath's extras: class weights, dropout, batch norm ---------------------------------------
+
+
+def imbalanced(iris):
+    """Iris with most of class 2 left out: 37 + 37 + 7 rows."""
+    X, _, y, _ = iris
+    keep = (y != 2) | (np.arange(len(y)) % 5 == 0)
+    return X[keep], y[keep]
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_class_weight_is_sample_weight_from_scikit_learns_compute_sample_weight(iris, solver):
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = imbalanced(iris)
+    options = {"hidden_layer_sizes": (8,), "max_iter": 20, "random_state": 0, "solver": solver}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        balanced = MLPClassifier(class_weight="balanced", **options).fit(X, y)
+        by_hand = MLPClassifier(**options).fit(X, y, compute_sample_weight("balanced", y))
+        plain = MLPClassifier(**options).fit(X, y)
+        weights = np.linspace(0.5, 2.0, len(y))
+        both = MLPClassifier(class_weight={2: 3.0}, **options).fit(X, y, weights)
+        product = MLPClassifier(**options).fit(X, y, weights * np.where(y == 2, 3.0, 1.0))
+    for a, b in zip(balanced.coefs_, by_hand.coefs_, strict=True):
+        assert_array_equal(a, b)
+    assert not np.allclose(balanced.coefs_[0], plain.coefs_[0])  # the weights changed the fit
+    for a, b in zip(both.coefs_, product.coefs_, strict=True):
+        assert_array_equal(a, b)
+
+
+def test_balanced_class_weight_raises_the_recall_of_a_rare_class():
+    from sklearn.datasets import load_digits
+    from sklearn.metrics import recall_score
+
+    X, y = load_digits(return_X_y=True)
+    keep = (y != 3) | (np.arange(len(y)) % 6 == 0)  # a thirtieth of the threes
+    X, y = X[keep] / 16.0, y[keep]
+    options = {"hidden_layer_sizes": (32,), "max_iter": 15, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**options).fit(X, y)
+        balanced = MLPClassifier(class_weight="balanced", **options).fit(X, y)
+    recall = [recall_score(y, m.predict(X), labels=[3], average=None)[0] for m in (plain, balanced)]
+    assert recall[1] > recall[0] + 0.1, recall
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"dropout": 1.0}, "'dropout' parameter"),
+        ({"dropout": -0.1}, "'dropout' parameter"),
+        ({"batch_norm": "yes"}, "'batch_norm' parameter"),
+        ({"class_weight": "even"}, "'class_weight' parameter"),
+        ({"dropout": 0.2, "solver": "lbfgs"}, "needs a stochastic solver"),
+    ],
+)
+def test_bad_extras_are_refused_with_scikit_learns_error(iris, params, message):
+    X, _, y, _ = iris
+    with pytest.raises(ParameterError, match=message):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_batch_norm_and_dropout_train_predict_pickle_and_keep_their_statistics(iris):
+    X, X_test, y, y_test = iris
+    options = {"hidden_layer_sizes": (16,), "max_iter": 100, "random_state": 0,
+               "learning_rate_init": 0.02}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPClassifier(batch_norm=True, dropout=0.2, **options).fit(X, y)
+        again = MLPClassifier(batch_norm=True, dropout=0.2, **options).fit(X, y)
+    assert str(model.model_.spec) == "4-16relu+bn+dropout(0.2)-3softmax"
+    assert model.score(X_test, y_test) > 0.85
+    for a, b in zip(model.coefs_, again.coefs_, strict=True):
+        assert_array_equal(a, b)  # dropout's masks come from random_state: reproducible
+    norm = model.model_.batch_norms[0]
+    assert np.abs(norm.running_mean).max() > 0  # predict uses the statistics the steps collected
+    copy = pickle.loads(pickle.dumps(model))
+    assert_array_equal(copy.predict_proba(X_test), model.predict_proba(X_test))
+    model.coefs_ = [c * 1.0 for c in model.coefs_]  # the setter keeps γ, β and the statistics
+    assert_array_equal(model.model_.batch_norms[0].running_var, norm.running_var)
+    assert_array_equal(copy.predict_proba(X_test), model.predict_proba(X_test))
+
+
+def test_early_stopping_with_batch_norm_restores_the_best_statistics(iris):
+    X, _, y, _ = iris
+    seen = []
+    original = MLPClassifier._score
+
+    def scored(self, *args):
+        seen.append({k: np.array(v) for k, v in self.model_.named_arrays().items()})
+        return original(self, *args)
+
+    model = MLPClassifier((16,), batch_norm=True, early_stopping=True, max_iter=80,
+                          n_iter_no_change=3, random_state=0, learning_rate_init=0.05)  # fmt: skip
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        patch.setattr(MLPClassifier, "_score", scored)
+        model.fit(X, y)
+    best = int(np.argmax(model.validation_scores_))
+    assert best < len(seen) - 1  # a later epoch was worse
+    for name, value in seen[best].items():
+        assert_array_equal(model.model_.named_arrays()[name], value, err_msg=name)

@@ -351,6 +351,17 @@ def registered_expressions(names: Iterable[str]) -> dict[str, str]:
     }
 
 
+def register_definition(text: str) -> Activation:
+    """Register ``"NAME=EXPRESSION"`` (the command line's ``--activation``), e.g.
+    ``"swish=z * sigmoid(z)"``: :func:`register_activation` of the two parts."""
+    name, equals, expression = str(text).partition("=")
+    if not equals or not name.strip() or not expression.strip():
+        raise SpecError(
+            f"activation {text!r} is not NAME=EXPRESSION; write e.g. 'swish=z * sigmoid(z)'"
+        )
+    return register_activation(name.strip(), expression.strip())
+
+
 def ensure_registered(expressions: Mapping[str, str]) -> None:
     """Register each {name: expression} (checking it again), unless already registered as the same
     expression; a name registered as a different expression is refused, naming both."""

@@ -30,8 +30,10 @@ class TrainingState:
     """Everything needed to continue a run exactly: the checkpoint taken after epoch ``epoch``.
 
     ``weights`` are the parameters [W1, b1, …] at the end of that epoch (before any early-stopping
-    restore), ``rng_state`` the shuffling generator's ``bit_generator.state``, ``stopped`` whether
-    early stopping had already ended the run.
+    restore), then batch norm's running statistics where the network has some; ``rng_state`` the
+    shuffling generator's ``bit_generator.state``, ``masks_state`` that of the generator of the
+    dropout masks (None without dropout or batch norm), ``stopped`` whether early stopping had
+    already ended the run.
     """
 
     epoch: int
@@ -43,6 +45,7 @@ class TrainingState:
     early_stopping: EarlyStopping | None = None
     validation_rows: np.ndarray | None = None
     stopped: bool = False
+    masks_state: dict[str, Any] | None = None
 
     def to_parts(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-ready header, named arrays): how a checkpoint file stores this state."""
@@ -72,6 +75,8 @@ class TrainingState:
             "early_stopping": early,
             "stopped": self.stopped,
         }
+        if self.masks_state is not None:
+            header["masks_state"] = self.masks_state
         return header, arrays
 
     @classmethod
@@ -99,6 +104,7 @@ class TrainingState:
             early_stopping=early,
             validation_rows=arrays.get("state.validation_rows"),
             stopped=bool(header["stopped"]),
+            masks_state=header.get("masks_state"),
         )
 
 
@@ -111,8 +117,10 @@ def capture_state(
     early_stopping: EarlyStopping | None,
     validation_rows: np.ndarray | None,
     stopped: bool,
+    masks: np.random.Generator | None = None,
 ) -> TrainingState:
-    """Copies of everything a resumed run needs, taken after epoch ``epoch``."""
+    """Copies of everything a resumed run needs, taken after epoch ``epoch``; ``params`` are the
+    trained arrays (parameters, then running statistics), ``masks`` the dropout masks' generator."""
     return TrainingState(
         epoch=epoch,
         weights=[np.array(p, copy=True) for p in params],
@@ -123,6 +131,7 @@ def capture_state(
         early_stopping=copy.deepcopy(early_stopping),
         validation_rows=None if validation_rows is None else validation_rows.copy(),
         stopped=stopped,
+        masks_state=None if masks is None else copy.deepcopy(masks.bit_generator.state),
     )
 
 

@@ -24,9 +24,25 @@ import numpy as np
 
 from nnmath.backend import namespace
 from nnmath.errors import SpecError
-from nnmath.layers import EVALUATION, Formula, Mode, diagonal_jacobians
+from nnmath.layers import EVALUATION, Formula, Mode, Rule, diagonal_jacobians
 
 Array = Any
+
+# Dropout in the derivations' notations (the same in both but for the order of an entry's indices):
+# the scaled mask D is drawn once, so the layer is the product Y = X ⊙ D and its derivative is D.
+DROPOUT_RULES: dict[str, Rule] = {
+    "forward": Rule(
+        tex=r"<X> \odot <D>",
+        code="<X> * <D>",
+        element=r"<Y>_{<si>} = <X>_{<si>} <D>_{<si>}",
+    ),
+    "dX": Rule(
+        tex=r"<dY> \odot <D>",
+        code="<dY> * <D>",
+        element=r"\frac{\partial <C>}{\partial <X>_{<si>}} = \frac{\partial <C>}{\partial <Y>_{<si>}}"
+        r" <D>_{<si>}",
+    ),
+}
 
 
 def dropout_formula(p: float) -> Formula:
@@ -47,6 +63,7 @@ def dropout_formula(p: float) -> Formula:
             f"Y = X ⊙ D, D = M/(1 − {p:g}), M ~ Bernoulli(1 − {p:g}) (training), Y = X (evaluation);"
             "  dX = dY ⊙ D, J = diag(d)"
         ),
+        notations={"row": DROPOUT_RULES, "column": DROPOUT_RULES},
     )
 
 

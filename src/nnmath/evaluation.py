@@ -98,9 +98,11 @@ def epoch_evaluator(
     """(X, T, labels[, w]) -> the logs of :func:`evaluate_arrays`, as ``fit`` computes them.
 
     A NumPy model is evaluated through its own ``FastStep`` (:func:`evaluate_fast`, in chunks of
-    up to ``EVALUATION_ROWS`` rows); any other (PyTorch, CuPy, … arrays) through the engine.
+    up to ``EVALUATION_ROWS`` rows); any other (PyTorch, CuPy, … arrays), and a network with batch
+    norm or dropout (which the fast step does not compute), through the engine, in evaluation
+    mode (running statistics, no dropout).
     """
-    if not isinstance(model.linears[0].W, np.ndarray):
+    if not isinstance(model.linears[0].W, np.ndarray) or model.mode_dependent:
         return lambda X, T, labels, w=None: evaluate_arrays(
             model, X, T, loss, task, labels, w, penalty
         )

@@ -46,16 +46,35 @@ class Loss(Protocol):
 def _loss_notations(
     value: str, value_code: str, grad: str, grad_code: str, grad_element: str
 ) -> dict[str, dict[str, Rule]]:
-    """The Rules of a loss summed over its outputs, for the derivations (the same in both notations).
+    """The Rules of a loss summed over its outputs, for the derivations.
 
     ``value`` is ℓ_s for one sample, with ``value_code`` the sum ℓ = Σ_s ℓ_s over the batch; ``grad``
-    is ∂ℓ/∂A, whose row (column) s is ∂ℓ_s/∂a_s. No 1/S here: the cost owns it.
+    is ∂ℓ/∂A, whose row (column) s is ∂ℓ_s/∂a_s. No 1/S here: the cost owns it. ``samples`` is the
+    vector of the S losses ℓ_s (a column in the row notation, a row in the column notation), what
+    a weighted cost Σ_s w_s ℓ_s / Σ_s w_s needs; its code is ``value_code`` summed over the outputs
+    only.
     """
-    rules = {
-        "value": Rule(tex=value, code=value_code),
-        "grad": Rule(tex=grad, code=grad_code, element=grad_element),
+    shared = {"grad": Rule(tex=grad, code=grad_code, element=grad_element)}
+    return {
+        notation: {
+            "value": Rule(tex=value, code=value_code),
+            "samples": Rule(tex=value, code=_summed_over_outputs(value_code, axis)),
+            **shared,
+        }
+        for notation, axis in (("row", 1), ("column", 0))
     }
-    return {"row": rules, "column": rules}
+
+
+def _summed_over_outputs(code: str, axis: int) -> str:
+    """``-sum(T * log(A))`` → ``-sum(T * log(A), axis=1, keepdims=True)``: the first ``sum(…)``
+    of a loss's code taken along the outputs' axis only, giving one loss per sample."""
+    start = code.index("sum(") + len("sum(")
+    depth = 1
+    for end in range(start, len(code)):
+        depth += {"(": 1, ")": -1}.get(code[end], 0)
+        if depth == 0:
+            return f"{code[:end]}, axis={axis}, keepdims=True{code[end:]}"
+    raise ValueError(f"unbalanced parentheses in {code!r}")  # pragma: no cover - our own code
 
 
 def _tiny(A: Array) -> float:

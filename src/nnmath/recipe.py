@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from nnmath.activations import register_definition
 from nnmath.callbacks import Callback
 from nnmath.checkpoint import TrainingState
 from nnmath.datasets import Dataset, Standardizer, load_dataset, split_for_evaluation
@@ -31,6 +32,7 @@ from nnmath.losses import get_loss
 from nnmath.modelfile import TrainedModel, save_checkpoint
 from nnmath.network import MLP, check_memory
 from nnmath.optimizers import make_optimizer
+from nnmath.penalties import Penalty, get_penalty
 from nnmath.settings import CLASSIFICATION, REGRESSION
 from nnmath.spec import NetworkSpec, check_characters, parse_spec
 from nnmath.training import TRAINING_COPIES, check_settings, default_loss_name, fit
@@ -131,6 +133,11 @@ class TrainConfig:
     dtype: str = "float32"
     kernel: str = "auto"
     standardize: bool = True
+    class_weight: str | None = None  # "balanced", or "CLASS=WEIGHT,…" by class name
+    weight_column: str | None = None  # a file's column of sample weights (not a feature)
+    l2: float | None = None  # penalty (α/2) Σ ‖W‖² on the cost
+    l1: float | None = None  # penalty α Σ |W| on the cost
+    activations: tuple[str, ...] = ()  # "NAME=EXPRESSION" activations registered for the run
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -138,7 +145,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        values = {key: value for key, value in data.items() if key in names}
+        if "activations" in values:  # a list in JSON
+            values["activations"] = tuple(values["activations"] or ())
+        return cls(**values)
 
     def resolved(self, dataset_name: str) -> TrainConfig:
         """This config with the data set's defaults filled in where a field is None."""
@@ -198,11 +208,13 @@ def check_config(config: TrainConfig) -> None:
         kernel=config.kernel,
     )
     training_dtype(config.dtype)
+    config_penalty(config)
     _check_fractions(config)
     if config.spec is not None:  # its syntax now; its sizes against the data once it is read
         check_characters(config.spec)
-        text = config.spec.strip()
-        parse_spec(text if text.split("-")[0].isdigit() else f"1-{text}")
+        if not config.activations:  # names that --activation registers are known only later
+            text = config.spec.strip()
+            parse_spec(text if text.split("-")[0].isdigit() else f"1-{text}")
 
 
 def _check_fractions(config: TrainConfig) -> None:
@@ -270,10 +282,13 @@ def train_dataset(
     data-parallel over MPI ranks (``fit(comm=)``; every rank loads the data and calls this).
     """
     began = time.perf_counter()
+    for definition in config.activations:  # before the spec that names them is read
+        register_definition(definition)
     check_config(config)
     train, test, rng = prepare_split(config)
     config = config.resolved(train.name)
     check_config(config)
+    train, test, weights = row_weights(config, train, test)
     model = build_model(config, train, rng)
     if on_start is not None:
         on_start(model, train, test, config)
@@ -298,11 +313,86 @@ def train_dataset(
         resume=resume,
         task=model.task,
         comm=comm,
+        sample_weight=weights,
+        penalty=config_penalty(config),
     )
     test_metrics = model.evaluate(test.X, test.y)
     seconds = time.perf_counter() - began
     model.metadata = _metadata(config, train, test, history, test_metrics, seconds, optimizer)
     return TrainingResult(model, history, test_metrics, config, train, test, seconds)
+
+
+def config_penalty(config: TrainConfig) -> Penalty | None:
+    """The L2 or L1 penalty the config names (``--l2``/``--l1``), or None."""
+    if config.l2 is not None and config.l1 is not None:
+        raise SpecError("give --l2 or --l1, not both")
+    for name in ("l2", "l1"):
+        if getattr(config, name) is not None:
+            return get_penalty(name, getattr(config, name))
+    return None
+
+
+def row_weights(
+    config: TrainConfig, train: Dataset, test: Dataset
+) -> tuple[Dataset, Dataset, np.ndarray | None]:
+    """(train, test, w): the weight column taken out of both splits (it is no feature), and each
+    training row's weight: the column's value times its class's weight (``class_weight``); None
+    without either. The held-out metrics are unweighted."""
+    w = None
+    if config.weight_column is not None:
+        train, w = take_column(train, config.weight_column, config.data)
+        test, _ = take_column(test, config.weight_column, config.data)
+    if config.class_weight is not None:
+        by_class = class_weights(config.class_weight, train)
+        w = by_class if w is None else w * by_class
+    return train, test, w
+
+
+def take_column(data: Dataset, column: str, source: str) -> tuple[Dataset, np.ndarray]:
+    """The data without the feature column ``column``, and that column's values."""
+    if column not in data.feature_names:
+        if data.name in DATASET_DEFAULTS or not data.feature_names:
+            raise SpecError(f"--weight-column reads a column of your own file; {source} has none")
+        raise SpecError(
+            f"{source} has no column {column!r} to take weights from (the target cannot be "
+            f"one); its feature columns: {', '.join(data.feature_names)}"
+        )
+    index = data.feature_names.index(column)
+    keep = [i for i in range(data.n_features) if i != index]
+    remaining = replace(
+        data,
+        X=data.X[:, keep],
+        feature_names=[data.feature_names[i] for i in keep],
+        X_test=None if data.X_test is None else data.X_test[:, keep],
+    )
+    return remaining, data.X[:, index].copy()
+
+
+def class_weights(text: str, train: Dataset) -> np.ndarray:
+    """Each training row's class weight: "balanced" gives class c the weight S / (C · S_c)
+    (scikit-learn's), "NAME=W,NAME=W" the weights named (by class name; others 1)."""
+    if train.task != CLASSIFICATION:
+        raise SpecError(
+            "--class-weight weighs the classes of a classification set; this is regression"
+        )
+    names, y = list(train.class_names or []), train.y
+    if text.strip().lower() == "balanced":
+        counts = np.bincount(y, minlength=len(names)).astype(np.float64)
+        per_class = np.where(counts > 0, len(y) / (len(names) * np.maximum(counts, 1)), 0.0)
+        return per_class[y]
+    per_class = np.ones(len(names))
+    for item in text.split(","):
+        name, equals, value = item.partition("=")
+        if not equals or name.strip() not in names:
+            raise SpecError(
+                f"--class-weight {text!r}: write 'balanced' or CLASS=WEIGHT pairs such as "
+                f"'{names[0]}=2,{names[-1]}=0.5'; the classes: {', '.join(names)}"
+            )
+        try:
+            per_class[names.index(name.strip())] = float(value)
+        except ValueError:
+            raise SpecError(f"--class-weight: {value.strip()!r} is not a number") from None
+    return per_class[y]
 
 
 def _checkpoint_writer(

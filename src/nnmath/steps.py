@@ -55,17 +55,24 @@ distributed step: ``distributed.reduced_gradients``); its gradients land in ``in
 # ---- gradient functions -------------------------------------------------------------------------
 
 
-def backprop(model: MLP, loss: Loss, penalty: Penalty | None = None) -> GradientFn:
+def backprop(
+    model: MLP,
+    loss: Loss,
+    penalty: Penalty | None = None,
+    rng: np.random.Generator | None = None,
+) -> GradientFn:
     """The engine's gradient function: its forward pass and δ recursion, unchecked.
 
     (X, T[, w]) -> (C, grads): C = Σ w ℓ / Σ w + k P(W) with the optional sample weights w and
-    ``penalty`` (see ``MLP.loss_and_gradients``). It reads the model's current parameters on
-    every call, so the optimizer's in-place updates are seen by the next batch.
+    ``penalty`` (see ``MLP.loss_and_gradients``), in training mode: batch norm on the batch's
+    statistics (its running ones updated), dropout's masks drawn from ``rng``. It reads the model's
+    current parameters on every call, so the optimizer's in-place updates are seen by the next
+    batch.
     """
 
     def gradients(X: Array, T: Array, sample_weight: Array | None = None) -> tuple[float, list]:
         value, grads = model.loss_and_gradients(
-            X, T, loss, check=False, sample_weight=sample_weight, penalty=penalty
+            X, T, loss, check=False, sample_weight=sample_weight, penalty=penalty, rng=rng
         )
         return value, grads.flat()
 
@@ -96,8 +103,9 @@ def fast_step(
     kernel: str = "numpy",
     penalty: Penalty | None = None,
 ) -> FastStep | None:
-    """A ``fast.FastStep`` for a NumPy model (float32 or float64), None for any other."""
-    if isinstance(model.linears[0].W, np.ndarray):
+    """A ``fast.FastStep`` for a NumPy model (float32 or float64), None for any other and for a
+    network with batch norm or dropout (the engine computes those)."""
+    if isinstance(model.linears[0].W, np.ndarray) and not model.mode_dependent:
         return FastStep(model, loss, batch_size, kernel=kernel, penalty=penalty)
     return None
 
@@ -185,6 +193,9 @@ class Stepper:
     ``params`` are the arrays the optimizer changes ([W1, b1, …]: the model's own on the general
     path, views of θ on the fast path); ``sync()`` writes them into the model's arrays. ``step``
     is the fast path's FastStep, whose ``score`` the running metrics read (None otherwise).
+    ``statistics`` gives batch norm's running statistics of the trained network (state, not
+    parameters; new arrays after every step), which early stopping and checkpoints keep with the
+    weights: ``arrays()`` is both.
     """
 
     params: list[Array]
@@ -192,6 +203,11 @@ class Stepper:
     evaluate: Evaluator
     sync: Callable[[], None]
     step: FastStep | None = None
+    statistics: Callable[[], list[Array]] | None = None
+
+    def arrays(self) -> list[Array]:
+        """The trained network's arrays now: the parameters, then the running statistics."""
+        return self.params if self.statistics is None else [*self.params, *self.statistics()]
 
 
 class RunningMetrics:
@@ -272,6 +288,43 @@ def general_stepper(
         update=batch_update(gradients, optimizer, params, clip_norm),
         evaluate=epoch_evaluator(model, loss, task, evaluation_rows, penalty),
         sync=lambda: None,
+    )
+
+
+def modes_stepper(
+    model: MLP,
+    loss: Loss,
+    optimizer: Optimizer,
+    *,
+    masks: np.random.Generator,
+    dtype: np.dtype,
+    penalty: Penalty | None,
+    clip_norm: float | None,
+    evaluation_rows: int,
+    task: str,
+) -> Stepper:
+    """A network with batch norm or dropout, which the fast step does not compute: a copy in
+    ``dtype`` trained through the engine in training mode (dropout's masks from ``masks``), the
+    optimizer's ``step``, evaluation in evaluation mode; ``sync()`` writes every array back
+    (running statistics too)."""
+    trained = model.astype(dtype)
+    params = trained.parameters()
+    gradients = backprop(trained, loss, penalty, masks)
+
+    def statistics() -> list[Array]:
+        return [a for B in trained.batch_norms if B is not None for a in B.statistics.values()]
+
+    def sync() -> None:
+        targets = model.named_arrays()
+        for name, value in trained.named_arrays().items():
+            np.copyto(targets[name], value, casting="unsafe")
+
+    return Stepper(
+        params=params,
+        update=batch_update(gradients, optimizer, params, clip_norm),
+        evaluate=epoch_evaluator(trained, loss, task, evaluation_rows, penalty),
+        sync=sync,
+        statistics=statistics,
     )
 
 

@@ -22,6 +22,8 @@ costs instead (scikit-learn's and Keras's ``loss``) and skips the pass over the 
 
 Speed: NumPy models train on the fast path (``steps.py``): a float32 copy whose parameters are one
 vector, ``fast.FastStep``'s buffers, and the optimizer's rule applied once to the whole vector.
+A network with batch norm or dropout trains through the engine instead (``steps.modes_stepper``),
+in training mode with dropout's masks from a child generator; its logs are in evaluation mode.
 float32 is the default arithmetic (``dtype="auto"``) even for a float64 model, which receives the
 trained values after every epoch; ``dtype="float64"`` trains in float64.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -87,6 +90,7 @@ from nnmath.steps import (
     fast_step,
     fast_stepper,
     general_stepper,
+    modes_stepper,
     with_penalty,
 )
 
@@ -133,6 +137,7 @@ class Run:
     val_rows: np.ndarray | None
     start: int  # the epochs already run (0, or a checkpoint's epoch)
     stopped: bool = False
+    masks: np.random.Generator | None = None  # dropout's masks (networks with batch norm/dropout)
 
 
 def begin_run(
@@ -141,9 +146,13 @@ def begin_run(
     rows: Rows,
     validation_fraction: float,
     early: EarlyStopping | None,
+    modes: bool = False,
+    seed: int = 0,
 ) -> Run:
-    """A fresh run (its validation rows drawn from ``rng``), or the one a checkpoint continues."""
+    """A fresh run (its validation rows drawn from ``rng``), or the one a checkpoint continues;
+    with ``modes`` (batch norm or dropout) also the generator of dropout's masks."""
     if resume is not None:
+        masks = None if resume.masks_state is None else rng_from_state(resume.masks_state)
         return Run(
             rng=rng_from_state(resume.rng_state),
             history=History.from_dict(resume.history.to_dict()),
@@ -151,11 +160,25 @@ def begin_run(
             val_rows=resume.validation_rows,
             start=resume.epoch,
             stopped=resume.stopped,
+            masks=masks if masks is not None or not modes else mask_generator(rng, seed),
         )
+    masks = mask_generator(rng, seed) if modes else None
     val_rows = None
     if validation_fraction:
         val_rows = validation_rows(len(rows), validation_fraction, rows.labels, rng)
-    return Run(rng, History(), early, val_rows, start=0)
+    return Run(rng, History(), early, val_rows, start=0, masks=masks)
+
+
+def mask_generator(rng: Any, seed: int) -> np.random.Generator:
+    """The generator of dropout's masks: a child of the shuffling generator (``spawn``: its own
+    stream, which leaves the shuffling's unchanged), or of ``seed`` where ``rng`` is no Generator
+    that can spawn (a row order of the caller's). A checkpoint saves its state."""
+    if isinstance(rng, np.random.Generator):
+        try:
+            return rng.spawn(1)[0]
+        except (TypeError, ValueError):  # a bit generator without a SeedSequence
+            return np.random.default_rng(int(rng.integers(2**63)))
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
 
 
 @dataclass
@@ -174,6 +197,7 @@ class Loop:
     hooks: CallbackList
     checkpoint: str | Path | Callable[[TrainingState], None] | None
     trained_model: Callable[[], TrainedModel]  # the model as a checkpoint file stores it
+    batch_norm: bool = False  # a batch of one row takes no step
 
 
 # ---- the loop -------------------------------------------------------------------------------------
@@ -207,8 +231,8 @@ def run_epoch(run: Run, loop: Loop, watch: DivergenceWatch, epoch: int) -> dict[
     watch.check_epoch(epoch, logs, loop.stepper.params, eta)
     run.history.on_epoch_end(epoch, logs)
     loop.stepper.sync()
-    if run.early is not None:
-        run.stopped = run.early.update(epoch, logs, loop.stepper.params)
+    if run.early is not None:  # the weights with their running statistics
+        run.stopped = run.early.update(epoch, logs, loop.stepper.arrays())
     write_checkpoint(loop, run, epoch)
     run.stopped = loop.hooks.on_epoch_end(epoch, logs) or run.stopped
     return logs
@@ -240,13 +264,14 @@ def train_epoch(
     metrics (``RunningMetrics``; a batch whose weights sum to 0 takes no step)."""
     rows, update, running = loop.train, loop.stepper.update, loop.running
     n_batches = math.ceil(len(rows) / loop.batch_size)
+    smallest = 2 if loop.batch_norm else 1  # batch norm cannot normalize one row (see fit)
     # the fast step takes class labels as they are; a gradients function gets the target rows T
     labels = loop.stepper.step is not None
     running.start()
     for batch, (X, targets, w, batch_weight) in enumerate(
         rows.batches(loop.batch_size, rng, epoch, labels), start=1
     ):
-        if not batch_weight > 0:
+        if not batch_weight > 0 or len(X) < smallest:
             continue
         value = update(X, targets) if w is None else update(X, targets, w)
         watch.check_batch(epoch, batch, n_batches, value, eta)
@@ -277,8 +302,8 @@ def write_checkpoint(loop: Loop, run: Run, epoch: int) -> None:
     if loop.checkpoint is None:
         return
     state = capture_state(
-        epoch, loop.stepper.params, loop.optimizer, run.rng, run.history, run.early,
-        run.val_rows, run.stopped,
+        epoch, loop.stepper.arrays(), loop.optimizer, run.rng, run.history, run.early,
+        run.val_rows, run.stopped, run.masks,
     )  # fmt: skip
     if callable(loop.checkpoint):
         loop.checkpoint(state)
@@ -289,7 +314,7 @@ def write_checkpoint(loop: Loop, run: Run, epoch: int) -> None:
 def finish_run(run: Run, stepper: Stepper) -> None:
     """Restore the best epoch's weights (early stopping), judge progress, update the model."""
     if run.early is not None:
-        run.early.restore(stepper.params)
+        run.early.restore(stepper.arrays())
         run.history.best_epoch = run.early.best_epoch or None
         run.history.stopped_early = run.early.stopped
     run.history.judge_progress()
@@ -379,6 +404,11 @@ def fit(
       ``per_sample=True`` (scikit-learn's convention). The logged ``loss`` and ``val_loss``
       include it (as Keras's do), with k from the weight sum of the rows evaluated.
 
+    - batch norm and dropout (``MLP("4-16relu+bn+dropout(0.2)-3softmax")``): the steps run in
+      training mode (dropout's masks from a child of ``rng``, saved in checkpoints), the logged
+      metrics in evaluation mode; early stopping and checkpoints keep the running statistics with
+      the weights; a last batch of one row is left out of each epoch (batch norm cannot normalize
+      it; a warning says so), and ``batch_size`` must be ≥ 2.
     - X may also be a ``datasets.stream.StreamRows`` (rows read from disk in pieces, y None,
       ``validation`` another part of the same stream): see docs/distributed.md.
     - comm: data-parallel training over MPI (``MPI.COMM_WORLD``, or a
@@ -420,21 +450,22 @@ def fit(
         default_monitor = "val_loss" if validation is not None or validation_fraction else "loss"
         early = EarlyStopping(monitor or default_monitor, patience, min_delta)
     run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, rows,
-                    validation_fraction, early)  # fmt: skip
+                    validation_fraction, early, model.mode_dependent, seed)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
     steps = (epochs - run.start) * math.ceil(len(train) / batch_size)
     evaluation_rows = min(max(len(train), len(held_out or ())), EVALUATION_ROWS)
     check_memory(model.spec, arithmetic, TRAINING_COPIES, batch_size + evaluation_rows)
     comm = as_communicator(comm)
     reduce = reduction(comm, penalty, split=not streamed)  # None on one process
+    _check_modes(model, batch_size, len(train), streamed or reduce is not None)
     stepper = make_stepper(
         model, loss, optimizer, gradients=gradients, batch_size=batch_size,
         kernel=choose_kernel(kernel, steps),
         penalty=None if reduce else penalty, clip_norm=clip_norm, dtype=arithmetic, task=task,
         evaluation_rows=max(len(train), len(held_out or ())),
-        keep_score=train_metrics == "running" and not streamed, reduce=reduce,
+        keep_score=train_metrics == "running" and not streamed, reduce=reduce, masks=run.masks,
     )  # fmt: skip
-    for p, saved in zip(stepper.params, [] if resume is None else resume.weights, strict=False):
+    for p, saved in zip(stepper.arrays(), [] if resume is None else resume.weights, strict=False):
         np.copyto(p, saved)
     stepper, running = reduced_metrics(
         stepper, RunningMetrics(train, stepper.step), comm, reduce, streamed, model, loss,
@@ -451,6 +482,7 @@ def fit(
         exact=train_metrics == "exact", running=running,
         hooks=CallbackList([*callbacks, ProgressBar(epochs, initial=run.start, enabled=progress)]),
         checkpoint=checkpoint, trained_model=lambda: TrainedModel(model, loss, task),
+        batch_norm=any(norm is not None for norm in model.batch_norms),
     )  # fmt: skip
     return run_epochs(run, loop)
 
@@ -483,9 +515,16 @@ def make_stepper(
     evaluation_rows: int,
     keep_score: bool,
     reduce: Reduce | None = None,
+    masks: np.random.Generator | None = None,
 ) -> Stepper:
-    """The fast path for a NumPy model (no ``gradients``), else the general path (steps.py)."""
+    """The fast path for a NumPy model (no ``gradients``), the engine for a network with batch norm
+    or dropout (dropout's masks from ``masks``), else the general path (steps.py)."""
     eval_rows = max(1, min(evaluation_rows, EVALUATION_ROWS))
+    if gradients is None and model.mode_dependent:
+        return modes_stepper(
+            model, loss, optimizer, masks=masks, dtype=dtype, penalty=penalty,
+            clip_norm=clip_norm, evaluation_rows=eval_rows, task=task,
+        )  # fmt: skip
     if gradients is not None:
         return general_stepper(
             model, loss, optimizer, gradients, penalty, clip_norm, eval_rows, task, reduce
@@ -584,6 +623,33 @@ def choose_kernel(kernel: str, steps: int) -> str:
     if steps >= NUMBA_PAYS_OFF_STEPS and importlib.util.find_spec("numba") is not None:
         return "auto"
     return "numpy"
+
+
+def _check_modes(model: MLP, batch_size: int, rows: int, distributed: bool) -> None:
+    """Batch norm needs batches of at least 2 rows; a last batch of one row is left out of each
+    epoch (said once, as a warning). Batch norm and dropout are not trained across processes or
+    streams (each rank's statistics and masks would differ from one process's)."""
+    if not model.mode_dependent:
+        return
+    if distributed:
+        raise SpecError(
+            f"{model.spec} has batch norm or dropout, which distributed and streamed training "
+            "do not compute yet (each rank would normalize its own rows); train it in one process"
+        )
+    if not any(norm is not None for norm in model.batch_norms):
+        return
+    if batch_size < 2:
+        raise SpecError(
+            "batch norm normalizes each mini-batch by its own mean and variance, which one row "
+            "does not have: use batch_size 2 or more"
+        )
+    if rows % batch_size == 1:
+        warnings.warn(
+            f"{rows} rows in batches of {batch_size} leave a last batch of one row, which batch "
+            "norm cannot normalize: each epoch leaves that row (a different one each epoch) out "
+            "of its steps",
+            stacklevel=3,
+        )
 
 
 def _check_model_and_penalty(model: MLP, penalty: Penalty | None) -> None:

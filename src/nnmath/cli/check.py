@@ -6,6 +6,8 @@ import argparse
 import json
 import textwrap
 
+from nnmath.cli.activation import add_activation_option, register_activations
+from nnmath.cli.derive import add_cost_options, cost_options
 from nnmath.cli.options import LOG_BASE, SEED, whole
 from nnmath.derivation import NOTATIONS, check_formula, derive, make_problem
 from nnmath.gradcheck import MAX_SAMPLES, check_size
@@ -51,14 +53,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="batch size S (default 4; at least 2, so that a missing 1/S shows)",
     )
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    add_cost_options(parser)
+    add_activation_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    register_activations(args)
     spec = parse_spec(args.spec)
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
-    derivation = derive(spec, loss, args.notation)  # refuses a loss that does not fit the output
-    check_size(spec, args.samples)
+    penalty, weighted = cost_options(args)
+    derivation = derive(spec, loss, args.notation, penalty=penalty, weighted=weighted)
+    check_size(spec, args.samples)  # derive refused a loss that does not fit the output
     problem = make_problem(derivation, samples=args.samples, seed=args.seed)
     verdict = check_formula(derivation, problem, args.formula)
     if args.json:

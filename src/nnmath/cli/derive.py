@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from nnmath.cli.activation import add_activation_option, register_activations
 from nnmath.cli.options import LOG_BASE, SEED, whole
 from nnmath.derivation import (
     NOTATIONS,
@@ -52,7 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "          nnmath derive 2-2sigmoid-2sigmoid --loss squared-error --notation column \\\n"
         "              --example --weights mazur.json --input 0.05,0.10 --target 0.01,0.99 \\\n"
         "              --freeze b --steps 10000 --json\n"
-        "          nnmath derive 4-8relu-1sigmoid --notation column --format tex -o d.tex",
+        "          nnmath derive 4-8relu-1sigmoid --notation column --format tex -o d.tex\n"
+        "          nnmath derive '64-128relu+bn+dropout(0.3)-10softmax' --verify\n"
+        "          nnmath derive 3-4relu-2softmax --l2 0.01 --weighted --verify",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("spec", nargs="?", help="network spec, e.g. 3-10relu-6relu-3softmax")
@@ -82,7 +85,58 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     _add_number_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (exact numbers)")
+    add_cost_options(parser)
+    add_activation_option(parser)
     return parser
+
+
+def add_cost_options(parser: argparse.ArgumentParser) -> None:
+    """--l2, --l1, --per-sample and --weighted: the terms and weights of the cost."""
+    cost = parser.add_argument_group("the cost")
+    penalty = cost.add_mutually_exclusive_group()
+    penalty.add_argument(
+        "--l2", type=float, metavar="ALPHA", help="add the penalty (α/2) Σ_l ‖W_l‖² to the cost"
+    )
+    penalty.add_argument(
+        "--l1", type=float, metavar="ALPHA", help="add the penalty α Σ_l Σ |W_l,ij| to the cost"
+    )
+    cost.add_argument(
+        "--per-sample",
+        action="store_true",
+        help="scale the penalty by 1/S (1/Σw if weighted), as scikit-learn does",
+    )
+    cost.add_argument(
+        "--weighted",
+        action="store_true",
+        help="the cost is the weighted mean Σ w_s ℓ_s / Σ w_s (sample or class weights)",
+    )
+
+
+def cost_options(args: argparse.Namespace) -> tuple[Any, bool]:
+    """(the penalty or None, weighted?) from --l2/--l1/--per-sample/--weighted."""
+    from nnmath.penalties import get_penalty
+
+    if args.per_sample and args.l2 is None and args.l1 is None:
+        raise SpecError("--per-sample scales a penalty; add --l2 ALPHA or --l1 ALPHA")
+    penalty = None
+    for name in ("l2", "l1"):
+        if getattr(args, name) is not None:
+            penalty = get_penalty(name, getattr(args, name), per_sample=args.per_sample)
+    return penalty, bool(args.weighted)
+
+
+def cost_words(args: argparse.Namespace) -> list[str]:
+    """The cost options as the command line writes them."""
+    parts = [
+        f"--{name} {getattr(args, name):g}"
+        for name in ("l2", "l1")
+        if getattr(args, name) is not None
+    ]
+    return (
+        parts
+        + (["--per-sample"] if args.per_sample else [])
+        + (["--weighted"] if args.weighted else [])
+    )
 
 
 def _add_number_options(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +200,7 @@ def command_line(args: argparse.Namespace, spec: str, loss: str) -> str:
         parts.append(f"--base {args.base:g}")
     if args.notation != "row":
         parts.append(f"--notation {args.notation}")
+    parts += cost_words(args)
     for option in ("model", "weights", "input", "target"):
         if getattr(args, option, None):
             parts.append(f"--{option} {getattr(args, option)}")
@@ -225,6 +280,7 @@ def _user_numbers(
 
 
 def run(args: argparse.Namespace) -> int:
+    register_activations(args)
     _refuse_what_does_not_apply(args)
     args.seed = 0 if args.seed is None else args.seed
     args.digits = 4 if args.digits is None else args.digits
@@ -240,7 +296,8 @@ def run(args: argparse.Namespace) -> int:
         loss = trained.loss
     else:
         loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
-    derivation = derive(spec, loss, args.notation)
+    penalty, weighted = cost_options(args)
+    derivation = derive(spec, loss, args.notation, penalty=penalty, weighted=weighted)
     command = command_line(args, str(spec), loss.name)
     network, X, T = _user_numbers(args, spec, trained.network if trained is not None else None)
     if args.verify or args.example:  # the work of the numbers' checks, before they are drawn

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from nnmath.cli.activation import add_activation_option, register_activations
 from nnmath.cli.options import LOG_BASE, SEED, real, whole
 from nnmath.gradcheck import (
     DEFAULT_EPS,
@@ -60,10 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="check the evaluation-mode network instead (running statistics, no dropout)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_activation_option(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    register_activations(args)
     spec = parse_spec(args.spec)
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
     check_pair(spec.output, spec.n_out, loss)

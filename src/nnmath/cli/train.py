@@ -28,6 +28,9 @@ examples:
   nnmath train --data mnist1d --epochs 40 --quiet
   nnmath train --data houses.csv --target price --spec 32relu --patience 10
   nnmath train --data iris --checkpoint iris.ckpt --epochs 20
+  nnmath train --data mnist1d --spec '256relu+bn-256relu+bn+dropout(0.1)'
+  nnmath train --data loans.csv --target default --class-weight balanced --l2 1e-4
+  nnmath train --activation 'swish=z * sigmoid(z)' --spec 128swish
   nnmath train --resume iris.ckpt --epochs 40     continue to epoch 40, bit for bit
   mpiexec -n 4 nnmath train --distributed         data-parallel over 4 MPI ranks
   nnmath train --data big.parquet --stream        data larger than memory, read in pieces
@@ -60,6 +63,10 @@ CONFIG_OPTIONS = (
     "clip_norm",
     "dtype",
     "kernel",
+    "class_weight",
+    "weight_column",
+    "l2",
+    "l1",
 )
 
 
@@ -88,6 +95,18 @@ def _data_options(data: argparse._ArgumentGroup) -> None:
         "--target", metavar="COLUMN", help="the target column of a file (default: last)"
     )
     data.add_argument(
+        "--weight-column",
+        metavar="COLUMN",
+        help="a column of a CSV/Parquet file holding each row's weight (taken out of the "
+        "features): the cost becomes the weighted mean Σ w ℓ / Σ w",
+    )
+    data.add_argument(
+        "--class-weight",
+        metavar="balanced|CLASS=W,…",
+        help="weigh each row by its class: 'balanced' (S / (C · S_class), scikit-learn's) or "
+        "weights by class name, e.g. 'cat=2,dog=1'; multiplies --weight-column's",
+    )
+    data.add_argument(
         "--test-fraction", type=float, metavar="F", help="held-out fraction (default 0.2)"
     )
     data.add_argument(
@@ -114,6 +133,20 @@ def _training_options(model: argparse._ArgumentGroup) -> None:
         help="learning-rate schedule over the epochs (default constant)",
     )
     model.add_argument("--clip-norm", type=float, metavar="C", help="clip gradients to norm C")
+    penalty = model.add_mutually_exclusive_group()
+    penalty.add_argument(
+        "--l2", type=float, metavar="ALPHA", help="add the penalty (α/2) Σ ‖W‖² to the cost"
+    )
+    penalty.add_argument(
+        "--l1", type=float, metavar="ALPHA", help="add the penalty α Σ |W| to the cost"
+    )
+    model.add_argument(
+        "--activation",
+        action="append",
+        metavar="NAME=EXPRESSION",
+        help="register your own activation for the spec, e.g. --activation 'swish=z * "
+        "sigmoid(z)' --spec 64swish (needs nnmath[symbolic]; the model file keeps it)",
+    )
     model.add_argument(
         "--dtype",
         choices=["float32", "float64"],
@@ -162,6 +195,8 @@ def _config(args: argparse.Namespace) -> tuple[TrainConfig, Any]:
     given = {
         name: getattr(args, name) for name in CONFIG_OPTIONS if getattr(args, name) is not None
     }
+    if args.activation:
+        given["activations"] = list(args.activation)
     if args.resume is None:
         return TrainConfig.from_dict(given), None
     checkpoint = load_checkpoint(args.resume)

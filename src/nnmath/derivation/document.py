@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from nnmath.derivation.evaluate import TRUSTED, evaluate
+from nnmath.derivation.modifiers import ModifierSteps, modifier_symbols
 from nnmath.derivation.notation import Notation, Symbol, get_notation, shapes_and_dims
 from nnmath.derivation.shapes import Shape, infer_shape
 from nnmath.derivation.syntax import parse
@@ -28,6 +29,7 @@ from nnmath.errors import SpecError
 from nnmath.layers import LINEAR_TEX, Rule, activation_layer
 from nnmath.losses import Loss, fuse, get_loss
 from nnmath.pairing import default_loss_name
+from nnmath.penalties import Penalty
 from nnmath.spec import NetworkSpec, parse_spec
 
 
@@ -41,6 +43,7 @@ class Check:
     method: str  # what it was compared with
     kinks: int = 0  # coordinates left out because ±ε crossed a ReLU kink
     element_error: float | None = None  # the element form's relative error, where it has code
+    absolute: bool = False  # passed by its absolute error alone: the value is (about) zero
 
 
 @dataclass
@@ -100,10 +103,16 @@ class Derivation:
     sections: list[Section]
     fused: bool
     verification: dict[str, object] | None = None  # how --verify drew its numbers
+    penalty: Penalty | None = None  # a penalty on the weights, a term of the cost
+    weighted: bool = False  # the cost is the weighted mean Σ w_s ℓ_s / Σ w_s
 
     @property
     def K(self) -> int:
         return len(self.spec.layers)
+
+    def pre(self, layer: int) -> str:
+        """The name of layer l's activation input: U_l after batch norm, else Z_l."""
+        return f"U{layer}" if self.spec.layers[layer - 1].batch_norm else f"Z{layer}"
 
     def equations(self) -> Iterator[Equation]:
         for section in self.sections:
@@ -126,9 +135,7 @@ class Derivation:
         """``derivation["dW3"]``: the equation that defines dW3 (its final form)."""
         equation = self.defining(name)
         if equation is None:
-            raise SpecError(
-                f"no equation defines {name!r}; the names are: {', '.join(self.names)}"
-            )
+            raise SpecError(f"no equation defines {name!r}; the names are: {', '.join(self.names)}")
         return equation
 
     @property
@@ -157,8 +164,8 @@ def render_tex(
     vectors: dict[str, str] | None = None,
 ) -> str:
     """A Rule's LaTeX with placeholders bound: ``<X>`` → the symbol's matrix, ``<X>_{si}`` → an entry
-    (index pairs ``<si>`` follow the notation), ``<x>``/``<y>`` → one sample's vectors."""
-    text = re.sub(r"<(s[a-z])>", lambda m: notation.index(m.group(1)), template)
+    (index pairs ``<si>``, ``<tj>`` follow the notation), ``<x>``/``<y>`` → one sample's vectors."""
+    text = re.sub(r"<([st][a-z])>", lambda m: notation.index(m.group(1)), template)
 
     def entry(match: re.Match[str]) -> str:
         symbol = symbols.get(match.group(1))
@@ -197,35 +204,67 @@ def render_code(
 # ---- the derivation ----------------------------------------------------------------------------
 
 
-class _Builder:
+class _Builder(ModifierSteps):
     """Collects the sections of one derivation; one method per part of the document."""
 
-    def __init__(self, spec: NetworkSpec, loss: Loss, notation: Notation) -> None:
+    def __init__(
+        self,
+        spec: NetworkSpec,
+        loss: Loss,
+        notation: Notation,
+        penalty: Penalty | None = None,
+        weighted: bool = False,
+    ) -> None:
         self.spec, self.loss, self.notation = spec, loss, notation
+        self.penalty, self.weighted = penalty, weighted
         self.K = len(spec.layers)
-        self.table = notation.symbols(spec.sizes)
         self.layers = [activation_layer(layer.activation, layer.parameter) for layer in spec.layers]
         self.fused = fuse(spec.output, loss)
         self.sections: list[Section] = []
-        # gradient symbols: dX, dW1, …, and ∂ℓ/∂Ŷ, ∂ℓ/∂Z_K for the output layer's steps
-        for code in list(self.table):
-            if code in ("S", "Y", "C") or (code.startswith("n") and code[1:].isdigit()):
-                continue
-            self.table[notation.gradient(self.table[code]).code] = notation.gradient(
-                self.table[code]
+        self.table = self.symbols()
+
+    def symbols(self) -> dict[str, Symbol]:
+        """The notation's symbols, those of batch norm and dropout, the penalty's α and the sample
+        weights w where there are some, then every gradient: dX, dW1, …, and ∂ℓ/∂Ŷ, ∂ℓ/∂Z_K (or
+        ∂ℓ/∂U_K) and the Jacobians J_s for the output layer's steps."""
+        notation, K, n = self.notation, self.K, self.spec.sizes[-1]
+        extra = modifier_symbols(notation, self.spec)
+        if self.weighted:
+            shape = ("S", 1) if notation.samples_are_rows else (1, "S")
+            extra.setdefault("Y", {})["w"] = Symbol(
+                "w", "w", "w_{{index}}", "w_s", "the sample weights, one per sample", shape
             )
-        for code in ("Yhat", f"Z{self.K}"):
-            symbol = notation.gradient(self.table[code], "l")
-            self.table[symbol.code] = symbol
-        n = spec.sizes[-1]
-        self.table[f"J{self.K}"] = Symbol(
-            f"J{self.K}",
-            "J_s",
-            "",
-            "",
-            f"the S Jacobians of layer {self.K}'s activation",
-            ("S", n, n),
+        if self.penalty is not None:
+            extra.setdefault("Y", {})["alpha"] = Symbol(
+                "alpha", r"\alpha", "", "", f"the strength of the {self.penalty.name.upper()} "
+                "penalty", ()
+            )  # fmt: skip
+        table: dict[str, Symbol] = {}
+        for code, symbol in notation.symbols(self.spec.sizes).items():
+            table[code] = symbol
+            table.update(extra.get(code, {}))
+        if self.weighted:
+            table["C"] = Symbol(
+                "C", "C", "", "", r"the cost, $C = \sum_s w_s \ell_s / \sum_s w_s$", ()
+            )
+        for code in [code for code in table if _has_gradient(code)]:
+            table[notation.gradient(table[code]).code] = notation.gradient(table[code])
+        for code in ("Yhat", self.pre_code(K)):
+            symbol = notation.gradient(table[code], "l")
+            table[symbol.code] = symbol
+        table[f"J{K}"] = Symbol(
+            f"J{K}", "J_s", "", "", f"the S Jacobians of layer {K}'s activation", ("S", n, n)
         )
+        return table
+
+    def pre_code(self, layer: int) -> str:
+        """Layer l's activation input: U_l after batch norm, else Z_l."""
+        return f"U{layer}" if self.spec.layers[layer - 1].batch_norm else f"Z{layer}"
+
+    def post(self, layer: int) -> Symbol:
+        """Layer l's activation output: H_l before dropout, else A_l (Ŷ for l = K)."""
+        dropout = self.spec.layers[layer - 1].dropout is not None
+        return self.sym(f"H{layer}") if dropout else self.a(layer)
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -309,78 +348,155 @@ class _Builder:
     def forward(self) -> None:
         section = Section(
             "Forward pass",
-            "Each layer is a linear map followed by its activation, applied to the whole batch.",
+            "Each layer is a linear map followed by its activation, applied to the whole batch"
+            + (" (batch norm and dropout in training mode)." if self.spec.mode_dependent else "."),
         )
         for layer in range(1, self.K + 1):
-            n_in, n_out = self.spec.sizes[layer - 1], self.spec.sizes[layer]
-            Z, A = self.sym(f"Z{layer}"), self.a(layer)
-            bind = {
-                "X": self.a(layer - 1),
-                "Y": Z,
-                "W": self.sym(f"W{layer}"),
-                "b": self.sym(f"b{layer}"),
-            }
-            section.equations.append(
-                self.equation(
-                    self.linear()["forward"],
-                    bind,
-                    name=Z.code,
-                    lhs=Z.tex,
-                    kind="forward",
-                    width=layer,
-                    note=f"Layer {layer}: {n_in} inputs to {n_out} units, then "
-                    f"{self.layers[layer - 1].describe()}.",
-                )
-            )
-            section.equations.append(
-                self.equation(
-                    self.rules(layer)["forward"],
-                    {"X": Z, "Y": A},
-                    name=A.code,
-                    lhs=A.tex,
-                    kind="forward",
-                    width=layer,
-                )
-            )
+            section.equations += self.forward_layer(layer)
         self.sections.append(section)
 
+    def forward_layer(self, layer: int) -> list[Equation]:
+        """Z_l, [μ_l, σ²_l, Ẑ_l, U_l], the activation, [dropout]."""
+        n_in, n_out = self.spec.sizes[layer - 1], self.spec.sizes[layer]
+        Z = self.sym(f"Z{layer}")
+        bind = {
+            "X": self.a(layer - 1),
+            "Y": Z,
+            "W": self.sym(f"W{layer}"),
+            "b": self.sym(f"b{layer}"),
+        }
+        steps = [self.layers[layer - 1].describe()]
+        modifiers = self.spec.layers[layer - 1]
+        if modifiers.batch_norm:
+            steps.insert(0, "batch norm")
+        if modifiers.dropout is not None:
+            steps.append(f"dropout({modifiers.dropout:g})")
+        equations = [
+            self.equation(
+                self.linear()["forward"],
+                bind,
+                name=Z.code,
+                lhs=Z.tex,
+                kind="forward",
+                width=layer,
+                note=f"Layer {layer}: {n_in} inputs to {n_out} units, then {', then '.join(steps)}.",
+            )  # fmt: skip
+        ]
+        if modifiers.batch_norm:
+            equations += self.batch_norm_forward(layer)
+        pre, post = self.sym(self.pre_code(layer)), self.post(layer)
+        equations.append(
+            self.equation(
+                self.rules(layer)["forward"],
+                {"X": pre, "Y": post},
+                name=post.code,
+                lhs=post.tex,
+                kind="forward",
+                width=layer,
+            )  # fmt: skip
+        )
+        if modifiers.dropout is not None:
+            equations.append(self.dropout_forward(layer))
+        return equations
+
     def cost(self) -> None:
-        value = self.loss.tex.notations[self.notation.name]["value"]
+        rules = self.loss.tex.notations[self.notation.name]
         bind = {"A": self.sym("Yhat"), "T": self.sym("Y")}
         n = self.spec.sizes[-1]
-        rule = Rule(
-            tex=r"\frac{1}{S} \sum_{s=1}^{S} \ell_s, \qquad \ell_s = " + value.tex,
-            code=f"({value.code}) / S",
-        )
+        if self.weighted:
+            samples = rules["samples"]
+            rule = Rule(
+                tex=r"\frac{\sum_{s=1}^{S} w_s \ell_s}{\sum_{s=1}^{S} w_s}, \qquad \ell_s = "
+                + samples.tex,
+                code=f"sum(w * ({samples.code})) / sum(w)",
+            )
+            mean = (
+                "cost $C$ is their mean over the $S$ samples of the batch, weighted by $w_s$ "
+                "(class weights give each sample its class's weight). The cost alone owns the "
+                "factor $1/\\sum_s w_s$, which takes the place of $1/S$: below, $\\ell = "
+                "\\sum_s \\ell_s$ is the summed, unweighted loss."
+            )
+        else:
+            value = rules["value"]
+            rule = Rule(
+                tex=r"\frac{1}{S} \sum_{s=1}^{S} \ell_s, \qquad \ell_s = " + value.tex,
+                code=f"({value.code}) / S",
+            )
+            mean = (
+                "cost $C$ is the mean over the $S$ samples of the batch. The cost alone owns the "
+                "factor $1/S$: below, $\\ell = \\sum_s \\ell_s$ is the summed loss, so that "
+                "$C = \\ell / S$."
+            )
         text = (
             f"The loss ({self.loss.name}) of one sample, $\\ell_s$, sums over its {n} "
-            f"output{'s' if n > 1 else ''}; the "
-            "cost $C$ is the mean over the $S$ samples of the batch. The cost alone owns the factor "
-            "$1/S$: below, $\\ell = \\sum_s \\ell_s$ is the summed loss, so that $C = \\ell / S$."
+            f"output{'s' if n > 1 else ''}; the {mean}"
         )
+        if self.penalty is not None:
+            rule, text = self.penalized_cost(rule), text + " " + self.penalty_words()
         section = Section("Loss and cost", text)
         section.equations.append(
             self.equation(rule, bind, name="C", lhs="C", kind="cost", width=self.K)
         )
         self.sections.append(section)
 
+    def penalty_scale(self) -> tuple[str, str]:
+        """(LaTeX, code) of the penalty's factor k: 1, or 1/Σw (1/S) for a per-sample penalty."""
+        assert self.penalty is not None
+        if not self.penalty.per_sample:
+            return "", ""
+        if self.weighted:
+            return r"\frac{1}{\sum_s w_s}", " / sum(w)"
+        return r"\frac{1}{S}", " / S"
+
+    def penalized_cost(self, rule: Rule) -> Rule:
+        """C + k P(W): P = (α/2) Σ_l ‖W_l‖² (L2) or α Σ_l Σ |W_l,ij| (L1), over every layer."""
+        assert self.penalty is not None
+        k_tex, k_code = self.penalty_scale()
+        Ws = [self.sym(f"W{layer}") for layer in range(1, self.K + 1)]
+        if self.penalty.name == "l2":
+            tex = r"\frac{\alpha}{2} \sum_{l} \lVert W_l \rVert_F^{2}"
+            code = "alpha / 2 * (" + " + ".join(f"sum({W.code} ** 2)" for W in Ws) + ")"
+        else:
+            tex = r"\alpha \sum_{l} \sum_{i,j} \left|W_{l,ij}\right|"
+            code = "alpha * (" + " + ".join(f"sum(abs({W.code}))" for W in Ws) + ")"
+        head, _, tail = rule.tex.partition(r", \qquad")
+        return Rule(
+            tex=f"{head} + {_times(k_tex, tex)}, " + r"\qquad" + tail,
+            code=f"{rule.code} + {code}{k_code}",
+        )
+
+    def penalty_words(self) -> str:
+        assert self.penalty is not None
+        k_tex, _ = self.penalty_scale()
+        what = (
+            r"$\frac{\alpha}{2} \sum_l \lVert W_l \rVert_F^2$ (L2, weight decay)"
+            if self.penalty.name == "l2"
+            else r"$\alpha \sum_l \sum_{i,j} |W_{l,ij}|$ (L1)"
+        )
+        scale = f", scaled by ${k_tex}$ (scikit-learn's convention)" if k_tex else ""
+        return (
+            f"The penalty {what}{scale}, with $\\alpha = {self.penalty.alpha:g}$, is a term of "
+            "the cost on the weights alone (never the biases): it adds its own gradient to every "
+            r"$\partial C / \partial W_l$ and nothing elsewhere."
+        )
+
     def output_layer(self) -> None:
         """The output layer's ∂C/∂Z_K, derived: loss gradient, Jacobian, chain rule, 1/S."""
         K = self.K
-        Yhat, Y, Z = self.sym("Yhat"), self.sym("Y"), self.sym(f"Z{K}")
+        Yhat, Y, Z = self.sym("Yhat"), self.sym("Y"), self.sym(self.pre_code(K))
         dl_dYhat, dl_dZ = self.d(Yhat, "l"), self.d(Z, "l")
         section = Section(
             f"Backward pass, layer {K} (output): ${self.d(Z).tex}$ derived",
             f"The gradient of the cost with respect to the output layer's pre-activations, in "
             f"steps: the loss gradient, the {self.layers[-1].describe()} Jacobian, their product, "
             + ("the simplification of the pair, " if self.fused else "")
-            + "and the factor $1/S$ of the cost.",
+            + f"and the factor ${self.factor_tex()}$ of the cost.",
         )
         eqs = section.equations
         eqs += self.loss_gradient(Yhat, Y, dl_dYhat)
         eqs.append(self.output_jacobian(Yhat, Z))
         eqs += self.chain_rule(Yhat, Z, dl_dYhat, dl_dZ)
-        final = Rule(tex=rf"\frac{{1}}{{S}}\, {dl_dZ.tex}", code=f"{dl_dZ.code} / S")
+        final = self.batch_rule(dl_dZ.tex, dl_dZ.code)
         if self.fused is not None:
             final = self.simplification(eqs, Yhat, Y, Z, dl_dYhat, dl_dZ, self.spec.sizes[-1])
         eqs.append(self.batch_step(final, Z))
@@ -407,7 +523,7 @@ class _Builder:
             f"$\\partial \\ell_s / \\partial \\hat{{y}}_s$:",
         )
         cost = self.equation(
-            Rule(tex=rf"\frac{{1}}{{S}}\, {dl_dYhat.tex}", code=f"{dl_dYhat.code} / S"),
+            self.batch_rule(dl_dYhat.tex, dl_dYhat.code),
             {},
             name=dYhat.code,
             lhs=dYhat.tex,
@@ -415,7 +531,9 @@ class _Builder:
             width=K,
             wrt="Yhat",
             note="The cost's gradient with respect to the predictions carries the cost's "
-            "factor $1/S$ (the steps below keep to $\\ell$ and divide by $S$ at the end):",
+            f"factor ${self.factor_tex()}$ (the steps below keep to $\\ell$ and "
+            + ("apply it" if self.weighted else "divide by $S$")
+            + " at the end):",
         )
         return [step, cost]
 
@@ -473,24 +591,43 @@ class _Builder:
         return [sample, batch]
 
     def batch_step(self, final: Rule, Z: Symbol) -> Equation:
-        """The last step: dZ_K = (1/S) ∂ℓ/∂Z_K, the cost's 1/S."""
+        """The last step: dZ_K = (1/S) ∂ℓ/∂Z_K, the cost's 1/S (w_s / Σw, weighted)."""
         dZ = self.d(Z)
+        share = r"\frac{w_s}{\sum_t w_t}" if self.weighted else r"\frac{1}{S}"
         rule = Rule(
             tex=final.tex,
             code=final.code,
-            element=r"\frac{\partial C}{\partial <Z>_{<sj>}} = \frac{1}{S}"
-            r" \frac{\partial \ell_s}{\partial <Z>_{<sj>}}",
+            element=r"\frac{\partial C}{\partial <Z>_{<sj>}} = " + share
+            + r" \frac{\partial \ell_s}{\partial <Z>_{<sj>}}",
+        )  # fmt: skip
+        owns = (
+            "The weighted cost $C = \\sum_s w_s \\ell_s / \\sum_s w_s$ gives sample $s$ the "
+            "share $w_s / \\sum_t w_t$"
+            if self.weighted
+            else "The cost $C = \\ell / S$ owns the factor $1/S$"
         )
         return self.equation(
-            rule,
-            {"Z": Z},
-            name=dZ.code,
-            lhs=dZ.tex,
-            kind="gradient",
-            width=self.K,
-            wrt=Z.code,
-            note=f"**Step {5 if self.fused else 4}, the batch.** The cost $C = \\ell / S$ owns the "
-            "factor $1/S$:",
+            rule, {"Z": Z}, name=dZ.code, lhs=dZ.tex, kind="gradient", width=self.K,
+            wrt=Z.code, note=f"**Step {5 if self.fused else 4}, the batch.** {owns}:",
+        )  # fmt: skip
+
+    def factor_tex(self) -> str:
+        """The cost's factor: 1/S, or 1/Σ_s w_s for a weighted cost."""
+        return r"1/\sum_s w_s" if self.weighted else "1/S"
+
+    def batch_rule(self, tex: str, code: str) -> Rule:
+        """(1/S) G, or (w 1ᵀ) ⊙ G / Σ_s w_s for a weighted cost: the cost's factor applied to a
+        batch G (S × n_K in the row notation) of per-sample gradients of ℓ."""
+        if not self.weighted:
+            return Rule(tex=rf"\frac{{1}}{{S}}\, {tex}", code=f"{code} / S")
+        n = f"n{self.K}"
+        if self.notation.samples_are_rows:
+            spread_tex, spread = r"\left(w \mathbf{1}^\top\right)", f"(w @ ones(1, {n}))"
+        else:
+            spread_tex, spread = r"\left(\mathbf{1} w\right)", f"(ones({n}, 1) @ w)"
+        return Rule(
+            tex=rf"\frac{{1}}{{\sum_s w_s}}\, {spread_tex} \odot {tex}",
+            code=f"{spread} * {code} / sum(w)",
         )
 
     def simplification(
@@ -526,58 +663,114 @@ class _Builder:
         simplified = rules["simplified"]
         tex = render_tex(simplified.tex, bind, self.notation, n=n)
         code = render_code(simplified.code, bind, self.notation, n_name=f"n{self.K}")
-        return Rule(tex=rf"\frac{{1}}{{S}}\, {_parenthesized(tex)}", code=f"{_grouped(code)} / S")
+        return self.batch_rule(_parenthesized(tex), _grouped(code))
 
     def hidden_layers(self) -> None:
-        linear = self.linear()
         for layer in range(self.K, 0, -1):
-            A_in, Z = self.a(layer - 1), self.sym(f"Z{layer}")
-            W, b, dZ = self.sym(f"W{layer}"), self.sym(f"b{layer}"), self.d(Z)
-            title = f"Backward pass, layer {layer}"
-            section = Section(title)
+            section = Section(f"Backward pass, layer {layer}", self.layer_words(layer))
             if layer < self.K:
-                A = self.a(layer)
-                section.text = (
-                    f"The gradient ${self.d(A).tex}$ arrives from layer {layer + 1}; through the "
-                    f"{self.layers[layer - 1].describe()} activation it becomes ${dZ.tex}$, "
-                    "and the linear map gives the parameters' gradients and the gradient for the "
-                    "layer below."
-                )
-                section.equations.append(
-                    self.equation(
-                        self.rules(layer)["dX"],
-                        {"dY": self.d(A), "X": Z, "Y": A},
-                        name=dZ.code,
-                        lhs=dZ.tex,
-                        kind="gradient",
-                        width=layer,
-                        wrt=Z.code,
-                    )
-                )
-            else:
-                section.text = (
-                    f"From ${dZ.tex}$, the linear map gives the parameters' gradients and the "
-                    "gradient for the layer below."
-                )
-            bind = {"X": A_in, "Y": Z, "W": W, "b": b, "dY": dZ}
-            for role, target in (("dW", W), ("db", b), ("dX", A_in)):
-                grad = self.d(target)
-                note = ""
-                if role == "dX" and layer == 1:
-                    note = "The gradient with respect to the inputs (not needed for training):"
-                section.equations.append(
-                    self.equation(
-                        linear[role],
-                        bind,
-                        name=grad.code,
-                        lhs=grad.tex,
-                        kind="gradient",
-                        width=layer,
-                        wrt=target.code,
-                        note=note,
-                    )
-                )
+                section.equations += self.through_activation(layer)
+            if self.spec.layers[layer - 1].batch_norm:
+                section.equations += self.batch_norm_backward(layer)
+            section.equations += self.linear_backward(layer)
             self.sections.append(section)
+
+    def layer_words(self, layer: int) -> str:
+        """What a hidden layer's section does, in a sentence."""
+        dZ = self.d(self.sym(f"Z{layer}"))
+        steps = [f"the {self.layers[layer - 1].describe()} activation"]
+        if self.spec.layers[layer - 1].dropout is not None:
+            steps.insert(0, "dropout")
+        if self.spec.layers[layer - 1].batch_norm:
+            steps.append("batch norm")
+        if layer == self.K:
+            start = f"From ${self.d(self.sym(self.pre_code(layer))).tex}$,"
+            start += " through batch norm," if self.spec.layers[layer - 1].batch_norm else ""
+        else:
+            start = (
+                f"The gradient ${self.d(self.a(layer)).tex}$ arrives from layer {layer + 1}; "
+                f"through {', then '.join(steps)} it becomes ${dZ.tex}$, and"
+            )
+        return f"{start} the linear map gives the parameters' gradients and the gradient for the layer below."
+
+    def through_activation(self, layer: int) -> list[Equation]:
+        """[Dropout's mask, then] the activation's derivative: from dA_l to the activation's input."""
+        equations = []
+        if self.spec.layers[layer - 1].dropout is not None:
+            equations.append(self.dropout_backward(layer))
+        pre, post = self.sym(self.pre_code(layer)), self.post(layer)
+        equations.append(
+            self.equation(
+                self.rules(layer)["dX"],
+                {"dY": self.d(post), "X": pre, "Y": post},
+                name=self.d(pre).code,
+                lhs=self.d(pre).tex,
+                kind="gradient",
+                width=layer,
+                wrt=pre.code,
+            )  # fmt: skip
+        )
+        return equations
+
+    def linear_backward(self, layer: int) -> list[Equation]:
+        """dW_l (with the penalty's gradient), db_l and the gradient of the layer's input."""
+        linear = self.linear()
+        if self.penalty is not None:
+            linear["dW"] = self.penalized_gradient(linear["dW"])
+        A_in, Z = self.a(layer - 1), self.sym(f"Z{layer}")
+        W, b = self.sym(f"W{layer}"), self.sym(f"b{layer}")
+        bind = {"X": A_in, "Y": Z, "W": W, "b": b, "dY": self.d(Z)}
+        notes = {"dX": "The gradient with respect to the inputs (not needed for training):"}
+        if self.spec.layers[layer - 1].batch_norm:
+            notes["db"] = (
+                "After batch norm the bias is redundant (batch norm subtracts the mean it "
+                "shifts): its gradient vanishes."
+            )
+        if self.penalty is not None:
+            notes["dW"] = "The penalty's gradient joins the weights' gradient:"
+        return [
+            self.equation(
+                linear[role],
+                bind,
+                name=self.d(target).code,
+                lhs=self.d(target).tex,
+                kind="gradient",
+                width=layer,
+                wrt=target.code,
+                note=notes.get(role, "") if role != "dX" or layer == 1 else "",
+            )  # fmt: skip
+            for role, target in (("dW", W), ("db", b), ("dX", A_in))
+        ]
+
+    def penalized_gradient(self, rule: Rule) -> Rule:
+        """The Rule of dW_l plus k ∂P/∂W_l: k α W_l (L2) or k α sign(W_l) (L1, sign(0) = 0)."""
+        assert self.penalty is not None
+        k_tex, k_code = self.penalty_scale()
+        entry = "ki" if self.notation.samples_are_rows else "ik"
+        if self.penalty.name == "l2":
+            tex, code, element = r"\alpha <W>", "alpha * <W>", rf"\alpha <W>_{{{entry}}}"
+        else:
+            tex, code = r"\alpha \operatorname{sign}(<W>)", "alpha * sign(<W>)"
+            element = rf"\alpha \operatorname{{sign}}(<W>_{{{entry}}})"
+        return Rule(
+            tex=f"{rule.tex} + {_times(k_tex, tex)}",
+            code=f"{rule.code} + {code}{k_code}",
+            element=f"{rule.element} + {_times(k_tex, element)}",
+            element_code=f"{rule.element_code} + {code}{k_code}" if rule.element_code else "",
+        )
+
+
+def _times(factor: str, tex: str) -> str:
+    """``factor tex`` in LaTeX, or ``tex`` alone when there is no factor."""
+    return f"{factor} {tex}" if factor else tex
+
+
+def _has_gradient(code: str) -> bool:
+    """Quantities a derivation differentiates: not data, constants, sizes, masks or Jacobians."""
+    fixed = code in ("S", "Y", "C", "eps", "alpha", "w")
+    return not fixed and not any(
+        code.startswith(head) and code[len(head) :].isdigit() for head in ("n", "D", "Jbn")
+    )
 
 
 def _simplification_notes(rules: dict[str, Rule]) -> dict[str, str]:
@@ -614,22 +807,25 @@ def _parenthesized(tex: str) -> str:
 
 
 def derive(
-    spec: NetworkSpec | str, loss: Loss | str | None = None, notation: Notation | str = "row"
+    spec: NetworkSpec | str,
+    loss: Loss | str | None = None,
+    notation: Notation | str = "row",
+    *,
+    penalty: Penalty | None = None,
+    weighted: bool = False,
 ) -> Derivation:
     """The backprop derivation of the network ``spec`` with ``loss`` (a Loss, a loss name, or
-    None for the loss that matches the output activation), in the given notation."""
+    None for the loss that matches the output activation), in the given notation; ``penalty``
+    (``nnmath.penalties.L2``/``L1``) adds its term to the cost and to every ∂C/∂W, and
+    ``weighted`` makes the cost the weighted mean Σ_s w_s ℓ_s / Σ_s w_s (sample or class weights).
+    Batch norm and dropout are derived in training mode (the batch's statistics, a fixed mask)."""
     spec = spec if isinstance(spec, NetworkSpec) else parse_spec(spec)
-    if spec.mode_dependent:
-        raise SpecError(
-            f"derivations of batch norm and dropout are not written yet ({spec}); "
-            "'nnmath gradcheck' checks that network's gradients"
-        )
     notation = get_notation(notation) if isinstance(notation, str) else notation
     if loss is None or isinstance(loss, str):
         loss = get_loss(loss or default_loss_name(spec.output))
     if not hasattr(loss.tex, "notations") or notation.name not in loss.tex.notations:
         raise SpecError(f"loss {loss.name!r} has no formulas for the {notation.name} notation")
-    builder = _Builder(spec, loss, notation)
+    builder = _Builder(spec, loss, notation, penalty, bool(weighted))
     builder.notation_section()
     builder.forward()
     builder.cost()
@@ -642,4 +838,6 @@ def derive(
         symbols=builder.table,
         sections=builder.sections,
         fused=builder.fused is not None,
+        penalty=penalty,
+        weighted=bool(weighted),
     )

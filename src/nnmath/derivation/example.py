@@ -25,10 +25,17 @@ import numpy as np
 
 from nnmath.derivation.document import Derivation, Equation
 from nnmath.derivation.evaluate import TRUSTED, evaluate
+from nnmath.derivation.graph import kind_of
 from nnmath.derivation.render import loss_name
 from nnmath.derivation.syntax import parse
 from nnmath.derivation.typeset import to_tex
-from nnmath.derivation.verify import Problem, environment
+from nnmath.derivation.verify import (
+    Problem,
+    checked_problem,
+    draw_weights,
+    environment,
+    randomize_batch_norms,
+)
 from nnmath.errors import DivergenceError, ShapeError, SpecError
 from nnmath.losses import as_targets
 from nnmath.network import MLP, as_generator
@@ -67,13 +74,17 @@ class WorkedExample:
         return example_markdown(self)
 
 
-def frozen_parameters(names: Iterable[str], K: int) -> tuple[str, ...]:
-    """``["b"]`` → (b1, …, bK); ``["W"]`` → every weight; ``["b1", "W2"]`` as given."""
-    parameters = [f"{kind}{layer}" for layer in range(1, K + 1) for kind in "Wb"]
+def frozen_parameters(
+    names: Iterable[str], K: int, parameters: list[str] | None = None
+) -> tuple[str, ...]:
+    """``["b"]`` → (b1, …, bK); ``["W"]`` → every weight; ``["b1", "W2"]`` as given; ``gamma`` and
+    ``beta`` for every batch norm's. ``parameters`` lists the network's (default W1, b1, …, bK)."""
+    if parameters is None:
+        parameters = [f"{kind}{layer}" for layer in range(1, K + 1) for kind in "Wb"]
     chosen: list[str] = []
     for name in (part.strip() for item in names for part in item.split(",")):
-        if name in ("W", "b"):
-            chosen += [p for p in parameters if p.startswith(name)]
+        if name in ("W", "b", "gamma", "beta"):
+            chosen += [p for p in parameters if p.rstrip("0123456789") == name]
         elif name in parameters:
             chosen.append(name)
         elif name:
@@ -154,7 +165,7 @@ def example_problem(
             (np.round(L.W, 1), np.round(rng.normal(0.0, 0.5, size=L.b.shape), 1))
             for L in network.linears
         ]
-        network = MLP.from_weights(spec, rounded)
+        network = randomize_batch_norms(MLP.from_weights(spec, rounded), rng, decimals=1)
         source = f"weights from seed {seed}, rounded to one decimal"
     else:
         if str(model.spec) != str(spec):
@@ -164,7 +175,8 @@ def example_problem(
     data = given or f"data from seed {seed}" + (
         ", rounded to one decimal" if model is not None else ""
     )
-    return Problem(network, X, T, f"{source}, {data}")
+    w = draw_weights(derivation, rng, len(X), decimals=1)
+    return checked_problem(Problem(network, X, T, f"{source}, {data}", seed, w), derivation)
 
 
 def worked_example(
@@ -186,7 +198,7 @@ def worked_example(
     every = every if every is not None else (1 if steps <= 20 else steps // 10)
     if every < 1:
         raise SpecError(f"--every must be at least 1, got {every}")
-    frozen = frozen_parameters(freeze, derivation.K)
+    frozen = frozen_parameters(freeze, derivation.K, problem.model.parameter_names())
     env = environment(derivation, problem)
     example = WorkedExample(derivation, problem, learning_rate, env, frozen=frozen)
     for equation in derivation.equations():
@@ -198,49 +210,57 @@ def worked_example(
             env[equation.name] = value
     _first_step(example)
     example.history, network = descend(
-        problem, derivation.loss, learning_rate, steps, frozen=frozen, every=every
-    )
+        problem, derivation.loss, learning_rate, steps, frozen=frozen, every=every,
+        penalty=derivation.penalty,
+    )  # fmt: skip
     example.final = _parameters(derivation, network)
     return example
 
 
 def _first_step(example: WorkedExample) -> None:
-    """The printed gradients against the engine's, and W ← W − η dW from the printed ones."""
+    """The printed gradients against the engine's, and θ ← θ − η dθ from the printed ones."""
     derivation, problem, env = example.derivation, example.problem, example.env
-    notation, model, loss = derivation.notation, problem.model, derivation.loss
-    _, grads = model.loss_and_gradients(problem.X, problem.T, loss)
+    notation, model = derivation.notation, problem.model
+    _, grads = engine_gradients(problem, derivation.loss, derivation.penalty, model)
     differences = []
-    for layer in range(1, derivation.K + 1):
-        for kind, engine in (("W", grads.W[layer - 1]), ("b", grads.b[layer - 1])):
-            name, printed = f"{kind}{layer}", env[f"d{kind}{layer}"]
-            differences.append(np.max(np.abs(printed - notation.from_engine(kind, engine))))
-            step = 0.0 if name in example.frozen else example.learning_rate * printed
-            example.updated[name] = env[name] - step
+    for name, engine in zip(model.parameter_names(), grads.flat(), strict=True):
+        printed = env[f"d{name}"]
+        differences.append(np.max(np.abs(printed - notation.from_engine(kind_of(name), engine))))
+        step = 0.0 if name in example.frozen else example.learning_rate * printed
+        example.updated[name] = env[name] - step
     example.backward_difference = float(max(differences))
     example.cost_before = float(env["C"])
-    example.cost_after = _network(derivation, example.updated).cost(problem.X, problem.T, loss)
+    updated = _network(derivation, model, example.updated)
+    example.cost_after = engine_gradients(problem, derivation.loss, derivation.penalty, updated)[0]
 
 
-def _network(derivation: Derivation, parameters: dict[str, np.ndarray]) -> MLP:
-    notation = derivation.notation
-    return MLP.from_weights(
-        derivation.spec,
-        [
-            (
-                notation.to_engine("W", parameters[f"W{layer}"]),
-                notation.to_engine("b", parameters[f"b{layer}"]),
-            )
-            for layer in range(1, derivation.K + 1)
-        ],
+def engine_gradients(problem: Problem, loss: Any, penalty: Any, network: MLP) -> tuple[float, Any]:
+    """nnmath's cost and backward pass on the problem, in training mode with the problem's masks
+    (a fresh ``default_rng(mask_seed)`` draws them again) and sample weights; on a copy, so that
+    batch norm's running statistics stay where they were."""
+    return network.copy().loss_and_gradients(
+        problem.X,
+        problem.T,
+        loss,
+        rng=np.random.default_rng(problem.mask_seed),
+        sample_weight=problem.sample_weight,
+        penalty=penalty,
     )
+
+
+def _network(derivation: Derivation, model: MLP, parameters: dict[str, np.ndarray]) -> MLP:
+    """A copy of ``model`` with the parameters (in the derivation's notation) put in."""
+    notation, arrays = derivation.notation, model.named_arrays()
+    for name, value in parameters.items():
+        arrays[name] = np.asarray(notation.to_engine(kind_of(name), value), dtype=np.float64)
+    return MLP.from_arrays(model.spec, {k: np.array(v) for k, v in arrays.items()})
 
 
 def _parameters(derivation: Derivation, network: MLP) -> dict[str, np.ndarray]:
     notation = derivation.notation
     return {
-        f"{kind}{layer}": notation.from_engine(kind, getattr(linear, kind))
-        for layer, linear in enumerate(network.linears, start=1)
-        for kind in "Wb"
+        name: notation.from_engine(kind_of(name), value)
+        for name, value in zip(network.parameter_names(), network.parameters(), strict=True)
     }
 
 
@@ -252,37 +272,37 @@ def descend(
     *,
     frozen: Iterable[str] = (),
     every: int = 1,
+    penalty: Any = None,
 ) -> tuple[list[tuple[int, float, float]], MLP]:
-    """Plain gradient descent on the whole batch with the engine's backward pass.
+    """Plain gradient descent on the whole batch with the engine's backward pass (the same
+    dropout masks and sample weights at every step, and the penalty if any).
 
     Returns [(k, C before step k, C after step k)] for k = 1, every, 2·every, …, steps, and the
     network after the last step. Parameters named in ``frozen`` are not updated.
     """
     network, held = problem.model.copy(), set(frozen)
-    X, T = problem.X, problem.T
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging cost is caught below
-        return _descent(network, X, T, loss, learning_rate, steps, held, every)
+        return _descent(network, problem, loss, penalty, learning_rate, steps, held, every)
 
 
 def _descent(
     network: MLP,
-    X: np.ndarray,
-    T: np.ndarray,
+    problem: Problem,
     loss: Any,
+    penalty: Any,
     learning_rate: float,
     steps: int,
     held: set[str],
     every: int,
 ) -> tuple[list[tuple[int, float, float]], MLP]:
     history: list[tuple[int, float, float]] = []
-    cost, grads = network.loss_and_gradients(X, T, loss)
+    cost, grads = engine_gradients(problem, loss, penalty, network)
     for step in range(1, steps + 1):
-        for layer, linear in enumerate(network.linears, start=1):
-            if f"W{layer}" not in held:
-                linear.W = linear.W - learning_rate * grads.W[layer - 1]
-            if f"b{layer}" not in held:
-                linear.b = linear.b - learning_rate * grads.b[layer - 1]
-        after, grads = network.loss_and_gradients(X, T, loss)
+        names, parameters = network.parameter_names(), network.parameters()
+        for name, parameter, grad in zip(names, parameters, grads.flat(), strict=True):
+            if name not in held:
+                parameter -= learning_rate * grad
+        after, grads = engine_gradients(problem, loss, penalty, network)
         if not math.isfinite(after):
             raise DivergenceError(
                 f"the cost became {after} at step {step} (it was {cost}); try a smaller "
@@ -303,12 +323,16 @@ def _number(x: float, digits: int) -> str:
 
 
 def matrix_tex(value: np.ndarray, digits: int = 4) -> str:
-    """A value as a LaTeX bmatrix (rounded); a stack of matrices as one per sample."""
+    """A value as a LaTeX bmatrix (rounded); a stack of matrices as one per sample; a four-index
+    Jacobian over the whole batch as its (S·n) × (S·n) matrix."""
     value = np.asarray(value, dtype=np.float64)
     if value.ndim == 0:
         return _number(float(value), digits)
     if value.ndim == 1:
         value = value[None, :]
+    if value.ndim == 4:  # a Jacobian over the whole batch, shown as ∂vec(Y)/∂vec(X), row-major
+        a, b, c, e = value.shape
+        return matrix_tex(value.reshape(a * b, c * e), digits)
     if value.ndim == 3:
         return r"\left(" + ",\\; ".join(matrix_tex(m, digits) for m in value) + r"\right)_{s}"
     rows = [" & ".join(_number(x, digits) for x in row) for row in value]
@@ -352,8 +376,9 @@ def example_markdown(example: WorkedExample, command: str = "", digits: int = 4)
 def _data_markdown(example: WorkedExample, digits: int) -> list[str]:
     d = example.derivation
     out = ["## The data and the parameters", ""]
-    for name in ("X", "Y"):
-        out += [f"$${d.symbols[name].tex} = {matrix_tex(example.env[name], digits)}$$", ""]
+    for name in ("X", "Y", "w"):
+        if name in example.env:
+            out += [f"$${d.symbols[name].tex} = {matrix_tex(example.env[name], digits)}$$", ""]
     for layer in range(1, d.K + 1):
         W, b = d.symbols[f"W{layer}"].tex, d.symbols[f"b{layer}"].tex
         out += [
@@ -361,7 +386,18 @@ def _data_markdown(example: WorkedExample, digits: int) -> list[str]:
             f"{b} = {matrix_tex(example.env[f'b{layer}'], digits)}$$",
             "",
         ]
+    for name in [*_given_extras(example), "alpha"]:
+        if name in example.env and name in d.symbols:
+            out += [f"$${d.symbols[name].tex} = {matrix_tex(example.env[name], digits)}$$", ""]
     return out
+
+
+def _given_extras(example: WorkedExample) -> list[str]:
+    """Batch norm's γ, β (and ε) and dropout's masks D_l, layer by layer."""
+    names = ["eps"] if "eps" in example.env else []
+    for layer in range(1, example.derivation.K + 1):
+        names += [f"gamma{layer}", f"beta{layer}", f"D{layer}"]
+    return names
 
 
 def _equations_markdown(example: WorkedExample, digits: int) -> list[str]:
@@ -393,21 +429,19 @@ def _update_markdown(example: WorkedExample, digits: int) -> list[str]:
         + (f"; {held} {'is' if len(example.frozen) == 1 else 'are'} held fixed." if held else "."),
         "",
     ]
-    for layer in range(1, d.K + 1):
-        for kind in ("W", "b"):
-            name = f"{kind}{layer}"
-            symbol, grad = d.symbols[name].tex, d.symbols[f"d{name}"].tex
-            if name in example.frozen:
-                value = matrix_tex(example.env[name], digits)
-                out += [f"$${symbol} = {value} \\quad \\text{{(held fixed)}}$$", ""]
-                continue
-            out += [
-                f"$${symbol} \\leftarrow {symbol} - {eta}\\, {grad} = "
-                f"{matrix_tex(example.env[name], digits)} - {eta}\\, "
-                f"{matrix_tex(example.env[f'd{name}'], digits)} = "
-                f"{matrix_tex(example.updated[name], digits)}$$",
-                "",
-            ]
+    for name in example.problem.model.parameter_names():
+        symbol, grad = d.symbols[name].tex, d.symbols[f"d{name}"].tex
+        if name in example.frozen:
+            value = matrix_tex(example.env[name], digits)
+            out += [f"$${symbol} = {value} \\quad \\text{{(held fixed)}}$$", ""]
+            continue
+        out += [
+            f"$${symbol} \\leftarrow {symbol} - {eta}\\, {grad} = "
+            f"{matrix_tex(example.env[name], digits)} - {eta}\\, "
+            f"{matrix_tex(example.env[f'd{name}'], digits)} = "
+            f"{matrix_tex(example.updated[name], digits)}$$",
+            "",
+        ]
     return out + [
         f"The cost goes from $C = {example.cost_before!r}$ to $C = {example.cost_after!r}$ "
         "after the step.",
@@ -448,11 +482,13 @@ def example_json(example: WorkedExample) -> str:
         "samples": example.problem.S,
         "learning_rate": example.learning_rate,
         "frozen": list(example.frozen),
-        "inputs": {name: example.env[name].tolist() for name in ("X", "Y")},
+        "inputs": {
+            name: np.asarray(example.env[name]).tolist()
+            for name in ("X", "Y", "w", *_given_extras(example))
+            if name in example.env and not name.startswith(("gamma", "beta"))
+        },
         "parameters": {
-            f"{kind}{layer}": example.env[f"{kind}{layer}"].tolist()
-            for layer in range(1, d.K + 1)
-            for kind in "Wb"
+            name: example.env[name].tolist() for name in example.problem.model.parameter_names()
         },
         "steps": [
             {

@@ -79,6 +79,7 @@ FUNCTIONS: dict[str, Function] = {
     "sin": Function(np.sin, r"\sin", "elementwise", work=10),
     "cos": Function(np.cos, r"\cos", "elementwise", work=10),
     "abs": Function(np.abs, r"\operatorname{abs}", "elementwise"),
+    "sign": Function(np.sign, r"\operatorname{sign}", "elementwise"),
     "sigmoid": Function(_sigmoid, r"\sigma", "elementwise", work=10),
     "relu": Function(lambda Z: np.maximum(Z, 0.0), r"\operatorname{ReLU}", "elementwise"),
     "relu_grad": Function(lambda Z: (Z > 0).astype(np.float64), r"\mathbb{1}", "elementwise"),

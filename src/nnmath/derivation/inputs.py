@@ -106,7 +106,8 @@ def weights_from_mapping(
     *,
     where: str = "",
 ) -> MLP:
-    """A float64 network from ``{"W1": …, "b1": …, …}`` in the notation's layout.
+    """A float64 network from ``{"W1": …, "b1": …, …}`` in the notation's layout (and batch norm's
+    ``gamma{l}``, ``beta{l}``, one number or n_l numbers, where the spec has them: 1 and 0 if not).
 
     ``where`` prefixes messages (a file name). Raises ShapeError or DataError naming the entry.
     """
@@ -114,8 +115,10 @@ def weights_from_mapping(
     notation = get_notation(notation) if isinstance(notation, str) else notation
     other = get_notation("column" if notation.samples_are_rows else "row")
     shapes, other_shapes = weight_shapes(spec, notation), weight_shapes(spec, other)
+    optional = {f"{kind}{l}": l for l, layer in enumerate(spec.layers, 1) if layer.batch_norm
+                for kind in ("gamma", "beta")}  # fmt: skip
     missing = [name for name in shapes if name not in weights]
-    unknown = [str(name) for name in weights if name not in shapes]
+    unknown = [str(name) for name in weights if name not in shapes and name not in optional]
     if missing or unknown:
         problems = ([f"missing {', '.join(missing)}"] if missing else []) + (
             [f"unknown {', '.join(unknown)}"] if unknown else []
@@ -130,7 +133,12 @@ def weights_from_mapping(
         W = _weight(W, W_name, shapes[W_name], other_shapes[W_name], where)
         b = _bias(_numbers(weights[b_name], f"{where}{b_name}"), b_name, n_out, where)
         layers.append((np.array(notation.to_engine("W", W), dtype=np.float64), b))
-    return MLP.from_weights(spec, layers)
+    model = MLP.from_weights(spec, layers)
+    for name, layer in optional.items():  # batch norm's γ, β: 1 and 0 unless given
+        if name in weights:
+            value = _bias(_numbers(weights[name], f"{where}{name}"), name, spec.sizes[layer], where)
+            setattr(model.batch_norms[layer - 1], name.rstrip("0123456789"), value)
+    return model
 
 
 def read_weights(

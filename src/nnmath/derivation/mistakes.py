@@ -24,10 +24,18 @@ from typing import Any
 import numpy as np
 
 from nnmath.derivation.document import Derivation
-from nnmath.derivation.verify import Problem, forward_values
-from nnmath.gradcheck import relative_error
+from nnmath.derivation.graph import engine_values, kind_of, layer_kind, masks, named_layers, run
+from nnmath.derivation.verify import (
+    Problem,
+    as_graph,
+    central_differences,
+    environment,
+    objective,
+)
+from nnmath.gradcheck import DEFAULT_EPS, relative_error
 from nnmath.layers import Softmax
-from nnmath.losses import cost, cost_gradient, fuse
+from nnmath.losses import cost_gradient, fuse
+from nnmath.penalties import penalty_scale
 
 MATCH_RTOL = 1e-6
 
@@ -40,43 +48,51 @@ class Variant:
     """A known mistake in the backward pass: ``kind`` at layer ``layer``.
 
     kinds: ``skip`` (the activation's derivative left out), ``diagonal`` (a softmax Jacobian
-    replaced by its diagonal ŷ(1 − ŷ)), ``row-sum`` (the fused gradient ((T ⊙ Ŷ)11ᵀ − T)/S).
+    replaced by its diagonal ŷ(1 − ŷ)), ``row-sum`` (the fused gradient ((T ⊙ Ŷ)11ᵀ − T)/S),
+    ``no-penalty`` (the penalty's gradient left out of every dW; layer 0: all layers).
     """
 
     kind: str
     layer: int
 
 
-def _cache(layer: Any, Z: np.ndarray, A: np.ndarray) -> Any:
-    """What an activation layer's forward pass caches: (Z, A) elementwise, A for softmax."""
-    return A if isinstance(layer, Softmax) else (Z, A)
+def _output(layer: Any, cache: Any) -> np.ndarray:
+    """An activation layer's output from its cache: (Z, A) elementwise, A for softmax."""
+    return cache if isinstance(layer, Softmax) else cache[1]
 
 
 def _through_activation(
-    activation: Any, Z: np.ndarray, A: np.ndarray, dA: np.ndarray, kind: str | None
+    activation: Any, cache: Any, dA: np.ndarray, kind: str | None
 ) -> np.ndarray:
     """dZ from dA through one activation, or through the mistaken version of it."""
     if kind == "skip":
         return dA
     if kind == "diagonal":
+        A = _output(activation, cache)
         return dA * A * (1.0 - A)
-    return activation.vjp(_cache(activation, Z, A), dA)[0]
+    return activation.vjp(cache, dA)[0]
 
 
 def _output_gradient(
-    derivation: Derivation, problem: Problem, values: list[np.ndarray], kind: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(∂C/∂Ŷ, ∂C/∂Z_K) in the engine's layout, with the output layer's mistake ``kind``."""
-    loss, layers, T, S = derivation.loss, problem.model.layers, problem.T, problem.S
-    Z, Yhat = values[-2], values[-1]
-    dYhat = cost_gradient(loss, Yhat, T)
+    derivation: Derivation, problem: Problem, values: dict[str, np.ndarray], cache: Any,
+    kind: str | None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """∂C/∂Ŷ, ∂ℓ/∂Ŷ, ∂C/∂Z_K and ∂ℓ/∂Z_K (Z_K: the output activation's input, U_K after batch
+    norm) in the engine's layout, with the output layer's mistake ``kind``."""
+    loss, output, T, S = derivation.loss, problem.model.layers[-1], problem.T, problem.S
+    w, pre = problem.sample_weight, derivation.pre(derivation.K)
+    Z, Yhat = values[pre], values["Yhat"]
+    out = {"dYhat": cost_gradient(loss, Yhat, T, w), "dl_dYhat": loss.grad(Yhat, T)}
     fused = fuse(problem.model.output, loss)
     if kind == "row-sum":
         per_ln = math.log(getattr(loss, "base", math.e))
-        return dYhat, ((T * Yhat).sum(axis=1, keepdims=True) - T) / (S * per_ln)
+        dl_dZ = ((T * Yhat).sum(axis=1, keepdims=True) - T) / per_ln
+        return {**out, f"d{pre}": dl_dZ / S, f"dl_d{pre}": dl_dZ}
     if kind is None and fused is not None:
-        return dYhat, cost_gradient(fused, Z, T)
-    return dYhat, _through_activation(layers[-1], Z, Yhat, dYhat, kind)
+        return {**out, f"d{pre}": cost_gradient(fused, Z, T, w), f"dl_d{pre}": fused.grad(Z, T)}
+    out[f"d{pre}"] = _through_activation(output, cache, out["dYhat"], kind)
+    out[f"dl_d{pre}"] = _through_activation(output, cache, out["dl_dYhat"], kind)
+    return out
 
 
 def true_values(
@@ -86,7 +102,8 @@ def true_values(
     skip: int | None = None,
     variant: Variant | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every gradient of the derivation in its notation, from nnmath's layer VJPs.
+    """Every gradient of the derivation in its notation, from nnmath's layer VJPs (batch norm's
+    inner nodes ∂C/∂Ẑ, ∂C/∂σ², ∂C/∂μ, which no layer computes, by central differences).
 
     ``variant`` makes one known mistake at one layer (``skip = l`` is ``Variant("skip", l)``):
     the values a derivation gets when it forgets the ReLU mask, σ′ or the softmax Jacobian of
@@ -94,44 +111,55 @@ def true_values(
     """
     if skip is not None:
         variant = Variant("skip", skip)
-    K, model = derivation.K, problem.model
 
     def kind(layer: int) -> str | None:
         return variant.kind if variant is not None and variant.layer == layer else None
 
-    values = forward_values(problem)
-    layers, S = model.layers, problem.S
-    dYhat, dZ = _output_gradient(derivation, problem, values, kind(K))
-    out = {"dYhat": dYhat, "dl_dYhat": S * dYhat, f"dZ{K}": dZ, f"dl_dZ{K}": S * dZ}
-    for layer in range(K, 0, -1):
-        dA, grads = layers[2 * layer - 2].vjp(values[2 * layer - 2], dZ)
-        out[f"dW{layer}"], out[f"db{layer}"] = grads["W"], grads["b"]
-        if layer == 1:
-            out["dX"] = dA
-            break
-        out[f"dA{layer - 1}"] = dA
-        Z, A = values[2 * layer - 3], values[2 * layer - 2]
-        dZ = _through_activation(layers[2 * layer - 3], Z, A, dA, kind(layer - 1))
-        out[f"dZ{layer - 1}"] = dZ
+    graph = as_graph(derivation, problem)
+    values, caches = engine_values(graph)
+    named = named_layers(problem.model)
+    out = _output_gradient(derivation, problem, values, caches[-1], kind(derivation.K))
+    dY = out[f"d{derivation.pre(derivation.K)}"]
+    for (name, l, layer), cache in zip(reversed(named[:-1]), reversed(caches[:-1]), strict=True):
+        out[f"d{name}"] = dY
+        if layer_kind(layer) == "activation":
+            dY = _through_activation(layer, cache, dY, kind(l))
+            continue
+        dY, grads = layer.vjp(cache, dY)
+        out.update({f"d{key}{l}": grad for key, grad in grads.items()})
+    out["dX"] = dY
+    if derivation.penalty is not None and not (variant and variant.kind == "no-penalty"):
+        k = penalty_scale(derivation.penalty, float(np.sum(problem.weights)))
+        for l, linear in enumerate(problem.model.linears, 1):
+            out[f"dW{l}"] = out[f"dW{l}"] + k * derivation.penalty.grad(linear.W)
     notation = derivation.notation
     converted = {
-        name: notation.from_engine(
-            "W" if name.startswith("dW") else "b" if name.startswith("db") else "batch", value
-        )
-        for name, value in out.items()
+        name: notation.from_engine(kind_of(name[1:]), value) for name, value in out.items()
     }
-    output = layers[-1]
-    converted[f"J{K}"] = np.asarray(
-        output.jacobian(_cache(output, values[-2], values[-1])), dtype=np.float64
-    )
-    fused = fuse(model.output, derivation.loss)
-    C = (
-        cost(derivation.loss, values[-1], problem.T)
-        if fused is None
-        else cost(fused, values[-2], problem.T)
-    )
-    converted["C"] = np.asarray(float(C))
+    converted[f"J{derivation.K}"] = np.asarray(problem.model.layers[-1].jacobian(caches[-1]))
+    converted["C"] = np.asarray(run(graph, {}, masks(graph))[0])
+    if variant is None:
+        converted.update(_batch_norm_nodes(derivation, problem, caches))
     return converted
+
+
+def _batch_norm_nodes(
+    derivation: Derivation, problem: Problem, caches: list[Any]
+) -> dict[str, np.ndarray]:
+    """∂C/∂Ẑ_l, ∂C/∂σ²_l, ∂C/∂μ_l by central differences of the cost, and the engine's Jacobian
+    ∂U_l/∂Z_l over the whole batch, for every batch norm (in the derivation's notation)."""
+    env, found = environment(derivation, problem), {}
+    named = named_layers(problem.model)
+    for (_, l, layer), cache in zip(named, caches, strict=True):
+        if layer_kind(layer) != "bn":
+            continue
+        for node in (f"Zhat{l}", f"var{l}", f"mu{l}"):
+            f = objective(derivation, problem, node)
+            found[f"d{node}"] = central_differences(f, env[node], DEFAULT_EPS)[0]
+        S, n = cache.Xhat.shape
+        J = np.asarray(layer.jacobian(cache)).reshape(S, n, S, n)
+        found[f"Jbn{l}"] = J if derivation.notation.samples_are_rows else J.transpose(1, 0, 3, 2)
+    return found
 
 
 def variants(derivation: Derivation) -> list[Variant]:
@@ -142,12 +170,22 @@ def variants(derivation: Derivation) -> list[Variant]:
             found.append(Variant("diagonal", layer))
     if derivation.fused and derivation.spec.output == "softmax":
         found.append(Variant("row-sum", derivation.K))
+    if derivation.penalty is not None:
+        found.append(Variant("no-penalty", 0))
     return found
 
 
 def variant_words(derivation: Derivation, variant: Variant) -> tuple[str, str]:
     """(mistake, explanation) of a variant, in words about this network."""
     layer, K = variant.layer, derivation.K
+    if variant.kind == "no-penalty":
+        term = "alpha * W" if derivation.penalty.name == "l2" else "alpha * sign(W)"
+        return (
+            "penalty left out",
+            f"your formula leaves out the penalty's gradient: the cost holds the "
+            f"{derivation.penalty.name.upper()} penalty, so every dW gains {term} (the biases "
+            "gain nothing)",
+        )
     A = "Yhat" if layer == K else f"A{layer}"
     if variant.kind == "diagonal":
         return (
@@ -212,7 +250,12 @@ def factors(derivation: Derivation, S: int) -> list[Factor]:
             f"the sign is flipped: with {derivation.loss.name} (C = {cost_code}), "
             f"{_loss_gradient_words(derivation)}; the negative points uphill",
         ),
-        Factor("S", float(S), "missing 1/S", f"the 1/S of the cost C = (1/S) Σ ℓ_s (S = {S}) is missing"),
+        Factor(
+            "S",
+            float(S),
+            "missing 1/S",
+            f"the 1/S of the cost C = (1/S) Σ ℓ_s (S = {S}) is missing",
+        ),
         Factor(
             "S",
             1.0 / S,

@@ -38,7 +38,8 @@ def summary(derivation: Derivation) -> str:
         return "Not verified (run with --verify to check every equation on numbers)."
     results = [eq.result for eq in derivation.equations() if eq.result is not None]
     failed = [r for r in results if not r.passed]
-    worst = max((r.error for r in results), default=0.0)
+    worst = max((r.error for r in results if not r.absolute), default=0.0)
+    zeros = sum(1 for r in results if r.passed and r.absolute)
     v = derivation.verification
     plural = "" if v["samples"] == 1 else "s"
     where = f"on {v['source']}, S = {v['samples']} sample{plural}"
@@ -47,9 +48,10 @@ def summary(derivation: Derivation) -> str:
             f"FAILED: {len(failed)} of {len(results)} equations do not match {where} "
             f"(tolerance: rel. error {v['rtol']:g} or abs. error {v['atol']:g})."
         )
+    at_zero = f"; {zeros} whose value is zero within abs. error {v['atol']:g}" if zeros else ""
     return (
         f"All {len(results)} equations checked {where}: largest relative error {worst:.1e} "
-        f"(tolerance {v['rtol']:g})."
+        f"(tolerance {v['rtol']:g}){at_zero}."
     )
 
 
@@ -61,7 +63,12 @@ def check_text(check: Check, *, tex: bool = False) -> str:
     method = check.method.replace("ℓ", r"\(\ell\)" if tex else "ℓ")
     if not math.isfinite(check.error):
         return f"{mark}: {method}"
-    text = f"{mark} checked against {method}: rel. error {check.error:.1e}"
+    if check.absolute and check.passed:
+        text = (
+            f"{mark} checked against {method}: abs. error {check.max_abs:.1e} (the value is zero)"
+        )
+    else:
+        text = f"{mark} checked against {method}: rel. error {check.error:.1e}"
     if check.element_error is not None:
         text += f" (element form {check.element_error:.1e})"
     if check.kinks:

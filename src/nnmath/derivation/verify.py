@@ -28,6 +28,8 @@ import numpy as np
 
 from nnmath.derivation.document import Check, Derivation, Equation
 from nnmath.derivation.evaluate import TRUSTED, evaluate
+from nnmath.derivation.graph import TRAINING, Graph, engine_values, kind_of
+from nnmath.derivation.graph import objective as graph_objective
 from nnmath.errors import NNMathError, ShapeError
 from nnmath.gradcheck import (
     DEFAULT_ATOL,
@@ -37,24 +39,55 @@ from nnmath.gradcheck import (
     random_problem,
     relative_error,
 )
-from nnmath.layers import Elementwise
-from nnmath.losses import as_targets, cost, fuse
+from nnmath.losses import as_targets
 from nnmath.network import MLP, as_generator
 
 
 @dataclass
 class Problem:
     """The numbers a derivation is checked on: a float64 network, inputs X and targets T (engine
-    layout, one sample per row), and where they came from."""
+    layout, one sample per row), and where they came from; the seed of the dropout masks (drawn
+    as the engine draws them from ``default_rng(mask_seed)``) and the sample weights w (S,) of a
+    weighted cost."""
 
     model: MLP
     X: np.ndarray
     T: np.ndarray
     source: str
+    mask_seed: int = 0
+    sample_weight: np.ndarray | None = None
 
     @property
     def S(self) -> int:
         return int(self.X.shape[0])
+
+    @property
+    def weights(self) -> np.ndarray:
+        """w, or ones without sample weights."""
+        return np.ones(self.S) if self.sample_weight is None else self.sample_weight
+
+
+def randomize_batch_norms(model: MLP, rng: np.random.Generator, decimals: int | None = None) -> MLP:
+    """γ ~ U(0.5, 1.5) and β ~ N(0, 0.5) for every batch norm (γ = 1, β = 0 would hide a γ or a
+    β left out of a formula), rounded to ``decimals`` if given."""
+    for norm in model.batch_norms:
+        if norm is None:
+            continue
+        gamma, beta = rng.uniform(0.5, 1.5, size=norm.n), rng.normal(0.0, 0.5, size=norm.n)
+        if decimals is not None:
+            gamma, beta = np.round(gamma, decimals), np.round(beta, decimals)
+        norm.gamma, norm.beta = gamma, beta
+    return model
+
+
+def draw_weights(
+    derivation: Derivation, rng: np.random.Generator, S: int, decimals: int | None = None
+) -> np.ndarray | None:
+    """Sample weights w ~ U(0.5, 2) for a weighted derivation (rounded if asked), else None."""
+    if not derivation.weighted:
+        return None
+    w = rng.uniform(0.5, 2.0, size=S)
+    return np.round(w, decimals) if decimals is not None else w
 
 
 def make_problem(
@@ -72,7 +105,7 @@ def make_problem(
     ``weights`` says where the model's weights came from."""
     rng = as_generator(seed, None)  # a whole seed ≥ 0
     if model is None:
-        network = MLP(derivation.spec, rng=rng)
+        network = randomize_batch_norms(MLP(derivation.spec, rng=rng), rng)
         source = f"random weights and data, seed {seed}"
     else:
         if str(model.spec) != str(derivation.spec):
@@ -93,50 +126,69 @@ def make_problem(
             )
         origin = weights or "the model's weights"
         source = f"{origin if model is not None else f'random weights (seed {seed})'}, your inputs and targets"
-        return Problem(network, X, as_targets(T, network.n_out, np.float64), source)
+        w = draw_weights(derivation, rng, len(X))
+        T = as_targets(T, network.n_out, np.float64)
+        return checked_problem(Problem(network, X, T, source, seed, w), derivation)
     if samples < 1:
         raise ShapeError(f"--samples must be at least 1, got {samples}")
     X, T = random_problem(network, derivation.loss, samples, rng)
-    return Problem(network, X, as_targets(T, network.n_out, np.float64), source)
+    w = draw_weights(derivation, rng, samples)
+    T = as_targets(T, network.n_out, np.float64)
+    return checked_problem(Problem(network, X, T, source, seed, w), derivation)
+
+
+def checked_problem(problem: Problem, derivation: Derivation) -> Problem:
+    """Refuse a batch that batch norm cannot take in training mode (one sample)."""
+    if problem.S < 2 and any(layer.batch_norm for layer in derivation.spec.layers):
+        raise ShapeError(
+            "batch norm in training mode needs at least 2 samples (the variance of one sample "
+            "is 0/0); give --samples 2 or more"
+        )
+    return problem
 
 
 # ---- the forward pass in the derivation's notation --------------------------------------------
 
 
-def forward_values(problem: Problem) -> list[np.ndarray]:
-    """[X, Z_1, A_1, …, Z_K, A_K] in the engine's layout: the input and every layer's output."""
-    values = [problem.X]
-    for layer in problem.model.layers:
-        values.append(layer.forward(values[-1])[0])
-    return values
+def as_graph(derivation: Derivation, problem: Problem) -> Graph:
+    """The problem as the forward graph of :mod:`nnmath.derivation.graph` checks it on."""
+    return Graph(
+        problem.model,
+        problem.X,
+        problem.T,
+        derivation.loss,
+        problem.mask_seed,
+        problem.sample_weight,
+        derivation.penalty,
+    )
+
+
+def forward_values(derivation: Derivation, problem: Problem) -> dict[str, np.ndarray]:
+    """Every named value of the training-mode forward pass, in the engine's layout."""
+    return engine_values(as_graph(derivation, problem))[0]
 
 
 def environment(derivation: Derivation, problem: Problem) -> dict[str, Any]:
     """The names a formula may use, bound to the forward pass's values in the derivation's notation."""
-    notation, K = derivation.notation, derivation.K
-    values = forward_values(problem)
+    notation = derivation.notation
     env: dict[str, Any] = {"S": problem.S}
     env.update({f"n{layer}": n for layer, n in enumerate(derivation.spec.sizes)})
-    env["X"] = notation.from_engine("batch", values[0])
+    for name, value in forward_values(derivation, problem).items():
+        env[name] = notation.from_engine(kind_of(name), value)
     for layer, linear in enumerate(problem.model.linears, start=1):
         env[f"W{layer}"] = notation.from_engine("W", linear.W)
         env[f"b{layer}"] = notation.from_engine("b", linear.b)
-        env[f"Z{layer}"] = notation.from_engine("batch", values[2 * layer - 1])
-        if layer < K:
-            env[f"A{layer}"] = notation.from_engine("batch", values[2 * layer])
-    env["Yhat"] = notation.from_engine("batch", values[-1])
+    for layer, norm in enumerate(problem.model.batch_norms, start=1):
+        if norm is not None:
+            env[f"gamma{layer}"] = notation.from_engine("b", norm.gamma)
+            env[f"beta{layer}"] = notation.from_engine("b", norm.beta)
+            env["eps"] = norm.eps
+    if derivation.penalty is not None:
+        env["alpha"] = derivation.penalty.alpha
+    if derivation.weighted:
+        env["w"] = notation.from_engine("batch", problem.weights[:, None])
     env["Y"] = notation.from_engine("batch", problem.T)
     return env
-
-
-def _position(name: str, K: int) -> int:
-    """Where a batch quantity sits in [X, Z_1, A_1, …, Z_K, A_K]."""
-    if name == "X":
-        return 0
-    if name == "Yhat":
-        return 2 * K
-    layer = int(name[1:])
-    return 2 * layer - 1 if name[0] == "Z" else 2 * layer
 
 
 # ---- the objective as a function of one quantity (forward passes only) -----------------------
@@ -145,43 +197,14 @@ def _position(name: str, K: int) -> int:
 def objective(
     derivation: Derivation, problem: Problem, name: str, objective_name: str = "C"
 ) -> Callable[[np.ndarray], tuple[float, list[np.ndarray]]]:
-    """f(value) = the cost C (or ℓ = S·C) with the quantity ``name`` (notation layout) set to value,
-    and the sides of 0 of every kinked pre-activation downstream of it."""
-    model, loss, notation, K = problem.model, derivation.loss, derivation.notation, derivation.K
-    fused = fuse(model.output, loss)
-    layers = model.layers
-    scale = problem.S if objective_name == "l" else 1.0
+    """f(value) = the cost C (or ℓ = Σ_s ℓ_s) with the quantity ``name`` (notation layout) set to
+    value, and the sides of 0 of every kinked pre-activation."""
+    notation, kind = derivation.notation, kind_of(name)
 
-    def run(position: int, current: np.ndarray, network: MLP) -> tuple[float, list[np.ndarray]]:
-        masks = []
-        stop = len(layers) - 1 if fused is not None and position <= len(layers) - 1 else len(layers)
-        for layer in network.layers[position:stop]:
-            if isinstance(layer, Elementwise) and layer.activation.kinked:
-                masks.append(current > 0)
-            current = layer.forward(current)[0]
-        pair = fused if stop == len(layers) - 1 else loss
-        return scale * float(cost(pair, current, problem.T)), masks
+    def to_engine(value: np.ndarray) -> np.ndarray:
+        return notation.to_engine(kind, value)
 
-    if name[0] in "Wb" and name[1:].isdigit():
-        layer = int(name[1:])
-        kind = name[0]
-
-        def parameter(value: np.ndarray) -> tuple[float, list[np.ndarray]]:
-            network = model.copy()
-            linear = network.linears[layer - 1]
-            if kind == "W":
-                linear.W = notation.to_engine("W", value)
-            else:
-                linear.b = notation.to_engine("b", value)
-            return run(0, problem.X, network)
-
-        return parameter
-    position = _position(name, K)
-
-    def batch(value: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        return run(position, notation.to_engine("batch", value), model)
-
-    return batch
+    return graph_objective(as_graph(derivation, problem), name, to_engine, objective_name)
 
 
 def central_differences(
@@ -248,11 +271,25 @@ def _reference(
     if equation.kind == "forward":
         return env[equation.name], None, "the engine's forward pass"
     if equation.kind == "cost":
-        value = problem.model.cost(problem.X, problem.T, derivation.loss)
+        value = problem.model.copy().cost(
+            problem.X,
+            problem.T,
+            derivation.loss,
+            training=True,
+            rng=np.random.default_rng(problem.mask_seed),
+            sample_weight=problem.sample_weight,
+            penalty=derivation.penalty,
+        )
         return np.asarray(value), None, "the engine's cost"
+    if equation.kind == "jacobian" and equation.name.startswith("Jbn"):
+        return (
+            batch_jacobian(derivation, problem, int(equation.name[3:]), eps),
+            None,
+            ("the numerical Jacobian of batch norm over the whole batch"),
+        )
     if equation.kind == "jacobian":
         layer = problem.model.layers[-1]
-        Z = forward_values(problem)[-2]
+        Z = forward_values(derivation, problem)[derivation.pre(derivation.K)]
 
         def h(z: np.ndarray) -> np.ndarray:
             return layer.forward(z[None, :])[0][0]
@@ -265,6 +302,20 @@ def _reference(
     numeric, kinks = central_differences(f, x, steps)
     what = "C" if equation.objective == "C" else "ℓ"
     return numeric, ~kinks, f"central differences of {what}"
+
+
+def batch_jacobian(derivation: Derivation, problem: Problem, layer: int, eps: float) -> np.ndarray:
+    """∂U_l/∂Z_l of layer l's batch norm (training mode) by central differences over the whole
+    batch, as an S × n × S × n array (n × S × n × S in the column notation)."""
+    norm = problem.model.batch_norms[layer - 1]
+    Z = forward_values(derivation, problem)[f"Z{layer}"]
+    S, n = Z.shape
+
+    def f(z: np.ndarray) -> np.ndarray:
+        return norm.forward(z.reshape(S, n), TRAINING)[0].reshape(-1)
+
+    J = numerical_jacobian(f, Z.reshape(-1), eps).reshape(S, n, S, n)
+    return J if derivation.notation.samples_are_rows else J.transpose(1, 0, 3, 2)
 
 
 def verify(
@@ -317,4 +368,4 @@ def _check(
         env[equation.name] = value
     kinks = 0 if keep is None else int(np.size(keep) - np.count_nonzero(keep))
     passed = math.isfinite(rel) and (rel <= rtol or max_abs <= atol)
-    return Check(passed, rel, max_abs, method, kinks, element)
+    return Check(passed, rel, max_abs, method, kinks, element, absolute=passed and rel > rtol)

@@ -13,6 +13,10 @@ operator per activation:
                                               ½ z (1 + tanh(√(2/π)(z + 0.044715 z³))) from
                                               Mul, Add and Tanh
     identity                                  nothing
+    batch norm (evaluation mode)              BatchNormalization with γ, β, the running mean and
+                                              the running variance + ε (epsilon=0: an attribute
+                                              would round ε to float32)
+    dropout                                   nothing (the identity at inference)
     a registered activation h(z)              its expression from Add, Mul, Pow, Exp, Log, Tanh,
                                               Sigmoid, Sin, Cos (a square root is a Pow)
     y = a · scale + mean                      Mul, Add      (regression with a target standardizer)
@@ -256,13 +260,15 @@ def _forward_nodes(graph: _Graph, source: _Source, opset: int) -> int:
         mean, scale = moments
         current = graph.op("Sub", [current, graph.constant("mean", mean)], "centered")
         current = graph.op("Div", [current, graph.constant("scale", scale)], "standardized")
-    for index, (linear, layer) in enumerate(
-        zip(network.linears, network.spec.layers, strict=True), 1
-    ):
+    groups = zip(network.linears, network.batch_norms, network.spec.layers, strict=True)
+    for index, (linear, norm, layer) in enumerate(groups, 1):
         W = graph.constant(f"W{index}", linear.W)
         b = graph.constant(f"b{index}", linear.b)
         current = graph.op("Gemm", [current, W, b], f"z{index}", transB=1)
+        if norm is not None:  # evaluation mode: the running statistics
+            current = _batch_norm(graph, norm, index, current)
         current = _activation(graph, layer.activation, layer.parameter, current, opset)
+        # dropout is the identity at inference: no node
     target_moments = _moments(source.target_standardizer, network.n_out, "target")
     if target_moments is not None:
         mean, scale = target_moments
@@ -275,6 +281,19 @@ def _forward_nodes(graph: _Graph, source: _Source, opset: int) -> int:
         n_out = 2
     graph.nodes[-1].output[0] = "Y"  # the last node writes the graph's output directly
     return n_out
+
+
+def _batch_norm(graph: _Graph, norm: Any, index: int, z: str) -> str:
+    """BatchNormalization (inference) with γ, β, the running mean, and the running variance with ε
+    already added (epsilon=0): ONNX attributes are float32, and ε = 1e-5 rounded to float32 would
+    move a float64 graph's outputs by ~1e-13."""
+    inputs = [
+        graph.constant(f"gamma{index}", norm.gamma),
+        graph.constant(f"beta{index}", norm.beta),
+        graph.constant(f"running_mean{index}", norm.running_mean),
+        graph.constant(f"running_var_plus_eps{index}", to_numpy(norm.running_var) + norm.eps),
+    ]
+    return graph.op("BatchNormalization", [z, *inputs], f"bn{index}", epsilon=0.0)
 
 
 def _label_nodes(graph: _Graph, source: _Source) -> onnx.ValueInfoProto:
@@ -328,10 +347,6 @@ def to_onnx(
     """
     name = _check_options(dtype, opset)
     source = _source(model, standardizer, target_standardizer)
-    if source.network.mode_dependent:
-        raise SpecError(
-            f"ONNX export does not write batch norm or dropout yet; {source.network.spec} has them"
-        )
     graph = _Graph(np.dtype(name))
     n_out = _forward_nodes(graph, source, opset)
     element = ELEMENT_TYPES[name]

@@ -56,8 +56,12 @@ OUTPUTS = ("softmax", "sigmoid", "identity")
 
 
 def from_sklearn(estimator: Any) -> MLP:
-    """The network of a fitted MLP estimator: W⁽ˡ⁺¹⁾ = coefs_[l]ᵀ, b⁽ˡ⁺¹⁾ = intercepts_[l] (copies)."""
+    """The network of a fitted MLP estimator: W⁽ˡ⁺¹⁾ = coefs_[l]ᵀ, b⁽ˡ⁺¹⁾ = intercepts_[l] (copies);
+    an nnmath estimator's own network (``model_``, batch norm and dropout included), copied."""
     check_is_fitted(estimator)
+    own = getattr(estimator, "model_", None)
+    if isinstance(own, MLP) and own.mode_dependent:
+        return own.copy()
     coefs, intercepts = estimator.coefs_, estimator.intercepts_
     out = {"logistic": "sigmoid"}.get(estimator.out_activation_, estimator.out_activation_)
     if out not in OUTPUTS:

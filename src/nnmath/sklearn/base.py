@@ -20,7 +20,13 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from nnmath.network import MLP
 from nnmath.sklearn import layout, parameters
 from nnmath.sklearn.lbfgs import fit_lbfgs
-from nnmath.sklearn.parameters import DEFAULT_DTYPE, ParameterError, dtype_of, hidden_layers
+from nnmath.sklearn.parameters import (
+    DEFAULT_DTYPE,
+    ParameterError,
+    dtype_of,
+    hidden_layers,
+    with_modifiers,
+)
 from nnmath.sklearn.stochastic import fit_stochastic
 
 Array = Any
@@ -56,6 +62,8 @@ class BaseMLP(BaseEstimator):
         n_iter_no_change: int = 10,
         max_fun: int = 15000,
         dtype: Any = DEFAULT_DTYPE,
+        dropout: float | None = None,
+        batch_norm: bool = False,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -81,6 +89,8 @@ class BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.dropout = dropout
+        self.batch_norm = batch_norm
 
     # ---- what the classifier and the regressor define ------------------------------------------
 
@@ -103,8 +113,7 @@ class BaseMLP(BaseEstimator):
         parameters.validate(self)
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+        sample_weight = self._sample_weight(X, Y, sample_weight)
         X = X.toarray() if scipy.sparse.issparse(X) else X
         Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
         self.n_outputs_ = Y.shape[1]
@@ -123,18 +132,23 @@ class BaseMLP(BaseEstimator):
             )
         return self
 
+    def _sample_weight(self, X: Array, Y: Array, sample_weight: Any) -> Array | None:
+        """The rows' weights w (the classifier multiplies in its class weights), or None."""
+        return None if sample_weight is None else _check_sample_weight(sample_weight, X)
+
     def _initialize(self, Y: Array, n_features: int, dtype: np.dtype) -> None:
         """scikit-learn's ``_initialize``: counters, the output activation and fresh weights."""
         self.n_iter_ = 0
         self.t_ = 0
         self.n_outputs_ = Y.shape[1]
         hidden = hidden_layers(self.hidden_layer_sizes, self.activation, type(self).__name__)
+        hidden = with_modifiers(hidden, self.batch_norm, self.dropout)
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = self._out_activation()
         spec = layout.network_spec(n_features, hidden, self.n_outputs_, self.out_activation_)
         weights = layout.initial_weights(spec, self.activation, self._random_state, dtype)
         self.model_ = MLP.from_weights(spec, weights)
-        self._best_parameters = [p.copy() for p in self.model_.parameters()]
+        self._best_parameters = layout.snapshot(self.model_)
         self.__dict__.pop("_optimizer", None)
         if self.solver == "lbfgs":
             return
@@ -193,9 +207,7 @@ class BaseMLP(BaseEstimator):
     @coefs_.setter
     def coefs_(self, coefs: list[Array]) -> None:
         check_is_fitted(self, "model_")
-        self.model_ = layout.from_coefs(
-            self.model_.spec, coefs, self.intercepts_, self.model_.dtype
-        )
+        self.model_ = layout.with_coefs(self.model_, coefs, self.intercepts_)
 
     @property
     def intercepts_(self) -> list[Array]:
@@ -206,25 +218,26 @@ class BaseMLP(BaseEstimator):
     @intercepts_.setter
     def intercepts_(self, intercepts: list[Array]) -> None:
         check_is_fitted(self, "model_")
-        self.model_ = layout.from_coefs(
-            self.model_.spec, self.coefs_, intercepts, self.model_.dtype
-        )
+        self.model_ = layout.with_coefs(self.model_, self.coefs_, intercepts)
 
-    # ---- pickling: the MLP holds functions, so it travels as its spec and weights ---------------
+    # ---- pickling: the MLP holds functions, so it travels as its spec and arrays ----------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # scikit-learn's, with its version stamp
         model = state.pop("model_", None)
-        if model is not None:
-            state["_model_parts"] = (model.spec, [(L.W, L.b) for L in model.linears])
+        if model is not None:  # every array: W, b, and batch norm's γ, β and running statistics
+            state["_model_parts"] = (model.spec, model.named_arrays())
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         parts = state.pop("_model_parts", None)
         super().__setstate__(state)
         if parts is not None:
-            spec, weights = parts
-            self.model_ = MLP.from_weights(spec, weights)
+            spec, arrays = parts
+            if isinstance(arrays, list):  # pickled before batch norm: [(W, b), …]
+                self.model_ = MLP.from_weights(spec, arrays)
+            else:
+                self.model_ = MLP.from_arrays(spec, arrays)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

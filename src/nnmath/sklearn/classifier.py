@@ -23,6 +23,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -30,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from nnmath.errors import DataError
 from nnmath.losses import BinaryCrossEntropy, CrossEntropy, Loss
 from nnmath.sklearn.base import BaseMLP
+from nnmath.sklearn.parameters import DEFAULT_DTYPE
 from nnmath.training import CLASSIFICATION, REGRESSION
 
 Array = Any
@@ -40,8 +42,82 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     trained by ``nnmath.training.fit`` (sgd, adam) or L-BFGS on the engine's gradient.
 
     See docs/sklearn.md for every parameter and attribute, and :mod:`nnmath.sklearn` for
-    nnmath's extras (``dtype``, more activations, solvers and schedules) and ``model_``.
+    nnmath's extras (``dtype``, ``dropout``, ``batch_norm``, ``class_weight``, more activations,
+    solvers and schedules) and ``model_``.
     """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 0.0001,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 0.001,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+        max_fun: int = 15000,
+        dtype: Any = DEFAULT_DTYPE,
+        dropout: float | None = None,
+        batch_norm: bool = False,
+        class_weight: Any = None,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dtype=dtype,
+            dropout=dropout,
+            batch_norm=batch_norm,
+        )
+        self.class_weight = class_weight
+
+    def _sample_weight(self, X: Array, Y: Array, sample_weight: Any) -> Array | None:
+        """w_s = (the class weight of row s's class) · sample_weight_s: scikit-learn's
+        ``compute_sample_weight(class_weight, y)`` ('balanced': n / (n_classes · count)), per
+        label column for multilabel y."""
+        sample_weight = super()._sample_weight(X, Y, sample_weight)
+        if self.class_weight is None:
+            return sample_weight
+        multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        y = Y.astype(np.int64) if multilabel else self._label_binarizer.inverse_transform(Y)
+        weights = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+        return weights if sample_weight is None else weights * sample_weight
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple:
         """X and the binarised targets Y (bool, n × n_outputs), as scikit-learn validates them."""

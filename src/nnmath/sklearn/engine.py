@@ -54,10 +54,11 @@ def train(
     task: str,
     alpha: float,
     sample_weight: Array | None,
+    seed: int = 0,
 ) -> History:
     """``nnmath.training.fit`` with scikit-learn's cost: mini-batches in ``order``'s row order
     (anything with ``permutation(S)``), the running mean of the batch costs logged as ``loss``,
-    in the model's own precision (the estimator's ``dtype``)."""
+    in the model's own precision (the estimator's ``dtype``); ``seed`` seeds dropout's masks."""
     return fit(
         model,
         X,
@@ -67,6 +68,7 @@ def train(
         epochs=epochs,
         batch_size=batch_size,
         rng=order,
+        seed=seed,
         schedule=schedule,
         callbacks=callbacks,
         task=task,

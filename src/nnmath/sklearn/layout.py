@@ -72,3 +72,25 @@ def from_coefs(spec: NetworkSpec, coefs: list[Any], intercepts: list[Any], dtype
         for c, b in zip(coefs, intercepts, strict=True)
     ]
     return MLP.from_weights(spec, weights)
+
+
+def with_coefs(model: MLP, coefs: list[Any], intercepts: list[Any]) -> MLP:
+    """A copy of ``model`` with new coefs_ and intercepts_ (see :func:`from_coefs`); batch norm's
+    γ, β and running statistics are kept."""
+    arrays = {name: np.array(value) for name, value in model.named_arrays().items()}
+    for l, linear in enumerate(from_coefs(model.spec, coefs, intercepts, model.dtype).linears, 1):
+        arrays[f"W{l}"], arrays[f"b{l}"] = linear.W, linear.b
+    return MLP.from_arrays(model.spec, arrays)
+
+
+def snapshot(model: MLP) -> dict[str, Any]:
+    """Copies of every array of the network: W, b, and batch norm's γ, β and running statistics
+    (restoring W, b, γ, β alone would pair the best weights with the last statistics)."""
+    return {name: np.array(value, copy=True) for name, value in model.named_arrays().items()}
+
+
+def restore(model: MLP, arrays: dict[str, Any]) -> None:
+    """Put a :func:`snapshot` back into the network, in place."""
+    current = model.named_arrays()
+    for name, value in arrays.items():
+        np.copyto(current[name], value)

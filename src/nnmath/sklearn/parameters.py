@@ -10,7 +10,14 @@ and add one parameter:
 - ``learning_rate``: also nnmath's schedules ``"cosine"``, ``"step"``, ``"exponential"`` over
   ``max_iter`` epochs, for any stochastic solver;
 - ``dtype``: the network's precision, ``"float64"``, ``"float32"``, or None for scikit-learn's
-  rule (the input's floating dtype). The default is :data:`DEFAULT_DTYPE`.
+  rule (the input's floating dtype). The default is :data:`DEFAULT_DTYPE`;
+- ``dropout``: None (the default) or p in [0, 1): inverted dropout after every hidden layer's
+  activation, in training only (a stochastic solver; L-BFGS needs a deterministic cost);
+- ``batch_norm``: False (the default) or True: batch normalization between every hidden layer's
+  linear map and its activation (the batch's statistics in training, running ones in predict);
+- ``class_weight`` (the classifier): None, "balanced" (n_samples / (n_classes · count of the
+  class), scikit-learn's ``compute_sample_weight``) or {class: weight}; each row's weight
+  multiplies its ``sample_weight``, so the cost is the weighted mean Σ w ℓ / Σ w.
 
 A bad value raises :class:`ParameterError`, which is both scikit-learn's ``InvalidParameterError``
 (so code written for scikit-learn catches it) and nnmath's ``SpecError``, with scikit-learn's
@@ -20,11 +27,13 @@ message.
 from __future__ import annotations
 
 import numbers
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from sklearn.neural_network import MLPRegressor as _ScikitLearnMLP
 from sklearn.utils._param_validation import (
+    Interval,
     InvalidParameterError,
     StrOptions,
     validate_parameter_constraints,
@@ -49,6 +58,9 @@ CONSTRAINTS: dict[str, list[Any]] = {
     "solver": [StrOptions({"lbfgs", *STOCHASTIC_SOLVERS})],
     "learning_rate": [StrOptions({*SCIKIT_LEARN_SCHEDULES, *NNMATH_SCHEDULES})],
     "dtype": [StrOptions(set(DTYPES)), type, np.dtype, None],
+    "dropout": [Interval(numbers.Real, 0, 1, closed="left"), None],
+    "batch_norm": ["boolean"],
+    "class_weight": [dict, list, StrOptions({"balanced"}), None],
 }
 """scikit-learn's own constraints (read from its MLPRegressor, ``loss`` included), widened for
 nnmath's extra values, plus ``dtype``."""
@@ -71,6 +83,11 @@ def validate(estimator: Any) -> None:
         raise ParameterError(str(error) + hint) from None
     hidden_layers(params["hidden_layer_sizes"], params["activation"], name)
     dtype_of(params["dtype"])
+    if params["dropout"] and params["solver"] == "lbfgs":
+        raise ParameterError(
+            f"dropout={params['dropout']} needs a stochastic solver ('sgd', 'adam', 'rmsprop', "
+            "'adamw'): lbfgs minimises one deterministic cost, and dropout draws new masks"
+        )
 
 
 def hidden_sizes(sizes: Any) -> list[int]:
@@ -96,6 +113,13 @@ def hidden_layers(sizes: Any, activation: Any, caller: str = "MLP") -> tuple[Lay
     except SpecError:
         raise ParameterError(message) from None
     return layers.layers[1:]
+
+
+def with_modifiers(
+    hidden: tuple[LayerSpec, ...], batch_norm: bool, dropout: float | None
+) -> tuple[LayerSpec, ...]:
+    """The hidden layers with batch norm (before the activation) and dropout (after it)."""
+    return tuple(replace(layer, batch_norm=bool(batch_norm), dropout=dropout) for layer in hidden)
 
 
 def dtype_of(dtype: Any) -> np.dtype | None:

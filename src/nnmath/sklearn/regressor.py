@@ -65,6 +65,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         n_iter_no_change: int = 10,
         max_fun: int = 15000,
         dtype: Any = DEFAULT_DTYPE,
+        dropout: float | None = None,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -91,6 +93,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             dtype=dtype,
+            dropout=dropout,
+            batch_norm=batch_norm,
         )
         self.loss = loss
 

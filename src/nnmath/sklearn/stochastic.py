@@ -27,7 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from nnmath.errors import DivergenceError
-from nnmath.sklearn import engine
+from nnmath.sklearn import engine, layout
 from nnmath.sklearn.parameters import ParameterError
 from nnmath.sklearn.solvers import adaptive_rules, invscaling, make_optimizer, trigger_stopping
 
@@ -108,7 +108,7 @@ class ScikitLearnRules:
         est._no_improvement_count = 0 if improved else est._no_improvement_count + 1
         if score > est.best_validation_score_:
             est.best_validation_score_ = score
-            est._best_parameters = [p.copy() for p in est.model_.parameters()]
+            est._best_parameters = layout.snapshot(est.model_)
 
     def _message(self) -> str:
         est = self.estimator
@@ -152,6 +152,12 @@ def _batch_size(est: Any, n_samples: int) -> int:
     return int(np.clip(est.batch_size, 1, n_samples))
 
 
+def _mask_seed(est: Any) -> int:
+    """The seed of dropout's masks, drawn from the estimator's random state (only with dropout,
+    so that every other run draws exactly scikit-learn's numbers)."""
+    return int(est._random_state.randint(2**31 - 1)) if est.dropout else 0
+
+
 def fit_stochastic(est: Any, X: Array, Y: Array, sample_weight: Array | None, incremental: bool):
     """Train ``est.model_`` with its stochastic solver on (X, Y) by the rules above."""
     if not incremental or not hasattr(est, "_optimizer"):
@@ -178,11 +184,11 @@ def fit_stochastic(est: Any, X: Array, Y: Array, sample_weight: Array | None, in
             task=est._engine_task(),
             alpha=float(est.alpha),
             sample_weight=w_train,
+            seed=_mask_seed(est),
         )
     except KeyboardInterrupt:
         warnings.warn("Training interrupted by user.", stacklevel=2)
     except DivergenceError as error:
         raise SolverDivergedError(str(error)) from None
     if validation is not None:
-        for p, best in zip(est.model_.parameters(), est._best_parameters, strict=True):
-            np.copyto(p, best)
+        layout.restore(est.model_, est._best_parameters)
