@@ -213,8 +213,15 @@ def check_config(config: TrainConfig) -> None:
     if config.spec is not None:  # its syntax now; its sizes against the data once it is read
         check_characters(config.spec)
         if not config.activations:  # names that --activation registers are known only later
-            text = config.spec.strip()
-            parse_spec(text if text.split("-")[0].isdigit() else f"1-{text}")
+            parse_spec(_placeholder_spec(config.spec))
+
+
+def _placeholder_spec(text: str) -> str:
+    """``text`` as complete_spec completes it, with sizes 1 where the data will give them."""
+    text = text.strip()
+    if text.split("-")[0].isdigit():
+        return text
+    return f"1-{text}" if text.endswith("softmax") else f"1-{text}-1"
 
 
 def _check_fractions(config: TrainConfig) -> None:
