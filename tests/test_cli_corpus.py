@@ -227,6 +227,7 @@ CASES = [
     C("spec", "gradcheck 3-4relu-2softmax --eval", OK, "--eval changes nothing"),
     C("pair", "train --data diabetes --loss cross-entropy", USAGE, "cross-entropy"),
     C("pair", "train --data iris --spec 4-8relu-1sigmoid --loss cross-entropy", USAGE, "3softmax"),
+    C("pair", "train --data xor --spec 2-8tanh-1sigmoid --loss cross-entropy", USAGE, "single"),
     # ---- budget: nnmath check never exhausts the machine -------------------------------------
     C(
         "budget",
