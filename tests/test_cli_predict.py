@@ -118,13 +118,13 @@ def test_a_bad_cell_is_named_as_by_the_train_reader(classifier, tmp_path: Path, 
     bad = tmp_path / "bad.csv"
     bad.write_text("sepal,petal,width\n1,2,3\n\n4,abc,6\n")
     code, _, err = predict(str(path), str(bad), capsys=capsys)
-    assert code == 2
+    assert code == 3  # a data error
     assert f"{bad}: line 4, column 'petal': 'abc' is not a number" in err
 
 
 @pytest.mark.parametrize(
     ("output", "fragment"),
-    [(".", "is a directory"), ("iris.nnm/out.csv", "cannot write")],
+    [(".", "is a folder"), ("iris.nnm/out.csv", "is a file, not a folder")],
 )
 def test_the_output_is_checked_before_any_work(
     classifier, tmp_path: Path, output: str, fragment: str, monkeypatch, capsys
@@ -133,7 +133,7 @@ def test_the_output_is_checked_before_any_work(
     _, path = classifier
     monkeypatch.chdir(tmp_path)
     code, _, err = predict("no-model.nnm", "no-data.csv", "-o", output, capsys=capsys)
-    assert code == 2 and fragment in err and "no-model" not in err and "no-data" not in err
+    assert code == 3 and fragment in err and "no-model" not in err and "no-data" not in err
 
 
 def test_standard_input_in_another_format(classifier, tmp_path: Path) -> None:

@@ -103,13 +103,13 @@ def test_predict_names_a_missing_column(iris_model, workdir: Path, capsys) -> No
     path, _ = iris_model
     Path("bad.csv").write_text("sepal length (cm),petal width (cm)\n1,2\n")
     code, _, err = run(capsys, "predict", str(path), "bad.csv")
-    assert code == 2
+    assert code == 3  # a data error
     assert "no column 'sepal width (cm)'" in err and "needs the columns" in err
     Path("nan.csv").write_text(
         "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n1,2,x,4\n"
     )
     code, _, err = run(capsys, "predict", str(path), "nan.csv")
-    assert code == 2 and "line 2, column 'petal length (cm)': 'x'" in err
+    assert code == 3 and "line 2, column 'petal length (cm)': 'x'" in err
 
 
 def test_info_shows_the_model(iris_model, capsys) -> None:
@@ -151,27 +151,28 @@ def test_resume_continues_bit_identically(workdir: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "message", "status"),
     [
-        (["--spec", "5-8relu-3softmax"], "the data has 4 features"),
-        (["--spec", "8relu-2softmax"], "3 classes"),
-        (["--data", "irsi"], "did you mean 'iris'"),
-        (["--data", "missing.csv"], "file not found"),
-        (["--epochs", "-1"], "epochs"),
-        (["--validation-fraction", "2"], "validation_fraction"),
+        (["--spec", "5-8relu-3softmax"], "the data has 4 features", 2),
+        (["--spec", "8relu-2softmax"], "3 classes", 2),
+        (["--data", "irsi"], "did you mean 'iris'", 3),
+        (["--data", "missing.csv"], "file not found", 3),
+        (["--epochs", "-1"], "epochs", 2),
+        (["--validation-fraction", "2"], "validation_fraction", 2),
     ],
 )
-def test_bad_train_options_exit_2_with_a_message(workdir: Path, capsys, argv, message) -> None:
+def test_bad_train_options_exit_with_a_message(workdir: Path, capsys, argv, message, status):
+    """Usage errors exit 2, data and file errors 3 (docs/errors.md)."""
     base = ["train", "--data", "iris", "--epochs", "1", "--no-plots"]
     code, _, err = run(capsys, *base, *argv)
-    assert code == 2
+    assert code == status
     assert err.startswith("nnmath train: error:") and message in err
 
 
 def test_missing_target_column_in_a_csv(workdir: Path, capsys) -> None:
     Path("d.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n")
     code, _, err = run(capsys, "train", "--data", "d.csv", "--target", "class", "--no-plots")
-    assert code == 2 and "no column named 'class'" in err
+    assert code == 3 and "no column named 'class'" in err
 
 
 def test_train_on_a_regression_csv_and_predict(workdir: Path, capsys) -> None:

@@ -20,7 +20,7 @@ from nnmath.datasets import (
     split_for_evaluation,
     train_test_split,
 )
-from nnmath.errors import DataError, ShapeError
+from nnmath.errors import DataError, ShapeError, SpecError
 
 
 def write(path: Path, text: str) -> Path:
@@ -125,9 +125,16 @@ def test_unknown_name_suggests_a_close_one():
     assert "'iris'" in message and "moons" in message and ".csv" in message
 
 
+def usage_error_of(source: object, **options: object) -> str:
+    """The message of the SpecError (a setting that does not apply) load_dataset raises."""
+    with pytest.raises(SpecError) as caught:
+        load_dataset(source, **options)  # type: ignore[arg-type]
+    return str(caught.value)
+
+
 def test_builtin_rejects_target_and_a_wrong_task():
-    assert "target" in error_of("iris", target="species")
-    assert "classification" in error_of("iris", task="regression")
+    assert "target" in usage_error_of("iris", target="species")
+    assert "classification" in usage_error_of("iris", task="regression")
 
 
 def test_missing_extra_names_the_package_and_the_extra(monkeypatch):
@@ -244,7 +251,7 @@ def test_not_utf8(tmp_path):
 
 
 def test_bad_task_value(tmp_path):
-    assert "'classification' or 'regression'" in error_of("xor", task="regresion")
+    assert "'classification' or 'regression'" in usage_error_of("xor", task="regresion")
 
 
 # --- NPZ files ---------------------------------------------------------------------------------
@@ -427,7 +434,7 @@ def test_regression_split_and_bad_fractions():
     train, test = train_test_split(data, 0.1, rng=np.random.default_rng(0))
     assert (train.n_samples, test.n_samples) == (398, 44) and test.task == "regression"
     for fraction in (0.0, 1.0, 1.5):
-        with pytest.raises(DataError, match="between 0 and 1"):
+        with pytest.raises(SpecError, match="between 0 and 1"):
             train_test_split(data, fraction, rng=np.random.default_rng(0))
     tiny = datasets._subset(data, np.arange(3))
     with pytest.raises(DataError, match="0 test samples"):

@@ -38,7 +38,7 @@ NETWORKS = [
     ("3-10relu-6relu-3softmax", "cross-entropy", 2.0),
     ("3-4tanh-3softmax", "squared-error", None),
     ("2-3elu-3gelu-2", "mse", None),
-    ("3-4leaky_relu(0.1)-2softplus-2sigmoid", "cross-entropy", None),
+    ("3-4leaky_relu(0.1)-2softplus-3softmax", "binary-cross-entropy", None),  # not fused
 ]
 NOTATIONS = ("row", "column")
 

@@ -180,25 +180,26 @@ def test_the_python_api_takes_a_mapping():
 
 
 @pytest.mark.parametrize(
-    ("extra", "said"),
+    ("extra", "said", "status"),
     [
-        (["--weights", "missing.json"], "missing.json: cannot read it"),
-        (["--weights", "{bad}"], "not a JSON document"),
-        (["--weights", "{wrong_names}"], "missing W2, b2; unknown V2"),
-        (["--weights", "{row_layout}"], "the other notation's layout"),
-        (["--weights", "{not_numbers}"], "'a', which is not a number"),
-        (["--weights", "{bias}"], "give 2 numbers or one for the whole layer"),
-        (["--weights", "{zip}"], "not a readable NPZ archive"),
-        (["--input", "0.05,x", "--target", "0.01,0.99"], "'x' is not a number"),
-        (["--input", "0.05,0.1,0.2", "--target", "0.01,0.99"], "3 values per sample"),
-        (["--input", "0.05,0.1"], "give --input and --target together"),
-        (["--input", "0.05,nan", "--target", "0.01,0.99"], "not a finite number"),
-        (["--freeze", "c3"], "cannot hold 'c3' fixed"),
-        (["--steps", "0"], "--steps must be between 1"),
-        (["--learning-rate", "inf"], "finite number > 0"),
+        (["--weights", "missing.json"], "missing.json: cannot read it", 3),
+        (["--weights", "{bad}"], "not a JSON document", 3),
+        (["--weights", "{wrong_names}"], "missing W2, b2; unknown V2", 3),
+        (["--weights", "{row_layout}"], "the other notation's layout", 2),
+        (["--weights", "{not_numbers}"], "'a', which is not a number", 3),
+        (["--weights", "{bias}"], "give 2 numbers or one for the whole layer", 2),
+        (["--weights", "{zip}"], "not a readable .npz archive", 3),
+        (["--input", "0.05,x", "--target", "0.01,0.99"], "'x' is not a number", 3),
+        (["--input", "0.05,0.1,0.2", "--target", "0.01,0.99"], "3 values per sample", 2),
+        (["--input", "0.05,0.1"], "give --input and --target together", 2),
+        (["--input", "0.05,nan", "--target", "0.01,0.99"], "not a finite number", 3),
+        (["--freeze", "c3"], "cannot hold 'c3' fixed", 2),
+        (["--steps", "0"], "--steps must be between 1", 2),
+        (["--learning-rate", "inf"], "finite number > 0", 2),
     ],
 )
-def test_bad_numbers_exit_2_with_one_line(extra, said, tmp_path, capsys, monkeypatch):
+def test_bad_numbers_exit_with_one_line(extra, said, status, tmp_path, capsys, monkeypatch):
+    """Exit 2 for a usage error, 3 for a file or numbers that cannot be read (docs/errors.md)."""
     monkeypatch.chdir(tmp_path)
     files = {
         "{bad}": ("bad.json", "{"),
@@ -216,23 +217,28 @@ def test_bad_numbers_exit_2_with_one_line(extra, said, tmp_path, capsys, monkeyp
             extra[index] = name
     spec = "2-3sigmoid-2sigmoid" if "row.json" in extra else SPEC
     argv = ["derive", spec, "--loss", "squared-error", "--notation", "column", "--example"]
-    assert main(argv + extra) == 2
+    assert main(argv + extra) == status
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize(
-    ("argv", "said"),
+    ("argv", "said", "status"),
     [
-        (["derive", SPEC, "--steps", "5"], "add --example"),
-        (["derive", SPEC, "--input", "1,2", "--target", "1,2"], "add one"),
-        (["init", SPEC, "-o", "."], "is a folder"),
-        (["init", SPEC, "-o", "no/such/folder/m.nnm"], "does not exist"),
-        (["derive", SPEC, "--verify", "-o", "no/such/folder/d.md"], "does not exist"),
+        (["derive", SPEC, "--steps", "5"], "add --example", 2),
+        (["derive", SPEC, "--input", "1,2", "--target", "1,2"], "add one", 2),
+        (["init", SPEC, "-o", "."], "is a folder", 3),
+        (["init", SPEC, "-o", "a-file/m.nnm"], "is a file, not a folder", 3),
+        (["derive", SPEC, "--verify", "-o", "a-file/d.md"], "is a file, not a folder", 3),
     ],
 )
-def test_options_that_do_not_apply_and_unwritable_outputs_are_refused(argv, said, capsys):
-    assert main(argv) == 2
+def test_options_that_do_not_apply_and_unwritable_outputs_are_refused(
+    argv, said, status, capsys, tmp_path, monkeypatch
+):
+    """Usage errors exit 2; an output that cannot be written, 3 (before any work)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    assert main(argv) == status
     assert said in capsys.readouterr().err
 
 

@@ -13,8 +13,10 @@ from oracles import worst_torch_mismatch
 
 from nnmath import gradcheck
 from nnmath.activations import ACTIVATIONS, RELU, SIGMOID
+from nnmath.errors import SpecError
 from nnmath.gradcheck import (
     check_gradients,
+    check_size,
     default_loss_name,
     numerical_gradient,
     numerical_jacobian,
@@ -24,6 +26,7 @@ from nnmath.gradcheck import (
 from nnmath.layers import Linear, Softmax, softmax
 from nnmath.losses import SoftmaxCrossEntropy, get_loss
 from nnmath.network import MLP
+from nnmath.spec import parse_spec
 
 NETWORKS = [
     ("3-10relu-6relu-3softmax", "cross-entropy", None),
@@ -223,3 +226,32 @@ def test_default_loss_matches_the_output():
     assert default_loss_name("softmax") == "cross-entropy"
     assert default_loss_name("sigmoid") == "binary-cross-entropy"
     assert default_loss_name("identity") == "squared-error"
+
+
+# ---- the check's own settings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"eps": 0.0}, "eps, the finite-difference step, must be > 0"),
+        ({"eps": -1.0}, "must be finite and ≥ 0, got -1.0"),
+        ({"eps": float("nan")}, "eps must be finite"),
+        ({"eps": 1.0}, "at most 0.1"),
+        ({"rtol": -1.0}, "rtol must be finite and ≥ 0"),
+        ({"atol": float("inf")}, "atol must be finite"),
+    ],
+)
+def test_steps_and_tolerances_that_cannot_give_a_verdict_are_refused(options, fragment) -> None:
+    model, X = MLP("3-4tanh-2", seed=0), np.ones((2, 3))
+    with pytest.raises(SpecError) as caught:
+        check_gradients(model, X, np.ones((2, 2)), get_loss("mse"), **options)
+    assert fragment in str(caught.value)
+
+
+def test_a_check_too_large_to_finish_is_refused_before_anything_is_built() -> None:
+    with pytest.raises(SpecError, match="from 1 to 100,000, got 0"):
+        check_size(parse_spec("3-4relu-2"), 0)
+    with pytest.raises(SpecError, match=r"700,000,003 parameters\) on 8 samples .* 1\.6e\+19"):
+        check_size(parse_spec("3-100000000relu-3"), 8)
+    check_size(parse_spec("784-128relu-10softmax"), 8)  # MNIST-sized: allowed (3e11)

@@ -10,8 +10,9 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from oracles import batch_jacobian, block_diagonal, torch_gradients
 
+from nnmath import network as network_module
 from nnmath.activations import ACTIVATIONS
-from nnmath.errors import DataError, ShapeError, SpecError
+from nnmath.errors import DataError, ShapeError, SpecError, WrongTypeError
 from nnmath.gradcheck import numerical_jacobian
 from nnmath.losses import LOSSES, get_loss
 from nnmath.network import MLP
@@ -239,7 +240,8 @@ def test_float32_model_stays_float32():
     assert isinstance(cost, float) and math.isfinite(cost)
     assert all(g.dtype == np.float32 for g in [*grads.flat(), grads.X])
     for loss_name in LOSSES:
-        small, X_, T_ = problem("3-4tanh-2sigmoid", loss_name, dtype=np.float32)
+        output = "2softmax" if loss_name == "cross-entropy" else "2sigmoid"  # pairing's rules
+        small, X_, T_ = problem(f"3-4tanh-{output}", loss_name, dtype=np.float32)
         _, g = small.loss_and_gradients(X_, T_, get_loss(loss_name))
         assert all(a.dtype == np.float32 for a in [*g.flat(), g.X]), loss_name
     # and float32 gradients are the float64 ones to float32 accuracy
@@ -276,3 +278,48 @@ def test_glorot_or_he_is_chosen_by_the_activation():
     assert explicit.linears[0].W.std() == pytest.approx(math.sqrt(2 / 700), rel=0.05)
     with pytest.raises(SpecError, match="unknown initialisation 'xavier'"):
         MLP("3-2", init="xavier")
+
+
+# ---- bad arguments are nnmath's own errors ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "fragment"),
+    [
+        ({"seed": "abc"}, WrongTypeError, "the seed must be a whole number ≥ 0, got 'abc'"),
+        ({"seed": 1.5}, WrongTypeError, "got 1.5"),
+        ({"seed": -1}, SpecError, "got -1"),
+        ({"rng": 3}, WrongTypeError, "numpy.random.Generator"),
+        ({"dtype": "int8"}, SpecError, "floating type (float32 or float64), got int8"),
+        ({"dtype": "banana"}, WrongTypeError, "floating type"),
+    ],
+)
+def test_bad_construction_arguments_are_named(options, error, fragment) -> None:
+    with pytest.raises(error) as caught:
+        MLP("3-4relu-2softmax", **options)
+    assert fragment in str(caught.value)
+
+
+def test_a_network_that_cannot_fit_in_memory_is_refused_before_allocating(monkeypatch) -> None:
+    monkeypatch.setattr(network_module, "available_memory", lambda: 1_000_000)
+    with pytest.raises(SpecError, match=r"its 6e\+05 float32 parameters need 2\.3 MiB"):
+        MLP("3-100000relu-2", dtype=np.float32)  # 600,002 parameters: 2.4 MB > 0.8 of 1 MB
+    MLP("3-1000relu-2")  # 40 kB: fine
+    with pytest.raises(SpecError, match="4.7 ZiB"):  # whatever the machine
+        network_module.MLP("3-99999999999999999999relu-3")
+
+
+@pytest.mark.parametrize(
+    ("X", "fragment"),
+    [
+        ("abc", "X must be an array of shape (S, 2)"),
+        ([[1.0, 2.0]], "got list"),
+        (None, "got NoneType"),
+        (np.array([[1, "a"]], dtype=object), "dtype object"),
+        (np.array([["1", "2"]]), "dtype <U1"),
+    ],
+)
+def test_inputs_that_are_not_arrays_of_numbers_are_type_errors(X, fragment) -> None:
+    with pytest.raises(WrongTypeError) as caught:
+        MLP("2-3relu-2softmax").predict(X)
+    assert fragment in str(caught.value) and isinstance(caught.value, TypeError)

@@ -175,7 +175,7 @@ def test_command_float32_default_and_opset(tmp_path) -> None:
 
 
 def test_command_errors_are_one_line(tmp_path, capsys) -> None:
-    assert main(["export", str(tmp_path / "missing.nnm"), str(tmp_path / "m.onnx")]) == 2
+    assert main(["export", str(tmp_path / "missing.nnm"), str(tmp_path / "m.onnx")]) == 3
     assert "nnmath export: error:" in capsys.readouterr().err
     model, _ = trained_model("binary", np.random.default_rng(9))
     model.save(tmp_path / "model.nnm")

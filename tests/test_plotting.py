@@ -71,3 +71,17 @@ def test_decision_boundary_needs_two_features(tmp_path: Path) -> None:
     model = TrainedModel(MLP("3-4tanh-2softmax"), get_loss("cross-entropy"), "classification")
     with pytest.raises(ValueError, match="two input features"):
         plotting.plot_decision_boundary(model, np.zeros((4, 3)), np.zeros(4), tmp_path / "d.png")
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {"epoch": [1, 2], "loss": [1.0, 0.5], "val_loss": [1.1, 0.6], "val_accuracy": [0.5, 0.7]},
+        {"epoch": [1, 2], "loss": [1.0, 0.5]},  # running metrics, no validation: the loss alone
+    ],
+)
+def test_the_history_plot_draws_what_was_logged(tmp_path: Path, metrics, recwarn) -> None:
+    """Running training metrics log the loss alone (a network with dropout, say)."""
+    history = History(metrics={key: list(map(float, values)) for key, values in metrics.items()})
+    assert is_png(plotting.plot_history(history, tmp_path / "h.png"))
+    assert not [w for w in recwarn if "legend" in str(w.message)]

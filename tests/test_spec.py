@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nnmath.activations import ACTIVATIONS
-from nnmath.errors import SpecError
+from nnmath.errors import SpecError, WrongTypeError
 from nnmath.layers import Elementwise, Softmax
 from nnmath.network import MLP
 from nnmath.spec import ACTIVATION_NAMES, LayerSpec, NetworkSpec, parse_spec
@@ -209,3 +209,44 @@ def test_an_unreadable_layer_lists_activations_and_modifiers():
         parse_spec("3-relu+bn-2")
     assert "valid modifiers: bn, dropout(p)" in str(info.value)
     assert "valid activations" in str(info.value)
+
+
+# ---- ASCII, sizes and types -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("²-3", "'²' (SUPERSCRIPT TWO); a spec is plain ASCII"),
+        ("٣-3", "ARABIC-INDIC DIGIT THREE"),
+        ("3-1０relu-2", "FULLWIDTH DIGIT ZERO"),
+        (
+            "3−10relu−3",
+            "joins its sizes with '−' (MINUS SIGN); use the ASCII hyphen '-': '3-10relu-3'",
+        ),
+        ("3–10relu–3", "EN DASH"),
+        ("3-10relu-3ｓoftmax", "plain ASCII"),
+        ("3-" + "9" * 31 + "relu-2", "a size of 31 digits"),
+        ("3-" + "9" * 5000 + "relu-2", "a size of 5000 digits"),  # int() itself refuses 4300
+    ],
+)
+def test_specs_are_ascii_and_sizes_are_text_of_sensible_length(text: str, fragment: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text)
+    assert fragment in str(caught.value)
+
+
+def test_a_spec_is_a_string() -> None:
+    with pytest.raises(WrongTypeError, match="a network spec is a string"):
+        parse_spec(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # a TypeError, as scikit-learn conventions expect
+        MLP(None)  # type: ignore[arg-type]
+
+
+def test_the_parameter_count_is_known_before_anything_is_built() -> None:
+    assert (
+        parse_spec("3-10relu-6relu-3softmax").parameter_count
+        == MLP("3-10relu-6relu-3softmax").parameter_count
+    )
+    assert parse_spec("4-8tanh+bn-2").parameter_count == MLP("4-8tanh+bn-2").parameter_count
+    assert parse_spec("3-99999999999999999999relu-3").parameter_count == 7 * 10**20 - 4

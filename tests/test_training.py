@@ -504,7 +504,7 @@ def test_bad_inputs_are_refused_before_training() -> None:
         fit(model, X[:, :3], y, epochs=1)
     with pytest.raises(SpecError, match="batch_size"):
         fit(model, X, y, batch_size=0)
-    with pytest.raises(DataError, match="validation_fraction"):
+    with pytest.raises(SpecError, match="validation_fraction"):
         fit(model, X, y, validation_fraction=1.5)
     with pytest.raises(SpecError, match="not both"):
         fit(model, X, y, validation=(X, y), validation_fraction=0.2)

@@ -24,8 +24,10 @@ from nnmath.errors import (
     DivergenceError,
     ModelFileError,
     NNMathError,
+    OutputError,
     ShapeError,
     SpecError,
+    WrongTypeError,
 )
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing would double this import's time
@@ -77,9 +79,11 @@ __all__ = [
     "MLP",
     "ModelFileError",
     "NNMathError",
+    "OutputError",
     "ShapeError",
     "SpecError",
     "TrainedModel",
+    "WrongTypeError",
     "__version__",
     "check_formula",
     "check_gradients",

@@ -77,15 +77,17 @@ def check_fits_in_memory(n_bytes: int, what: str, error: type[NNMathError]) -> N
     available = available_memory()
     if available is not None and n_bytes > MEMORY_FRACTION * available:
         raise error(
-            f"{what} needs {_size_text(n_bytes)} of memory, more than the "
-            f"{_size_text(available)} available; the file is corrupted or too large for this "
+            f"{what} needs {size_text(n_bytes)} of memory, more than the "
+            f"{size_text(available)} available; the file is corrupted or too large for this "
             "machine"
         )
 
 
-def _size_text(n_bytes: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n_bytes < 1024 or unit == "PiB":
+def size_text(n_bytes: float) -> str:
+    """A number of bytes as people read it: 192 bytes, 22.9 MiB, 7.3 TiB."""
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+    for unit in units:
+        if n_bytes < 1024 or unit == units[-1]:
             return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
         n_bytes /= 1024
     raise AssertionError("unreachable")
@@ -127,7 +129,7 @@ class _Member:
         if declared != info.file_size:
             raise error(
                 f"{label} declares a {self.dtype} array of shape {_shape_text(self.shape)} "
-                f"({_size_text(self.data_bytes)}) but holds {_size_text(info.file_size)}; the "
+                f"({size_text(self.data_bytes)}) but holds {size_text(info.file_size)}; the "
                 "file is corrupted or was crafted"
             )
 

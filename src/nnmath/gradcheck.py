@@ -21,6 +21,7 @@ every evaluation of the cost, so every evaluation uses the same masks and the ch
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,13 +29,41 @@ from typing import Any
 import numpy as np
 
 from nnmath.backend import convert, namespace, to_numpy
+from nnmath.errors import SpecError, WrongTypeError
 from nnmath.layers import EVALUATION, Elementwise, Mode
 from nnmath.losses import Loss, as_targets
 from nnmath.network import MLP, Gradients
+from nnmath.pairing import check_pair, default_loss_name
+from nnmath.spec import NetworkSpec
+
+__all__ = [  # default_loss_name lives in pairing; callers have imported it from here
+    "DEFAULT_ATOL",
+    "DEFAULT_EPS",
+    "DEFAULT_RTOL",
+    "GradcheckReport",
+    "ParameterCheck",
+    "check_gradients",
+    "check_size",
+    "check_steps",
+    "default_loss_name",
+    "kink_pattern",
+    "numerical_gradient",
+    "numerical_jacobian",
+    "random_problem",
+    "relative_error",
+]
 
 DEFAULT_EPS = 1e-5
 DEFAULT_RTOL = 1e-6
 DEFAULT_ATOL = 1e-9
+MAX_EPS = 0.1
+"""A larger step measures a secant, not the derivative."""
+MAX_SAMPLES = 100_000
+"""Samples a check may draw: more says nothing more about a formula's correctness."""
+WORK_BUDGET = 1e12
+"""Multiply-adds a check may take. Central differences evaluate the cost twice per parameter and
+input entry, each evaluation about 2·S·P: 784-128relu-10softmax at S = 8 is 3e11 (under a minute);
+3-100000000relu-3 would be 1e19 and is refused at once."""
 
 
 def numerical_gradient(
@@ -164,6 +193,40 @@ class GradcheckReport:
         return "\n".join(lines)
 
 
+def check_size(spec: NetworkSpec, samples: Any) -> None:
+    """Refuse, before anything is built, a check on ``samples`` samples of ``spec`` that is not a
+    whole number of samples from 1 to MAX_SAMPLES or whose central differences would take more
+    than WORK_BUDGET multiply-adds (which also bounds its memory)."""
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral):
+        raise WrongTypeError(f"the number of samples must be a whole number, got {samples!r}")
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise SpecError(f"the number of samples must be from 1 to {MAX_SAMPLES:,}, got {samples}")
+    P = spec.parameter_count
+    work = 4.0 * (P + samples * spec.n_in) * samples * P
+    if work > WORK_BUDGET:
+        raise SpecError(
+            f"checking {spec} ({P:,} parameters) on {samples} samples by central differences "
+            f"would take about {work:.1e} multiply-adds, more than the {WORK_BUDGET:.0e} a check "
+            "may take; check a narrower network (the formulas are the same for every width) or "
+            "fewer samples"
+        )
+
+
+def check_steps(eps: Any, rtol: Any, atol: Any) -> None:
+    """Refuse a finite-difference step outside (0, MAX_EPS] and tolerances that are not finite
+    and ≥ 0: a step of 0 divides by zero, a negative one flips every difference."""
+    for name, value in (("eps", eps), ("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise WrongTypeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise SpecError(f"{name} must be finite and ≥ 0, got {value}")
+    if not 0 < eps <= MAX_EPS:
+        raise SpecError(
+            f"eps, the finite-difference step, must be > 0 and at most {MAX_EPS:g}, got {eps:g}; "
+            f"the default {DEFAULT_EPS:g} balances truncation and round-off in float64"
+        )
+
+
 def check_gradients(
     model: MLP,
     X: np.ndarray,
@@ -185,9 +248,14 @@ def check_gradients(
     another Array API library (PyTorch, array-api-strict, ...) runs its backward pass in that
     library, in float64; the differences are taken in NumPy.
     """
+    check_steps(eps, rtol, atol)
+    check_pair(model.output, model.n_out, loss)
     xp = namespace(model.linears[0].W)
     model = model.astype(np.float64)
-    X = np.array(to_numpy(X), dtype=np.float64)
+    X = np.asarray(to_numpy(X))
+    model.check_input(X)
+    check_size(model.spec, int(X.shape[0]))
+    X = X.astype(np.float64)
     T = as_targets(to_numpy(T), model.n_out, np.float64)
 
     def mode() -> Mode:  # a fresh generator each time: the same dropout masks for every cost
@@ -283,10 +351,3 @@ def random_problem(
     else:
         T = rng.normal(size=(n_samples, model.n_out))
     return X, T
-
-
-def default_loss_name(output: str) -> str:
-    """The loss that matches an output activation: softmax → cross-entropy, sigmoid → BCE."""
-    return {"softmax": "cross-entropy", "sigmoid": "binary-cross-entropy"}.get(
-        output, "squared-error"
-    )

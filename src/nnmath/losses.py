@@ -20,12 +20,13 @@ Formula placeholders: ``<A>``/``<a>`` the prediction, ``<T>``/``<t>`` the target
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from nnmath.activations import SIGMOID
 from nnmath.backend import namespace
-from nnmath.errors import DataError, SpecError
+from nnmath.errors import DataError, SpecError, WrongTypeError
 from nnmath.layers import Formula, Rule, log_softmax, softmax
 
 Array = Any
@@ -237,8 +238,15 @@ class CrossEntropy:
     tex: Formula = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.base > 1:
-            raise SpecError(f"cross-entropy log base must be > 1, got {self.base}")
+        if isinstance(self.base, bool) or not isinstance(self.base, numbers.Real):
+            raise WrongTypeError(
+                f"cross-entropy log base must be a number > 1, got {self.base!r}"
+            )
+        if not (self.base > 1 and math.isfinite(self.base)):
+            raise SpecError(
+                f"cross-entropy log base must be > 1 and finite, got {self.base}; e (the "
+                "default), 2 (bits) or 10 are the usual ones"
+            )
         log, factor = _base_tex(self.base)
         object.__setattr__(
             self,
@@ -422,6 +430,10 @@ CLASSIFICATION_LOSSES = ("cross-entropy", "binary-cross-entropy")
 
 def get_loss(name: str, base: float | None = None) -> Loss:
     """The loss called ``name``; ``base`` sets the log base of cross-entropy (e by default)."""
+    if not isinstance(name, str):
+        raise WrongTypeError(
+            f"a loss is named by a string, one of {', '.join(LOSSES)}; got {name!r}"
+        )
     key = name.lower().replace("_", "-")
     if key not in LOSSES:
         raise SpecError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")

@@ -38,7 +38,7 @@ from nnmath.activations import ensure_registered, registered_expressions
 from nnmath.archive import read_npz
 from nnmath.checkpoint import TrainingState
 from nnmath.datasets import Standardizer
-from nnmath.errors import DataError, ModelFileError, NNMathError, ShapeError
+from nnmath.errors import DataError, ModelFileError, NNMathError, OutputError, ShapeError
 from nnmath.losses import CrossEntropy, Loss, get_loss
 from nnmath.metrics import (
     class_probabilities,
@@ -47,6 +47,7 @@ from nnmath.metrics import (
     regression_metrics,
 )
 from nnmath.network import MLP
+from nnmath.outputs import as_path
 from nnmath.spec import parse_spec
 
 FORMAT_VERSION = 1
@@ -133,7 +134,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     are created, and the temporary files of earlier saves to ``path`` that were interrupted are
     removed (:func:`remove_stale_temporaries`).
     """
-    path = Path(path)
+    path = Path(as_path(path, "the file to write"))
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name in it, e.g. {path / 'model.nnm'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     descriptor, temporary = _locked_temporary(path)
@@ -409,7 +412,7 @@ def save_checkpoint(
 
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header and arrays of an nnmath archive, checked; ModelFileError for anything wrong."""
-    path = Path(path)
+    path = Path(as_path(path, "a model file"))
     if not path.exists():
         raise ModelFileError(
             f"{path}: no such file; train a model first (nnmath train --output {path}) or check "

@@ -18,18 +18,21 @@ running ones, as PyTorch does) and draws dropout masks from ``rng``; evaluation 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from nnmath.archive import MEMORY_FRACTION, available_memory, size_text
 from nnmath.backend import check_same_namespace, convert, dtype_name, namespace, to_numpy
 from nnmath.dropout import Dropout
-from nnmath.errors import DataError, ShapeError
+from nnmath.errors import DataError, ShapeError, SpecError, WrongTypeError
 from nnmath.initializers import initialize
 from nnmath.layers import Elementwise, Linear, Mode, Softmax, activation_layer
 from nnmath.losses import Loss, as_sample_weight, as_targets, cost, cost_gradient, fuse
 from nnmath.normalization import BatchNorm
+from nnmath.pairing import check_pair
 from nnmath.penalties import Penalty, penalty_scale
 from nnmath.spec import LayerSpec, NetworkSpec, parse_spec
 
@@ -68,8 +71,10 @@ class MLP:
         seed: int = 0,
         dtype: Any = np.float64,
     ) -> None:
-        self.spec = parse_spec(spec) if isinstance(spec, str) else spec
-        rng = np.random.default_rng(seed) if rng is None else rng
+        self.spec = spec if isinstance(spec, NetworkSpec) else parse_spec(spec)
+        dtype = float_dtype(dtype)
+        check_memory(self.spec, dtype)
+        rng = as_generator(seed, rng)
         self.linears: list[Linear] = []
         self.batch_norms: list[BatchNorm | None] = []
         self.activations: list[Elementwise | Softmax] = []
@@ -77,10 +82,10 @@ class MLP:
         for n_in, layer in zip(self.spec.sizes[:-1], self.spec.layers, strict=True):
             activation = activation_layer(layer.activation, layer.parameter)
             scheme = init if init != "auto" else _default_init(activation)
-            W, b = initialize(n_in, layer.size, scheme, rng, np.dtype(dtype))
+            W, b = initialize(n_in, layer.size, scheme, rng, dtype)
             self.linears.append(Linear(W, b))
             self.batch_norms.append(
-                BatchNorm.initial(layer.size, np.dtype(dtype)) if layer.batch_norm else None
+                BatchNorm.initial(layer.size, dtype) if layer.batch_norm else None
             )
             self.activations.append(activation)
             self.dropouts.append(None if layer.dropout is None else Dropout(layer.dropout))
@@ -247,8 +252,19 @@ class MLP:
     # ---- forward -----------------------------------------------------------------------------
 
     def check_input(self, X: Array) -> None:
-        """Refuse an input that is not (S, n_in) or holds NaN/Inf, naming the layer or row."""
+        """Refuse an input that is not an array of numbers, not (S, n_in), or holds NaN/Inf,
+        naming the layer or row."""
         first = self.linears[0]
+        if not (hasattr(X, "shape") and hasattr(X, "dtype")):
+            raise WrongTypeError(
+                f"X must be an array of shape (S, {first.n_in}), one sample per row, got "
+                f"{type(X).__name__}; make one with numpy.asarray(X, dtype=float)"
+            )
+        if isinstance(X, np.ndarray) and X.dtype.kind not in "fiub":
+            raise WrongTypeError(
+                f"X must hold numbers, got an array of dtype {X.dtype}; convert it with "
+                "X.astype(float) (text columns need encoding first)"
+            )
         check_same_namespace("input X", X, first.W)
         if X.ndim != 2 or X.shape[1] != first.n_in:
             raise ShapeError(
@@ -330,6 +346,7 @@ class MLP:
         ``training=False`` differentiates the evaluation-mode network instead. A network without
         batch norm or dropout is the same function in both modes.
         """
+        check_pair(self.output, self.n_out, loss)
         T = as_targets(T, self.n_out, self.dtype)
         w = None if sample_weight is None else as_sample_weight(sample_weight, len(T), self.dtype)
         fused = fuse(self.output, loss)
@@ -366,6 +383,7 @@ class MLP:
         penalty), through the fused pair where there is one; in evaluation mode unless
         ``training=True`` (which, like any training pass, updates batch norm's running
         statistics)."""
+        check_pair(self.output, self.n_out, loss)
         T = as_targets(T, self.n_out, self.dtype)
         w = None if sample_weight is None else as_sample_weight(sample_weight, len(T), self.dtype)
         fused = fuse(self.output, loss)
@@ -401,6 +419,59 @@ class MLP:
             params[l - 1].update({k: after @ P for k, P in layer.param_jacobians(cache).items()})
             after = after @ layer.jacobian(cache)
         return after, params
+
+
+def float_dtype(dtype: Any) -> np.dtype:
+    """The parameters' dtype: a NumPy floating type (float32, float64, …), else an nnmath error."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise WrongTypeError(
+            f"dtype must be a floating type such as 'float32', got {dtype!r}"
+        ) from None
+    if resolved.kind != "f":
+        raise SpecError(
+            f"dtype must be a floating type (float32 or float64), got {resolved}: the gradients "
+            "of a network are real numbers"
+        )
+    return resolved
+
+
+def as_generator(seed: Any, rng: Any) -> np.random.Generator:
+    """``rng`` when given (a numpy Generator), else ``default_rng(seed)`` for a whole seed ≥ 0."""
+    if rng is not None:
+        if not isinstance(rng, np.random.Generator):
+            raise WrongTypeError(
+                f"rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), got "
+                f"{type(rng).__name__}"
+            )
+        return rng
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise WrongTypeError(f"the seed must be a whole number ≥ 0, got {seed!r}"[:200])
+    if seed < 0:
+        raise SpecError(f"the seed must be a whole number ≥ 0, got {seed}")
+    return np.random.default_rng(int(seed))
+
+
+def check_memory(spec: NetworkSpec, dtype: Any, copies: int = 1, rows: int = 0) -> None:
+    """Refuse, before allocating, a network whose parameters (``copies`` of them: gradients,
+    optimizer state) and the outputs of ``rows`` rows of every layer (the buffers of a training
+    step) need more than MEMORY_FRACTION of the memory available now."""
+    count, itemsize = spec.parameter_count, np.dtype(dtype).itemsize
+    units = sum(layer.size for layer in spec.layers)
+    n_bytes = (copies * count + 3 * rows * units) * itemsize  # Z, δ and a mask per unit and row
+    available = available_memory()
+    if available is None or n_bytes <= MEMORY_FRACTION * available:
+        return
+    copies_text = f"{copies} copies of " if copies > 1 else ""
+    rows_text = f" and the outputs of {rows:,} rows of every layer" if rows else ""
+    widest = max(layer.size for layer in spec.layers)
+    raise SpecError(
+        f"the network {spec} is too large for this machine: {copies_text}its {count:.3g} "
+        f"{np.dtype(dtype)} parameters{rows_text} need {size_text(n_bytes)}, and "
+        f"{size_text(available)} of memory are available; make the layers narrower (the widest "
+        f"has {widest:,} units)" + (" or the batch smaller" if rows else "")
+    )
 
 
 def array_names(spec: NetworkSpec) -> list[str]:

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 
-from nnmath.errors import ModelFileError, ShapeError, SpecError
+from nnmath.errors import ModelFileError, ShapeError, SpecError, WrongTypeError
 
 __all__ = [
     "OPTIMIZERS",
@@ -53,8 +54,14 @@ __all__ = [
 ]
 
 
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise WrongTypeError(f"optimizer {name} must be a number, got {value!r}")
+
+
 def _check_at_least(name: str, value: float, low: float) -> float:
     """Return ``value`` as a float, or raise SpecError unless low ≤ value."""
+    _check_number(name, value)
     if not value >= low:  # also rejects NaN
         raise SpecError(f"optimizer {name} must be >= {low}, got {value!r}")
     return float(value)
@@ -62,6 +69,7 @@ def _check_at_least(name: str, value: float, low: float) -> float:
 
 def _check_beta(name: str, value: float) -> float:
     """Return ``value`` as a float, or raise SpecError unless 0 ≤ value < 1."""
+    _check_number(name, value)
     if not 0.0 <= value < 1.0:
         raise SpecError(f"optimizer {name} must be in [0, 1), got {value!r}")
     return float(value)

@@ -47,22 +47,25 @@ def plot_history(history: Any, path: str | Path, *, title: str = "") -> Path:
     """Loss (left) and accuracy or R² (right) per epoch, training and validation; best epoch marked."""
     metrics = history.metrics
     epochs = metrics["epoch"]
-    second = "accuracy" if "accuracy" in metrics else "r2"
+    # running training metrics log the loss alone: accuracy or R² may be there for validation only
+    second = "accuracy" if "accuracy" in metrics or "val_accuracy" in metrics else "r2"
     figure = _figure(10, 4)
     for axes, key, label in zip(
         figure.subplots(1, 2), ("loss", second), ("loss (cost C)", second), strict=True
     ):
-        axes.plot(epochs, metrics[key], label="training", color="tab:blue")
+        if key in metrics:
+            axes.plot(epochs, metrics[key], label="training", color="tab:blue")
         if f"val_{key}" in metrics:
             axes.plot(epochs, metrics[f"val_{key}"], label="validation", color="tab:orange")
         if history.best_epoch:
             axes.axvline(history.best_epoch, color="gray", ls="--", lw=1, label="best epoch")
-        if key == "loss" and min(metrics[key]) > 0:
+        if key == "loss" and min(metrics[key]) > 0:  # the training loss is always logged
             axes.set_yscale("log")
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
-        axes.legend()
+        if axes.get_legend_handles_labels()[0]:  # R² of a run without validation: not logged
+            axes.legend()
     if title:
         figure.suptitle(title)
     return _save(figure, path)

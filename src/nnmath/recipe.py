@@ -13,6 +13,7 @@ Training runs in float32 by default (``TrainConfig.dtype``; float64 is ``--dtype
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -25,15 +26,16 @@ from nnmath.callbacks import Callback
 from nnmath.checkpoint import TrainingState
 from nnmath.datasets import Dataset, Standardizer, load_dataset, split_for_evaluation
 from nnmath.errors import SpecError
+from nnmath.evaluation import EVALUATION_ROWS
 from nnmath.history import History
 from nnmath.losses import get_loss
 from nnmath.modelfile import TrainedModel, save_checkpoint
-from nnmath.network import MLP
+from nnmath.network import MLP, check_memory
 from nnmath.optimizers import make_optimizer
 from nnmath.penalties import Penalty, get_penalty
 from nnmath.settings import CLASSIFICATION, REGRESSION
-from nnmath.spec import NetworkSpec, parse_spec
-from nnmath.training import check_settings, default_loss_name, fit
+from nnmath.spec import NetworkSpec, check_characters, parse_spec
+from nnmath.training import TRAINING_COPIES, check_settings, default_loss_name, fit
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,30 @@ def check_config(config: TrainConfig) -> None:
     )
     training_dtype(config.dtype)
     config_penalty(config)
+    _check_fractions(config)
+    if config.spec is not None:  # its syntax now; its sizes against the data once it is read
+        check_characters(config.spec)
+        if not config.activations:  # names that --activation registers are known only later
+            parse_spec(_placeholder_spec(config.spec))
+
+
+def _placeholder_spec(text: str) -> str:
+    """``text`` as complete_spec completes it, with sizes 1 where the data will give them."""
+    text = text.strip()
+    if text.split("-")[0].isdigit():
+        return text
+    return f"1-{text}" if text.endswith("softmax") else f"1-{text}-1"
+
+
+def _check_fractions(config: TrainConfig) -> None:
+    """The held-out fraction lies in (0, 1), the validation fraction in [0, 1) (0: none)."""
+    for name, zero_allowed in (("test_fraction", False), ("validation_fraction", True)):
+        value = getattr(config, name)
+        if value is None or (zero_allowed and value == 0):
+            continue
+        if not 0.0 < value < 1.0:
+            none = "; 0 means none" if zero_allowed else ""
+            raise SpecError(f"{name} must lie strictly between 0 and 1, got {value!r}{none}")
 
 
 def training_dtype(name: str) -> np.dtype:
@@ -223,7 +249,11 @@ def training_dtype(name: str) -> np.dtype:
 def build_model(config: TrainConfig, train: Dataset, rng: np.random.Generator) -> TrainedModel:
     """The network the config names, for this data, with the training split's standardisation."""
     spec = complete_spec(config.spec, train.n_features, train.n_outputs, train.task)
-    network = MLP(spec, rng=rng, dtype=training_dtype(config.dtype))
+    dtype = training_dtype(config.dtype)  # before anything is built, the run's memory (fit's rule)
+    check_memory(
+        spec, dtype, TRAINING_COPIES, config.batch_size + min(train.n_samples, EVALUATION_ROWS)
+    )
+    network = MLP(spec, rng=rng, dtype=dtype)
     standardize = config.standardize
     return TrainedModel(
         network=network,
@@ -378,7 +408,22 @@ def _checkpoint_writer(
     """After each epoch: the checkpoint file at ``path``, with the model and the run's config."""
     if path is None:
         return None
-    return lambda state: save_checkpoint(path, model, state, config.to_dict())
+    failed: list[OSError] = []
+
+    def write(state: TrainingState) -> None:
+        if failed:
+            return
+        try:
+            save_checkpoint(path, model, state, config.to_dict())
+        except OSError as error:  # a full disk: warn once, keep training, the model is saved later
+            failed.append(error)
+            warnings.warn(
+                f"could not write the checkpoint {path} ({error.strerror or error}); training "
+                "goes on without checkpoints",
+                stacklevel=2,
+            )
+
+    return write
 
 
 def _metadata(

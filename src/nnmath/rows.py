@@ -116,7 +116,7 @@ def validation_rows(
 ) -> np.ndarray:
     """round(fraction · S) row indices for validation, per class in proportion when labelled."""
     if not 0.0 < fraction < 1.0:
-        raise DataError(f"validation_fraction must lie strictly between 0 and 1, got {fraction}")
+        raise SpecError(f"validation_fraction must lie strictly between 0 and 1, got {fraction}")
     n_val = round(fraction * n_samples)
     if not 1 <= n_val <= n_samples - 1:
         raise DataError(

@@ -28,18 +28,24 @@ Examples: ``3-10relu-6relu-3softmax``, ``2-2sigmoid-2sigmoid``, ``4-8tanh-1``,
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from nnmath.activations import ACTIVATIONS, ALIASES
 from nnmath.dropout import check_probability
-from nnmath.errors import SpecError
+from nnmath.errors import SpecError, WrongTypeError
 
 MODIFIERS = ("bn", "dropout(p)")
+DASHES = "\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d"
+"""Characters that look like the hyphen between sizes (U+2212 MINUS SIGN, en and em dashes, …)."""
+MAX_SIZE_DIGITS = 30
+"""A size written with more digits is refused as text (no network has 10³⁰ units); smaller ones
+are bounded by memory when a network is built (``network.check_memory``)."""
 _NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?"
 _SEPARATOR = re.compile(r"-(?![^()]*\))")
 _PLUS = re.compile(r"\+(?![^()]*\))")
-_LAYER = re.compile(rf"^(\d+)([A-Za-z_]*)(?:\(({_NUMBER})\))?$")
+_LAYER = re.compile(rf"^([0-9]+)([A-Za-z_]*)(?:\(({_NUMBER})\))?$")
 _MODIFIER = re.compile(rf"^([A-Za-z_]+)(?:\(({_NUMBER})\))?$")
 
 
@@ -98,6 +104,14 @@ class NetworkSpec:
     @property
     def output(self) -> str:
         return self.layers[-1].activation
+
+    @property
+    def parameter_count(self) -> int:
+        """Σ_l (n_{l−1} n_l + n_l), plus γ and β (2 n_l) for each batch norm: counted, not built."""
+        return sum(
+            n_in * layer.size + layer.size * (3 if layer.batch_norm else 1)
+            for n_in, layer in zip(self.sizes[:-1], self.layers, strict=True)
+        )
 
     @property
     def mode_dependent(self) -> bool:
@@ -162,8 +176,7 @@ def _layer(position: int, token: str, last: bool) -> LayerSpec:
             f"layer {position} {token!r}: unknown activation {name!r}; valid "
             f"activations: {', '.join(activation_names())}"
         )
-    if int(size) == 0:
-        raise SpecError(f"layer {position} {token!r} has size 0; sizes must be positive")
+    width = _size(size, f"layer {position} {token!r}")
     if parameter is not None and name not in ("leaky_relu", "elu"):
         raise SpecError(f"layer {position} {token!r}: {name} takes no parameter")
     batch_norm, dropout = _modifiers(position, token, parts)
@@ -173,16 +186,50 @@ def _layer(position: int, token: str, last: bool) -> LayerSpec:
             "predictions; put '+dropout(p)' on a hidden layer"
         )
     value = None if parameter is None else float(parameter)
-    return LayerSpec(int(size), name, value, batch_norm, dropout)
+    return LayerSpec(width, name, value, batch_norm, dropout)
+
+
+def check_characters(text: str) -> None:
+    """A spec is ASCII: name a look-alike dash (and give the spec with hyphens) or a non-ASCII
+    digit such as '²' or '٣', which Python's own ``int`` and ``isdigit`` would half accept."""
+    for character in text:
+        if character.isascii():
+            continue
+        name = unicodedata.name(character, f"U+{ord(character):04X}")
+        if character in DASHES:
+            fixed = "".join("-" if c in DASHES else c for c in text)
+            raise SpecError(
+                f"spec {text!r} joins its sizes with {character!r} ({name}); use the ASCII "
+                f"hyphen '-': {fixed!r}"
+            )
+        raise SpecError(
+            f"spec {text!r} contains {character!r} ({name}); a spec is plain ASCII, with sizes "
+            "written in the digits 0-9, e.g. '3-10relu-3'"
+        )
+
+
+def _size(text: str, where: str) -> int:
+    """A layer size from its ASCII digits: positive, and short enough to be a size at all."""
+    if len(text) > MAX_SIZE_DIGITS:
+        raise SpecError(f"{where} has a size of {len(text)} digits; no network is that wide")
+    if int(text) == 0:
+        raise SpecError(f"{where} has size 0; sizes must be positive")
+    return int(text)
 
 
 def parse_spec(text: str) -> NetworkSpec:
     """Parse a spec string into a NetworkSpec, or raise SpecError saying what was expected."""
+    if not isinstance(text, str):
+        raise WrongTypeError(
+            f"a network spec is a string such as '3-10relu-3softmax', got {type(text).__name__} "
+            f"{text!r}"[:200]
+        )
+    check_characters(text)
     # split on '-' outside parentheses, so a parameter may carry an exponent: elu(1e-05)
     tokens = _SEPARATOR.split(text.strip()) if text and text.strip() else []
     if len(tokens) < 2:
         raise SpecError(f"spec {text!r} needs an input size and at least one layer; {_expected()}")
-    if not tokens[0].isdigit() or int(tokens[0]) == 0:
+    if not re.fullmatch("[0-9]+", tokens[0]) or int(tokens[0]) == 0:
         raise SpecError(
             f"spec {text!r} must start with the input size (a positive integer); {_expected()}"
         )
@@ -190,4 +237,4 @@ def parse_spec(text: str) -> NetworkSpec:
         _layer(position, token, position == len(tokens) - 1)
         for position, token in enumerate(tokens[1:], start=1)
     ]
-    return NetworkSpec(int(tokens[0]), tuple(layers))
+    return NetworkSpec(_size(tokens[0], f"spec {text!r}: the input"), tuple(layers))

@@ -62,8 +62,9 @@ from nnmath.evaluation import EVALUATION_ROWS, epoch_evaluator, evaluate_arrays,
 from nnmath.history import History
 from nnmath.losses import Loss
 from nnmath.modelfile import TrainedModel, save_checkpoint
-from nnmath.network import MLP
+from nnmath.network import MLP, check_memory
 from nnmath.optimizers import Optimizer
+from nnmath.pairing import check_pair, check_targets
 from nnmath.penalties import Penalty
 from nnmath.rows import Rows, held_out_rows, prepare_rows, split_off, validation_rows
 from nnmath.schedules import Schedule
@@ -117,6 +118,10 @@ __all__ = [  # fit, and the names callers have imported from here
 ]
 
 Array = Any
+
+TRAINING_COPIES = 6
+"""Copies of the parameters a run holds: the model, the training copy, its gradient, two moments
+of Adam, the evaluation's copy (``check_memory`` refuses a network that cannot fit them)."""
 
 
 # ---- the state of a run between epochs ------------------------------------------------------------
@@ -435,6 +440,9 @@ def fit(
     else:
         held_out = held_out_rows(model, validation, task, arithmetic)
     loss = as_loss(loss, model.output, task)
+    check_pair(model.output, model.n_out, loss)  # the rules of nnmath.pairing
+    if not streamed:  # a stream's targets are read batch by batch
+        check_targets(loss, rows.T)
     optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer_state)
@@ -446,6 +454,8 @@ def fit(
                     validation_fraction, early, model.mode_dependent, seed)  # fmt: skip
     train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
     steps = (epochs - run.start) * math.ceil(len(train) / batch_size)
+    evaluation_rows = min(max(len(train), len(held_out or ())), EVALUATION_ROWS)
+    check_memory(model.spec, arithmetic, TRAINING_COPIES, batch_size + evaluation_rows)
     comm = as_communicator(comm)
     reduce = reduction(comm, penalty, split=not streamed)  # None on one process
     _check_modes(model, batch_size, len(train), streamed or reduce is not None)

@@ -8,10 +8,11 @@ import textwrap
 
 from nnmath.cli.activation import add_activation_option, register_activations
 from nnmath.cli.derive import add_cost_options, cost_options
+from nnmath.cli.options import LOG_BASE, SEED, whole
 from nnmath.derivation import NOTATIONS, check_formula, derive, make_problem
-from nnmath.errors import SpecError
-from nnmath.gradcheck import default_loss_name
+from nnmath.gradcheck import MAX_SAMPLES, check_size
 from nnmath.losses import LOSSES, get_loss
+from nnmath.pairing import default_loss_name
 from nnmath.spec import parse_spec
 
 
@@ -38,12 +39,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("spec", help="network spec, e.g. 3-10relu-6relu-3softmax")
     parser.add_argument("formula", help='NAME = EXPRESSION, e.g. "dW3 = A2.T @ (Yhat - Y) / S"')
     parser.add_argument("--loss", choices=list(LOSSES), help="loss (default: matches the output)")
-    parser.add_argument("--base", type=float, help="log base of cross-entropy (default e)")
+    parser.add_argument("--base", type=LOG_BASE, help="log base of cross-entropy (default e)")
     parser.add_argument(
         "--notation", choices=NOTATIONS, default="row", help="row (default) or column"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
-    parser.add_argument("--samples", type=int, default=4, help="batch size S (default 4)")
+    parser.add_argument(
+        "--seed", type=SEED, default=0, help="seed for weights and data (≥ 0, default 0)"
+    )
+    parser.add_argument(
+        "--samples",
+        type=whole(2, MAX_SAMPLES),
+        default=4,
+        help="batch size S (default 4; at least 2, so that a missing 1/S shows)",
+    )
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
     add_cost_options(parser)
     add_activation_option(parser)
@@ -56,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
     penalty, weighted = cost_options(args)
     derivation = derive(spec, loss, args.notation, penalty=penalty, weighted=weighted)
-    if args.samples < 2:
-        raise SpecError("--samples must be at least 2, so that a missing 1/S can be told apart")
+    check_size(spec, args.samples)  # derive refused a loss that does not fit the output
     problem = make_problem(derivation, samples=args.samples, seed=args.seed)
     verdict = check_formula(derivation, problem, args.formula)
     if args.json:

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from nnmath.cli.activation import add_activation_option, register_activations
+from nnmath.cli.options import LOG_BASE, SEED, whole
 from nnmath.derivation import (
     NOTATIONS,
-    check_writable,
     derive,
     example_json,
     example_markdown,
@@ -30,8 +30,10 @@ from nnmath.derivation import (
 from nnmath.derivation.inputs import fit_rows
 from nnmath.derivation.render import summary
 from nnmath.errors import ShapeError, SpecError
-from nnmath.gradcheck import default_loss_name
+from nnmath.gradcheck import MAX_SAMPLES, check_size
 from nnmath.losses import LOSSES, get_loss
+from nnmath.outputs import check_output
+from nnmath.pairing import default_loss_name
 from nnmath.spec import parse_spec
 
 
@@ -58,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("spec", nargs="?", help="network spec, e.g. 3-10relu-6relu-3softmax")
     parser.add_argument("--loss", choices=list(LOSSES), help="loss (default: matches the output)")
-    parser.add_argument("--base", type=float, help="log base of cross-entropy (default e)")
+    parser.add_argument("--base", type=LOG_BASE, help="log base of cross-entropy (default e)")
     parser.add_argument(
         "--notation",
         choices=NOTATIONS,
@@ -70,9 +72,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--verify", action="store_true", help="check every equation on numbers")
     parser.add_argument("--example", action="store_true", help="a worked example with numbers")
     parser.add_argument("--model", help="take the network and its weights from a model file")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     parser.add_argument(
-        "--samples", type=int, help="batch size S of the numbers (default 4; 2 with --example)"
+        "--seed", type=SEED, help="seed for the numbers' weights and data (≥ 0, default 0)"
+    )
+    parser.add_argument(
+        "--samples",
+        type=whole(1, MAX_SAMPLES),
+        help="batch size S of the numbers (default 4; 2 with --example)",
     )
     parser.add_argument(
         "--learning-rate", type=float, default=0.5, help="η of the example's SGD steps (0.5)"
@@ -171,7 +177,9 @@ def _add_number_options(parser: argparse.ArgumentParser) -> None:
         help="hold parameters fixed: b (every bias), W (every weight) or names such as b1,W2",
     )
     numbers.add_argument(
-        "--digits", type=int, default=4, help="significant digits of the Markdown's matrices (4)"
+        "--digits",
+        type=whole(1, 17),
+        help="significant digits of the worked example's matrices (default 4)",
     )
 
 
@@ -235,8 +243,27 @@ def _refuse_what_does_not_apply(args: argparse.Namespace) -> None:
         raise SpecError("give --input and --target together")
     if args.input and args.samples is not None:
         raise SpecError("--samples sets the size of random data; with --input leave it out")
-    if args.output:
-        check_writable(args.output)
+    _refuse_unused_number_options(args)
+    if args.output is not None:
+        check_output(args.output, "-o")
+
+
+def _refuse_unused_number_options(args: argparse.Namespace) -> None:
+    """--seed, --samples and --digits shape numbers that only --verify or --example compute."""
+    numbers = [o for o in ("seed", "samples") if getattr(args, o) is not None]
+    if numbers and not (args.example or args.verify):
+        raise SpecError(f"--{numbers[0]} shapes the numbers of --verify or --example; add one")
+    if args.seed is not None and args.input and (args.weights or args.model):
+        raise SpecError(
+            "--seed draws random weights or data, and --input with --weights or --model leaves "
+            "nothing random; leave --seed out"
+        )
+    if args.digits is not None and not args.example:
+        raise SpecError("--digits sets the digits of the worked example's matrices; add --example")
+    if args.digits is not None and args.json:
+        raise SpecError("--digits rounds the Markdown; --json writes exact numbers: give one")
+    if args.json and args.format == "tex":
+        raise SpecError("--json and --format tex both choose what is written; give one")
 
 
 def _user_numbers(
@@ -255,6 +282,8 @@ def _user_numbers(
 def run(args: argparse.Namespace) -> int:
     register_activations(args)
     _refuse_what_does_not_apply(args)
+    args.seed = 0 if args.seed is None else args.seed
+    args.digits = 4 if args.digits is None else args.digits
     trained = _load_model(args.model) if args.model else None
     if args.spec is None and trained is None:
         raise SpecError("give the network's SPEC (e.g. 3-10relu-6relu-3softmax) or --model FILE")
@@ -271,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
     derivation = derive(spec, loss, args.notation, penalty=penalty, weighted=weighted)
     command = command_line(args, str(spec), loss.name)
     network, X, T = _user_numbers(args, spec, trained.network if trained is not None else None)
+    if args.verify or args.example:  # the work of the numbers' checks, before they are drawn
+        check_size(spec, len(X) if X is not None else args.samples or (2 if args.example else 4))
     if args.example:
         return _example(args, derivation, network, X, T, command)
     passed = True

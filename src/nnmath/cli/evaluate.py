@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nnmath.datasets import Dataset, load_dataset
-from nnmath.errors import DataError
+from nnmath.errors import DataError, SpecError
 from nnmath.metrics import confusion_matrix, per_class_scores
 from nnmath.modelfile import TrainedModel, load_model
 from nnmath.recipe import TrainConfig, prepare_split
@@ -137,6 +137,11 @@ def evaluation_report(model: TrainedModel, X: np.ndarray, y: np.ndarray) -> dict
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target is not None and args.data is None:
+        raise SpecError(
+            "--target names the target column of --data; without --data the model's own "
+            "training set is used, with its own target: add --data or drop --target"
+        )
     model = load_model(args.model)
     data, which = _rows(model, args)
     X, y = _aligned(model, data)

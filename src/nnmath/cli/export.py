@@ -7,6 +7,7 @@ import argparse
 from nnmath.errors import NNMathError
 from nnmath.interop import ONNX_DEFAULT_OPSET, ONNX_GELU_OPSET, ONNX_MIN_OPSET
 from nnmath.modelfile import load_model
+from nnmath.outputs import check_output
 
 EPILOG = """\
 examples:
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         from nnmath.interop.onnx_export import export_onnx
     except ImportError as error:
         raise NNMathError(str(error)) from None
+    check_output(args.output, "the ONNX file", example="model.onnx")
     model = load_model(args.model)
     onnx_model = export_onnx(
         model, args.output, opset=args.opset, dtype="float64" if args.float64 else "float32"

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 import numpy as np
 
 from nnmath.cli.activation import add_activation_option, register_activations
+from nnmath.cli.options import LOG_BASE, SEED, real, whole
 from nnmath.gradcheck import (
     DEFAULT_EPS,
     DEFAULT_RTOL,
+    MAX_EPS,
+    MAX_SAMPLES,
     check_gradients,
-    default_loss_name,
+    check_size,
     random_problem,
 )
 from nnmath.losses import LOSSES, get_loss
 from nnmath.network import MLP
+from nnmath.pairing import check_pair, default_loss_name
+from nnmath.spec import parse_spec
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,11 +41,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "spec", help="network spec, e.g. 3-10relu-6relu-3softmax or 4-8tanh+bn+dropout(0.2)-2"
     )
     parser.add_argument("--loss", choices=list(LOSSES), help="loss (default: matches the output)")
-    parser.add_argument("--base", type=float, help="log base of cross-entropy (default e)")
-    parser.add_argument("--samples", type=int, default=8, help="batch size S (default 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights and data")
-    parser.add_argument("--eps", type=float, default=DEFAULT_EPS, help="finite-difference step")
-    parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help="relative tolerance")
+    parser.add_argument("--base", type=LOG_BASE, help="log base of cross-entropy (default e)")
+    parser.add_argument(
+        "--samples", type=whole(1, MAX_SAMPLES), default=8, help="batch size S (default 8)"
+    )
+    parser.add_argument("--seed", type=SEED, default=0, help="seed for weights and data (≥ 0)")
+    parser.add_argument(
+        "--eps",
+        type=real(0, MAX_EPS, above=True),
+        default=DEFAULT_EPS,
+        help=f"finite-difference step, > 0 and at most {MAX_EPS:g} (default {DEFAULT_EPS:g})",
+    )
+    parser.add_argument(
+        "--rtol", type=real(0), default=DEFAULT_RTOL, help="relative tolerance (≥ 0)"
+    )
     parser.add_argument(
         "--eval",
         action="store_true",
@@ -52,9 +67,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     register_activations(args)
+    spec = parse_spec(args.spec)
+    loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
+    check_pair(spec.output, spec.n_out, loss)
+    check_size(spec, args.samples)  # before anything is built: the work of the differences
+    if args.eval and not spec.mode_dependent:
+        warnings.warn(
+            f"--eval changes nothing for {spec}: without batch norm or dropout the network is "
+            "the same in training and evaluation",
+            stacklevel=1,
+        )
     rng = np.random.default_rng(args.seed)
-    model = MLP(args.spec, rng=rng)
-    loss = get_loss(args.loss or default_loss_name(model.output), base=args.base)
+    model = MLP(spec, rng=rng)
     X, T = random_problem(model, loss, args.samples, rng)
     report = check_gradients(
         model, X, T, loss, eps=args.eps, rtol=args.rtol, training=not args.eval, seed=args.seed

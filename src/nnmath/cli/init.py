@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from nnmath.derivation import NOTATIONS, check_writable, read_weights
-from nnmath.gradcheck import default_loss_name
+from nnmath.cli.options import LOG_BASE, SEED
+from nnmath.derivation import NOTATIONS, read_weights
+from nnmath.errors import SpecError
 from nnmath.losses import CLASSIFICATION_LOSSES, LOSSES, get_loss
 from nnmath.modelfile import TrainedModel
 from nnmath.network import MLP
+from nnmath.outputs import check_output
+from nnmath.pairing import check_pair, default_loss_name
 from nnmath.spec import parse_spec
 
 
@@ -37,23 +40,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--notation",
         choices=NOTATIONS,
-        default="row",
-        help="layout of the weights: row (W_l is in×out, default) or column (out×in)",
+        help="layout of the --weights: row (W_l is in×out, default) or column (out×in)",
     )
     parser.add_argument("--loss", choices=list(LOSSES), help="loss (default: matches the output)")
-    parser.add_argument("--base", type=float, help="log base of cross-entropy (default e)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random weights (default 0)")
+    parser.add_argument("--base", type=LOG_BASE, help="log base of cross-entropy (default e)")
+    parser.add_argument("--seed", type=SEED, help="seed of random weights (≥ 0, default 0)")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    check_writable(args.output)
+    if args.weights and args.seed is not None:
+        raise SpecError("--seed draws random weights, and --weights gives them; give one")
+    if args.notation and not args.weights:
+        raise SpecError("--notation is the layout of the --weights file; add --weights or drop it")
+    check_output(args.output, "-o", example="model.nnm")
     spec = parse_spec(args.spec)
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)
+    check_pair(spec.output, spec.n_out, loss)
     if args.weights:
-        network, source = read_weights(args.weights, spec, args.notation), args.weights
+        network, source = read_weights(args.weights, spec, args.notation or "row"), args.weights
     else:
-        network, source = MLP(spec, seed=args.seed), f"random weights, seed {args.seed}"
+        seed = args.seed or 0
+        network, source = MLP(spec, seed=seed), f"random weights, seed {seed}"
     task = "classification" if loss.name in CLASSIFICATION_LOSSES else "regression"
     model = TrainedModel(network, loss, task=task, metadata={"initialised_from": source})
     path = model.save(args.output)

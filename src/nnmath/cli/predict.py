@@ -6,15 +6,16 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from nnmath.cli import DATA
 from nnmath.datasets import FILE_TYPES, DataSource, read_features
-from nnmath.errors import DataError
+from nnmath.errors import SpecError
 from nnmath.modelfile import TrainedModel, atomic_write, load_model
+from nnmath.outputs import check_output as check_output_path
+from nnmath.outputs import rescue_message, save_with_fallback
 
 EPILOG = """\
 examples:
@@ -70,17 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def check_output(output: str | None) -> None:
-    """Refuse, before any work, an output path that cannot be written."""
-    if output in (None, "-"):
-        return
-    path = Path(output)  # type: ignore[arg-type]
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory; give a file name for the predictions (-o)")
-    parent = path.parent
-    while not parent.exists():  # atomic_write creates the missing folders
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise DataError(f"{path}: cannot write in {parent}; choose another place for -o")
+    """Refuse, before any work, an output path that cannot be written ('-' is standard output)."""
+    if output not in (None, "-"):
+        check_output_path(output, "-o")  # type: ignore[arg-type]
 
 
 def input_source(argument: str, file_format: str | None) -> DataSource | str:
@@ -137,7 +130,7 @@ def _record(header: list[str], row: list[object], texts: list[str]) -> dict[str,
 def run(args: argparse.Namespace) -> int:
     """Check the output, load the model, read the rows, write the predictions; exit status 0."""
     if args.precision is not None and not 1 <= args.precision <= 17:
-        raise DataError(f"--precision must be between 1 and 17 digits, got {args.precision}")
+        raise SpecError(f"--precision must be between 1 and 17 digits, got {args.precision}")
     check_output(args.output)
     model = load_model(args.model)
     source = input_source(args.input, args.format)
@@ -147,12 +140,14 @@ def run(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
         return 0
-    try:
-        path = atomic_write(args.output, lambda file: file.write(text.encode("utf-8")))
-    except OSError as error:  # found only when writing: a disk full, a folder that cannot be made
-        raise DataError(
-            f"{args.output}: could not write the predictions ({error.strerror or error}); "
-            "choose another place for -o"
-        ) from error
+    path, error = save_with_fallback(
+        lambda where: atomic_write(where, lambda file: file.write(text.encode("utf-8"))),
+        args.output,
+        "predictions",
+    )
+    if error is not None:  # found only when writing: a full disk, a folder removed meanwhile
+        message = rescue_message("predictions", args.output, path, error)
+        print(f"nnmath predict: error: {message}", file=sys.stderr)
+        return DATA
     print(f"wrote {len(rows)} predictions to {path}")
     return 0

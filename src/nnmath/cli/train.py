@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnmath.cli import DATA
 from nnmath.errors import SpecError
+from nnmath.outputs import check_output, rescue_message, save_with_fallback
 
 if TYPE_CHECKING:  # the library is imported when the command runs, not when it is parsed
     from nnmath.datasets import Dataset
@@ -266,12 +268,14 @@ def _run(args: argparse.Namespace, comm: Any) -> int:
     from nnmath.recipe import check_config, train_dataset
     from nnmath.streaming import train_streamed
 
+    _refuse_what_does_not_apply(args)
     config, state = _config(args)
     check_config(config)
     comm = comm or Communicator()
     talk = not args.quiet and not args.json and comm.is_root
     output = Path(args.output) if args.output else Path("runs") / _run_name(config) / "model.nnm"
     checkpoint = args.checkpoint or args.resume
+    _check_outputs(args, output, checkpoint)  # before the data is read or a step taken
     agreement = SetupAgreement(comm)
 
     def on_start(model: TrainedModel, train: Dataset, test: Dataset, resolved: TrainConfig) -> None:
@@ -294,11 +298,13 @@ def _run(args: argparse.Namespace, comm: Any) -> int:
     saved = comm.collect(lambda: _save(args, result, output) if comm.is_root else None, "saving")
     if not comm.is_root:
         return 0
-    plots, plot_note = saved[0]
+    plots, plot_note, where, save_error = saved[0]
+    status = 0 if save_error is None else DATA
 
     if args.json:
-        print(json.dumps(_report(result, output, plots, checkpoint), indent=2))
-        return 0
+        print(json.dumps(_report(result, where, plots, checkpoint), indent=2))
+        _say_rescued(output, where, save_error)
+        return status
     if talk:
         print(_format_metrics(result.history.last()))
         if result.history.best_epoch is not None:
@@ -306,14 +312,42 @@ def _run(args: argparse.Namespace, comm: Any) -> int:
     if result.history.no_progress:
         print(_no_progress(result), file=sys.stderr)
     print(f"{_headline(result)}  [{result.seconds:.1f} s]")
-    print(f"saved model: {output}")
+    print(f"saved model: {where}")
     if plots and talk:
         print(f"saved plots: {', '.join(plots)}")
     if plot_note:
         print(plot_note, file=sys.stderr)
     if talk:
-        print(f"next: nnmath info {output}  |  nnmath evaluate {output}")
-    return 0
+        print(f"next: nnmath info {where}  |  nnmath evaluate {where}")
+    _say_rescued(output, where, save_error)
+    return status
+
+
+def _refuse_what_does_not_apply(args: argparse.Namespace) -> None:
+    """Options that would be ignored are refused, naming the one they conflict with or need."""
+    if args.plots and args.no_plots:
+        raise SpecError("--plots says where the plots go and --no-plots draws none; give one")
+    if args.plots and args.stream:
+        raise SpecError("a streamed run keeps no rows in memory to plot; drop --plots")
+    if args.check_replicas and not args.distributed:
+        raise SpecError("--check-replicas compares the ranks of --distributed; add it or drop this")
+
+
+def _check_outputs(args: argparse.Namespace, output: Path, checkpoint: str | None) -> None:
+    """Every path the run will write, checked before any work (``nnmath.outputs``)."""
+    check_output(output, "-o", example="model.nnm")
+    if checkpoint is not None:
+        option = "--checkpoint" if args.checkpoint else "--resume"
+        check_output(checkpoint, option, example="run.ckpt")
+    if args.plots:
+        check_output(args.plots, "--plots", kind="folder")
+
+
+def _say_rescued(output: Path, where: Path, error: OSError | None) -> None:
+    """The one line that says the model could not go where asked, and where it went instead."""
+    if error is not None:
+        message = rescue_message("trained model", output, where, error)
+        print(f"nnmath train: error: {message}", file=sys.stderr)
 
 
 def _no_progress(result: TrainingResult) -> str:
@@ -329,10 +363,17 @@ def _no_progress(result: TrainingResult) -> str:
 
 def _save(
     args: argparse.Namespace, result: TrainingResult, output: Path
-) -> tuple[list[str], str | None]:
-    """The model file, then the plots: (the PNG files written, or a note saying why none were)."""
-    result.model.save(output)
-    return _plots(args, result, output)
+) -> tuple[list[str], str | None, Path, OSError | None]:
+    """The model file, then the plots: (the PNG files written, a note saying why none were, where
+    the model went, the error that moved it elsewhere). A model that cannot be written to
+    ``output`` (a full disk, a folder removed meanwhile) is written to a fallback place: the
+    training is never lost (``outputs.save_with_fallback``)."""
+    where, error = save_with_fallback(result.model.save, output, "trained model")
+    try:
+        plots, note = _plots(args, result, output)
+    except OSError as failure:  # the plots are not worth the run
+        plots, note = [], f"plots skipped: could not write them ({failure.strerror or failure})"
+    return plots, note, where, error
 
 
 def _plots(

@@ -13,7 +13,8 @@ from nnmath.datasets.builtin import _ALIASES, _BUILTINS
 from nnmath.datasets.dataset import TASKS, Dataset, Task
 from nnmath.datasets.files import _FILE_TYPES, _checked_source, _load_file, features_of
 from nnmath.datasets.readers import DataSource
-from nnmath.errors import DataError
+from nnmath.errors import DataError, SpecError
+from nnmath.outputs import as_path
 
 
 def load_dataset(
@@ -33,16 +34,20 @@ def load_dataset(
     its path.
     """
     if task is not None and task not in TASKS:
-        raise DataError(f"task must be 'classification' or 'regression', got {task!r}")
+        raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
+    as_path(source, "the data (a built-in set's name or a file)")
     if isinstance(source, str):
         key = source.strip().lower().replace("_", "-")
         key = _ALIASES.get(key, key)
         if key in _BUILTINS:
             builtin = _BUILTINS[key]
             if target is not None:
-                raise DataError(f"the built-in set {key!r} has a fixed target; drop target=")
+                raise SpecError(
+                    f"the built-in set {key!r} has a fixed target; drop target= (--target on the "
+                    "command line)"
+                )
             if task is not None and task != builtin.task:
-                raise DataError(f"the built-in set {key!r} is a {builtin.task} set, not {task}")
+                raise SpecError(f"the built-in set {key!r} is a {builtin.task} set, not {task}")
             return builtin.load(seed)
         path = Path(source)
         if not (path.suffix or "/" in source or os.sep in source or path.exists()):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from nnmath.datasets.dataset import Dataset
-from nnmath.errors import DataError
+from nnmath.errors import DataError, SpecError
 
 
 def batches(n_samples: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -64,7 +64,7 @@ def train_test_split(
     :func:`split_for_evaluation` to honour one.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise DataError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
+        raise SpecError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction!r}")
     S = dataset.n_samples
     n_test = round(test_fraction * S)
     if not 1 <= n_test <= S - 1:

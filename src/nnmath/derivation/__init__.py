@@ -19,7 +19,6 @@ work, memory and time (:mod:`nnmath.derivation.budget`).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from nnmath.derivation.budget import DEFAULT_BUDGET, Budget, FormulaBudgetError
@@ -41,7 +40,6 @@ from nnmath.derivation.notebook import Document, derive
 from nnmath.derivation.render import to_json, to_latex, to_markdown
 from nnmath.derivation.syntax import FormulaSyntaxError, UnknownNameError, parse
 from nnmath.derivation.verify import Problem, make_problem, verify
-from nnmath.errors import SpecError
 
 __all__ = [
     "COLUMN",
@@ -81,39 +79,13 @@ __all__ = [
     "weights_from_mapping",
     "worked_example",
     "write_text_atomic",
-    "check_writable",
 ]
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so
+    """Write ``text`` (UTF-8) to ``path`` as every nnmath file is written
+    (``modelfile.atomic_write``: a temporary sibling, fsync, rename; missing folders are made), so
     that a reader never sees half a file and a crash leaves the old one in place."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    from nnmath.modelfile import atomic_write  # the model file's machinery, loaded when needed
 
-
-def check_writable(path: str | os.PathLike[str]) -> Path:
-    """Refuse, before any work, an output path that cannot be written: a folder where a file is
-    expected, a missing folder, no permission. Returns the path."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise SpecError(f"{target} is a folder; give a file name in it, e.g. {target / 'out'}")
-    if not folder.is_dir():
-        raise SpecError(
-            f"cannot write {target}: the folder {folder} does not exist; create it first"
-        )
-    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise SpecError(f"cannot write {target}: no permission there; choose another place")
-    return target
+    return atomic_write(path, lambda file: file.write(text.encode("utf-8")))

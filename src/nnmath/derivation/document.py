@@ -26,9 +26,9 @@ from nnmath.derivation.notation import Notation, Symbol, get_notation, shapes_an
 from nnmath.derivation.shapes import Shape, infer_shape
 from nnmath.derivation.syntax import parse
 from nnmath.errors import SpecError
-from nnmath.gradcheck import default_loss_name
 from nnmath.layers import LINEAR_TEX, Rule, activation_layer
 from nnmath.losses import Loss, fuse, get_loss
+from nnmath.pairing import default_loss_name
 from nnmath.penalties import Penalty
 from nnmath.spec import NetworkSpec, parse_spec
 
@@ -819,7 +819,7 @@ def derive(
     (``nnmath.penalties.L2``/``L1``) adds its term to the cost and to every ∂C/∂W, and
     ``weighted`` makes the cost the weighted mean Σ_s w_s ℓ_s / Σ_s w_s (sample or class weights).
     Batch norm and dropout are derived in training mode (the batch's statistics, a fixed mask)."""
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    spec = spec if isinstance(spec, NetworkSpec) else parse_spec(spec)
     notation = get_notation(notation) if isinstance(notation, str) else notation
     if loss is None or isinstance(loss, str):
         loss = get_loss(loss or default_loss_name(spec.output))

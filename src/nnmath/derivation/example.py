@@ -38,7 +38,7 @@ from nnmath.derivation.verify import (
 )
 from nnmath.errors import DivergenceError, ShapeError, SpecError
 from nnmath.losses import as_targets
-from nnmath.network import MLP
+from nnmath.network import MLP, as_generator
 
 
 @dataclass(repr=False)
@@ -157,7 +157,7 @@ def example_problem(
     """Small numbers for a pencil: one-decimal inputs, weights and biases, and targets that suit
     the loss (one-hot, 0/1, or one-decimal values in the output's range), unless the model's
     weights (``weights`` says where they came from), the inputs X or the targets T are given."""
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, None)  # a whole seed ≥ 0
     spec = derivation.spec
     if model is None:
         network = MLP(spec, rng=rng)

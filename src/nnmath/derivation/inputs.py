@@ -9,7 +9,8 @@
   a CSV file of rows (a first line of column names is skipped).
 
 Every failure is one error that names the file or option, the entry and what is wrong with it.
-An NPZ member's declared shape is read from its header and checked before its data is.
+An NPZ file is read by ``nnmath.archive.read_npz``, which checks each member's declared shape and
+size before its data is read.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import zipfile
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.lib import format as npy_format
 
+from nnmath.archive import read_npz
 from nnmath.derivation.notation import Notation, get_notation
 from nnmath.errors import DataError, ShapeError
 from nnmath.network import MLP
@@ -152,7 +151,7 @@ def read_weights(
     where = f"{file}: "
     _check_readable(file)
     if file.suffix.lower() == ".npz" or _is_zip(file):
-        mapping: Mapping[str, Any] = _read_npz(file, weight_shapes(spec, notation), where)
+        mapping: Mapping[str, Any] = _read_npz(file, where)
     else:
         mapping = _read_json(file, where)
     return weights_from_mapping(mapping, spec, notation, where=where)
@@ -188,45 +187,14 @@ def _read_json(file: Path, where: str) -> Mapping[str, Any]:
     return document
 
 
-def _read_npz(file: Path, shapes: dict[str, tuple[int, int]], where: str) -> dict[str, np.ndarray]:
-    """The arrays of an NPZ file, each header checked (a number dtype, a small shape) before its
-    data is read; never with pickles."""
-    arrays: dict[str, np.ndarray] = {}
-    try:
-        with zipfile.ZipFile(file) as archive:
-            for member in archive.namelist():
-                name = member.removesuffix(".npy")
-                with archive.open(member) as handle:
-                    arrays[name] = _read_member(handle, name, shapes, where)
-    except (DataError, ShapeError):
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
-        raise DataError(
-            f"{where}not a readable NPZ archive ({type(error).__name__}: {error})"
-        ) from None
+def _read_npz(file: Path, where: str) -> dict[str, np.ndarray]:
+    """The arrays of an NPZ file, read by ``archive.read_npz`` (structure, declared sizes and CRCs
+    checked before and while reading, never pickles); each must hold real numbers."""
+    arrays = read_npz(file, where=str(file), error=DataError)
+    for name, array in arrays.items():
+        if array.dtype.kind not in "fiu":
+            raise DataError(f"{where}{name} holds {array.dtype} values; give numbers")
     return arrays
-
-
-def _read_member(
-    handle: Any, name: str, shapes: dict[str, tuple[int, int]], where: str
-) -> np.ndarray:
-    version = npy_format.read_magic(handle)
-    read_header = (
-        npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
-    )
-    shape, fortran_order, dtype = read_header(handle)
-    if dtype.kind not in "fiu" or dtype.hasobject:
-        raise DataError(f"{where}{name} holds {dtype} values; give numbers")
-    largest = max((math.prod(s) for s in shapes.values()), default=1)
-    if math.prod(shape) > largest:
-        raise ShapeError(
-            f"{where}{name} declares shape {shape}, larger than any parameter of this network"
-        )
-    data = handle.read(math.prod(shape) * dtype.itemsize)
-    if len(data) != math.prod(shape) * dtype.itemsize:
-        raise DataError(f"{where}{name} is truncated")
-    order = "F" if fortran_order else "C"
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
 
 
 # ---- inputs and targets ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from nnmath.derivation.render import to_markdown
 from nnmath.derivation.verify import Problem, environment, make_problem, verify
 from nnmath.losses import Loss
 from nnmath.network import MLP
+from nnmath.pairing import check_pair
 from nnmath.penalties import Penalty
 from nnmath.spec import NetworkSpec
 
@@ -113,6 +114,8 @@ def derive(
     """The backprop derivation of ``spec`` with ``loss`` (default: the one that matches the
     output) in the row or column notation, as a :class:`Document`; ``penalty`` (an
     ``nnmath.penalties.L2``/``L1``) joins the cost and every ∂C/∂W, ``weighted=True`` makes the
-    cost the weighted mean Σ_s w_s ℓ_s / Σ_s w_s."""
+    cost the weighted mean Σ_s w_s ℓ_s / Σ_s w_s. A loss that does not fit the output layer is
+    refused, an unusual one warned about (``nnmath.pairing``)."""
     derivation = assemble(spec, loss, notation, penalty=penalty, weighted=weighted)
+    check_pair(derivation.spec.output, derivation.spec.n_out, derivation.loss)
     return Document(**{f.name: getattr(derivation, f.name) for f in fields(derivation)})

@@ -40,7 +40,7 @@ from nnmath.gradcheck import (
     relative_error,
 )
 from nnmath.losses import as_targets
-from nnmath.network import MLP
+from nnmath.network import MLP, as_generator
 
 
 @dataclass
@@ -103,7 +103,7 @@ def make_problem(
     """Random inputs and targets suited to the loss, for the given network or random weights;
     ``X`` and ``T`` (one sample per row; T may be class labels) replace the random ones, and
     ``weights`` says where the model's weights came from."""
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, None)  # a whole seed ≥ 0
     if model is None:
         network = randomize_batch_norms(MLP(derivation.spec, rng=rng), rng)
         source = f"random weights and data, seed {seed}"
