@@ -86,7 +86,19 @@ def test_unknown_options_are_said_by_the_command_itself(capsys) -> None:
         cli.main(["datasets", "--bogus"])
     assert caught.value.code == cli.USAGE
     err = capsys.readouterr().err
-    assert err.startswith("usage: nnmath datasets") and "unrecognized arguments: --bogus" in err
+    assert err == (
+        "nnmath datasets: error: unrecognized arguments: --bogus; see 'nnmath datasets --help'\n"
+    )
+
+
+def test_a_usage_error_is_one_line_that_points_to_the_help(capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["train", "--epochs", "1e20"])
+    assert caught.value.code == cli.USAGE
+    assert capsys.readouterr().err.splitlines() == [
+        "nnmath train: error: argument --epochs: invalid int value: '1e20'; "
+        "see 'nnmath train --help'"
+    ]
 
 
 def test_the_version_is_read_only_when_asked(capsys) -> None:

@@ -16,7 +16,7 @@ import importlib
 import sys
 import traceback
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import nnmath
 from nnmath.errors import DataError, DivergenceError, ModelFileError, NNMathError, OutputError
@@ -56,6 +56,14 @@ BUG_REPORT = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser (for ``nnmath`` and, through ``add_subparsers``, every command), whose
+    usage error is one line: what is wrong, and where the options are explained."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 class ShowVersion(argparse.Action):
     """``nnmath --version``: the installed version, read (from the package metadata) only when
     asked, so that no other run pays for it."""
@@ -68,7 +76,7 @@ class ShowVersion(argparse.Action):
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of the command ``only`` alone: a run imports only the
     module of the command it runs (``nnmath train`` need not load the derivations)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nnmath",
         description="The mathematics of neural networks, verified: train, derive and check MLPs.",
         epilog="Run 'nnmath COMMAND --help' for the options of one command. Exit status: 0 done, "

@@ -1,5 +1,6 @@
 """Types for numeric options, so that argparse refuses a value out of range as it refuses a word
-where a number belongs: one usage line and ``nnmath COMMAND: error: argument --seed: …``, exit 2.
+where a number belongs: one line, ``nnmath COMMAND: error: argument --seed: …; see 'nnmath
+COMMAND --help'``, exit 2.
 
 ``--seed -1``, ``--samples 0``, ``--eps 0``, ``--eps -1`` and ``--rtol nan`` never reach the library.
 """
