@@ -9,8 +9,8 @@ same training rows,
 the same standardised inputs (and standardised targets for regression), the same hidden layers,
 activation, learning rate, batch size and number of epochs, with no L2 penalty (alpha=0), and
 otherwise its own defaults (Adam; it stops early when the training loss stops improving; it has
-no cosine schedule). Times are wall-clock seconds of training alone (for nnmath including its
-per-epoch evaluation of the training set), with one BLAS thread for both (override with
+no cosine schedule). Times are wall-clock seconds of training alone (nnmath with its defaults:
+float32, running training metrics), with one BLAS thread for both (override with
 OPENBLAS_NUM_THREADS=2).
 
 A second table trains the same data sets with batch norm and dropout added to every hidden layer

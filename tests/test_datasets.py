@@ -486,3 +486,33 @@ def test_digits_are_read_without_importing_scikit_learn() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_mnist1d_is_generated_once_then_read_from_the_cache(tmp_path, monkeypatch) -> None:
+    """The first load keeps MNIST-1D in the cache directory; later loads (in a fresh process) read
+    it without importing mnist1d; a damaged cache file is generated again and replaced."""
+    import subprocess
+    import sys
+
+    from nnmath.datasets import builtin
+
+    monkeypatch.setenv("NNMATH_CACHE_DIR", str(tmp_path))
+    builtin._mnist1d_arrays.cache_clear()
+    first = builtin._mnist1d_arrays()
+    builtin._mnist1d_arrays.cache_clear()
+    (path,) = tmp_path.glob("mnist1d-*-default.npz")
+    assert not list(tmp_path.glob("*.tmp"))
+    code = (
+        "import sys; from nnmath.datasets import load_dataset; d = load_dataset('mnist1d'); "
+        "print('mnist1d' in sys.modules, d.X.shape, float(d.X.sum()))"
+    )
+    env = {**__import__("os").environ, "NNMATH_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.stdout.split()[0] == "False", result.stderr
+    assert float(result.stdout.split()[-1]) == float(first[0].sum())
+    path.write_bytes(path.read_bytes()[:-100])  # a truncated file: regenerated, not trusted
+    again = builtin._mnist1d_arrays()
+    builtin._mnist1d_arrays.cache_clear()
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a, b)
+    assert builtin._read_mnist1d_cache(path) is not None  # and written back whole

@@ -607,7 +607,7 @@ def checkpoint_writer(
 
 NUMBA_PAYS_OFF_STEPS = 20_000
 """From this many steps on, ``kernel="auto"`` loads the numba kernel: importing numba and loading
-its compiled step costs ~0.5 s of CPU once per process, and with Adam it saves ~60–110 µs per step
+its compiled step costs ~0.5 s of CPU once per process, and with Adam it saves ~60–70 µs per step
 on the small networks it helps (docs/speed.md), so it pays for itself after some 8,000 steps."""
 
 

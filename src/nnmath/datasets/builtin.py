@@ -5,12 +5,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
+import hashlib
+import importlib.metadata
 import importlib.util
+import os
 import random
+import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -100,13 +108,88 @@ def _load_digits(seed: int) -> Dataset:
     )
 
 
+MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def cache_directory() -> Path:
+    """Where generated data sets are kept: $NNMATH_CACHE_DIR, else $XDG_CACHE_HOME/nnmath, else
+    ~/.cache/nnmath."""
+    if os.environ.get("NNMATH_CACHE_DIR"):
+        return Path(os.environ["NNMATH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nnmath"
+
+
+def _mnist1d_cache() -> Path | None:
+    """The cache file of MNIST-1D's default generation by the installed mnist1d (None if absent)."""
+    try:
+        version = importlib.metadata.version("mnist1d")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return cache_directory() / f"mnist1d-{version}-default.npz"
+
+
+def _digest(arrays: tuple[np.ndarray, ...]) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _read_mnist1d_cache(path: Path | None) -> tuple[np.ndarray, ...] | None:
+    """The cached arrays if the file is whole and unaltered (its SHA-256 matches), else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = tuple(np.array(archive[key]) for key in MNIST1D_KEYS)
+            stored = str(archive["sha256"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+    return arrays if stored == _digest(arrays) else None
+
+
+def _write_mnist1d_cache(path: Path | None, arrays: tuple[np.ndarray, ...]) -> None:
+    """Keep the arrays for the next run (atomically; a cache that cannot be written is skipped)."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **dict(zip(MNIST1D_KEYS, arrays, strict=True)), sha256=_digest(arrays))
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x, y, x_test, y_test) of MNIST-1D's default generation, built offline (~1 s), read-only.
+    """(x, y, x_test, y_test) of MNIST-1D's default generation, read-only.
 
-    ``make_dataset`` seeds Python's and NumPy's global generators; both states are restored after.
-    ``mnist1d.data.get_dataset`` is never called: it downloads, with no timeout.
+    Generated offline by the installed mnist1d (about 2 s with its import), then kept in the
+    cache directory (``cache_directory()``, one file per mnist1d version, checked by SHA-256), so
+    that later runs read it in milliseconds. ``make_dataset`` seeds Python's and NumPy's global
+    generators; both states are restored after. ``mnist1d.data.get_dataset`` is never called: it
+    downloads, with no timeout.
     """
+    cache = _mnist1d_cache()
+    arrays = _read_mnist1d_cache(cache)
+    if arrays is None:
+        arrays = _generate_mnist1d()
+        _write_mnist1d_cache(cache, arrays)
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays  # type: ignore[return-value]
+
+
+def _generate_mnist1d() -> tuple[np.ndarray, ...]:
+    """MNIST-1D's default generation by ``mnist1d.data.make_dataset``, global RNG states kept."""
     data_module = _import_optional("mnist1d.data", "the 'mnist1d' data set")
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
@@ -114,10 +197,7 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
-    arrays = tuple(np.array(data[key]) for key in ("x", "y", "x_test", "y_test"))
-    for array in arrays:
-        array.setflags(write=False)
-    return arrays  # type: ignore[return-value]
+    return tuple(np.array(data[key]) for key in MNIST1D_KEYS)
 
 
 def _load_mnist1d(seed: int) -> Dataset:
