@@ -90,7 +90,8 @@ def test_digits_on_two_ranks_match_one_process_and_print_one_summary(
     from nnmath.cli import main
 
     mpiexec()  # skip here, before the one-process run, where MPI is missing
-    options = ["--data", "digits", "--epochs", "4", "--no-plots", "--quiet"]
+    # the same kernel in both runs ("auto" takes numba where a process has already loaded it)
+    options = ["--data", "digits", "--epochs", "4", "--no-plots", "--quiet", "--kernel", "numpy"]
     assert main(["train", *options, "-o", str(tmp_path / "one.nnm")]) == 0
     one = capsys.readouterr()
     two = run_ranks(

@@ -521,3 +521,29 @@ def test_compiled_update_takes_plain_sgd_as_it_is(numba_available) -> None:
                    FlatUpdate(SGD(0.1, weight_decay=0.01), theirs, grad, lambda v: [v])):  # fmt: skip
         update.step()
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_subclass_with_its_own_rule_keeps_it_on_the_numba_kernel(numba_available, rng) -> None:
+    """The compiled loops compute SGD's, RMSprop's and Adam's own rules; an optimizer that
+    subclasses one with a rule of its own (scikit-learn's momentum in nnmath.sklearn does) is
+    applied through its ``apply``, never through its base class's loop."""
+    from nnmath.fast import has_compiled_rule
+    from nnmath.training import fit
+
+    class TenfoldMomentum(SGD):
+        def apply(self, theta, g, state, work) -> None:
+            super().apply(theta, np.multiply(g, 10.0, out=np.empty_like(g)), state, work)
+
+    assert has_compiled_rule(SGD(0.1, momentum=0.9))
+    assert not has_compiled_rule(TenfoldMomentum(0.1, momentum=0.9))
+    X, y = rng.normal(size=(64, 3)), rng.integers(0, 3, 64)
+    trained = {}
+    for name, optimizer in [("plain", SGD(0.01, momentum=0.9)),
+                            ("tenfold", TenfoldMomentum(0.01, momentum=0.9)),
+                            ("tenfold rate", SGD(0.1, momentum=0.9))]:  # fmt: skip
+        model = MLP("3-8relu-3softmax", seed=0)
+        fit(model, X, y, optimizer=optimizer, epochs=2, batch_size=16, kernel="numba")
+        trained[name] = model.parameters()
+    for ten, rate in zip(trained["tenfold"], trained["tenfold rate"], strict=True):
+        np.testing.assert_allclose(ten, rate, rtol=1e-5, atol=1e-6)  # 10 g at η = 10 η g
+    assert not np.allclose(trained["tenfold"][0], trained["plain"][0])

@@ -1025,8 +1025,20 @@ class CompiledUpdate(FlatUpdate):
         kernel(theta, grad, *state, *scalars)
 
 
+COMPILED_RULES = (SGD, RMSprop, Adam, AdamW)
+"""The optimizers whose rules have a compiled loop; a subclass (its own ``apply``) has none."""
+
+
+def has_compiled_rule(optimizer: Optimizer) -> bool:
+    """True when ``CompiledUpdate`` computes ``optimizer``'s own rule: one of ``COMPILED_RULES``
+    exactly (not a subclass with a rule of its own)."""
+    return type(optimizer) in COMPILED_RULES
+
+
 def _rule_of(optimizer: Optimizer, real: type) -> tuple[Any, tuple]:
     """The compiled loop of ``optimizer``'s rule and its scalars for this step, in θ's dtype."""
+    if not has_compiled_rule(optimizer):
+        raise SpecError(f"no compiled rule for {optimizer!r}")
     rules = _numba_rules()
     eta, t = optimizer.learning_rate, optimizer.t
     if isinstance(optimizer, Adam):  # AdamW is an Adam

@@ -33,6 +33,7 @@ from nnmath.fast import (
     CompiledUpdate,
     FastStep,
     flat_parameters,
+    has_compiled_rule,
     parameter_views,
     stored_transposed,
 )
@@ -352,8 +353,9 @@ def fast_stepper(
         update = fused_sgd(step, optimizer)
     else:
         transposed = stored_transposed(trained.linears[0].W)
-        rule = CompiledUpdate if step.kernel == "numba" else FlatUpdate  # one loop, or a call
-        flat = rule(  # per formula, over the whole vector
+        compiled = step.kernel == "numba" and has_compiled_rule(optimizer)
+        rule = CompiledUpdate if compiled else FlatUpdate  # one loop, or a call per formula
+        flat = rule(  # over the whole vector
             optimizer, theta, step.gradient, lambda v: parameter_views(trained, v, transposed)
         )
         gradients = None
