@@ -145,13 +145,16 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """True when every parameter's check passed."""
         return all(check.passed for check in self.checks)
 
     @property
     def worst_relative_error(self) -> float:
+        """The largest relative error over the parameters."""
         return max(check.relative_error for check in self.checks)
 
     def to_dict(self) -> dict:
+        """The report as plain data (JSON's), with ``passed``."""
         return {**asdict(self), "passed": self.passed}
 
     def _repr_markdown_(self) -> str:

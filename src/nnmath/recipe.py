@@ -140,10 +140,13 @@ class TrainConfig:
     activations: tuple[str, ...] = ()  # "NAME=EXPRESSION" activations registered for the run
 
     def to_dict(self) -> dict[str, Any]:
+        """{field: value} for every field (what a model file stores)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The config ``to_dict`` wrote; unknown keys are ignored, missing ones take their
+        defaults."""
         names = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in names}
         if "activations" in values:  # a list in JSON

@@ -14,11 +14,12 @@
     restore the best weights (early stopping)                    finish_run
 
 One epoch is one pass over the training rows in a fresh random order (``datasets.batches``, drawn
-from the explicit generator ``rng``). The logged metrics are the values of the weights at the end of
-the epoch on the whole training set (``loss`` and ``accuracy`` for classification; ``loss``,
-``mse``, ``mae`` and ``r2`` for regression) and on the validation set (the same names prefixed
-``val_``), not running averages; ``train_metrics="running"`` logs the running mean of the batch
-costs instead (scikit-learn's and Keras's ``loss``) and skips the pass over the training set.
+from the explicit generator ``rng``). The logged training metrics (``loss`` and ``accuracy`` for
+classification; ``loss``, ``mse``, ``mae`` and ``r2`` for regression) are by default running means
+of what the steps computed, each batch on the weights before its own step
+(``train_metrics="running"``, as Keras and scikit-learn log them); ``train_metrics="exact"``
+evaluates the end-of-epoch weights on the whole training set instead. The validation metrics (the
+same names prefixed ``val_``) are always those of the end-of-epoch weights.
 
 Speed: NumPy models train on the fast path (``steps.py``): a float32 copy whose parameters are one
 vector, ``fast.FastStep``'s buffers, and the optimizer's rule applied once to the whole vector.
@@ -361,8 +362,8 @@ def fit(
 
     - y: class indices (S,) for classification, targets (S,) or (S, k) for regression (``task``
       is inferred: integer labels are classes). X is checked and converted once.
-    - loss: a Loss or its name; default cross-entropy for softmax, binary cross-entropy for sigmoid
-      outputs, mse otherwise. optimizer: an Optimizer or a name (default "adam"), with
+    - loss: a Loss or its name; default cross-entropy for a softmax classifier, binary
+      cross-entropy for a sigmoid one, mse otherwise. optimizer: an Optimizer or a name (default "adam"), with
       ``learning_rate`` (default: the optimizer's, 0.01 for SGD); it must be finite and > 0.
     - epochs: 1 to 1,000,000; seed: a whole number ≥ 0. Shuffling and the validation split draw
       from ``rng`` (default ``default_rng(seed)``).
@@ -389,11 +390,12 @@ def fit(
     - kernel: the fast step's kernel: "numpy", "numba" (``pip install 'nnmath[numba]'``: a
       compiled step; the first call in a process loads or compiles it, ~0.5–2 s) or "auto"
       (default: numba where it pays for itself, see ``choose_kernel``; else numpy).
-    - train_metrics: "exact" (default): after each epoch, the training set's ``loss`` and
-      ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights. "running": no such
-      pass; ``loss`` is the mean of the batch costs the steps computed, weighted by batch size
-      (each on the weights before its own step: what scikit-learn's ``loss_curve_`` and Keras
-      report), and no other training metric is logged. Validation metrics are exact either way.
+    - train_metrics: "running" (default): no pass over the training set; the training metrics
+      are running means of what each step computed on the weights before its own step (what
+      Keras and scikit-learn's ``loss_curve_`` report), weighted by batch size: ``loss``, and on
+      the fast path also ``accuracy`` (or ``mse``, ``mae``, ``r2``); with a ``gradients``
+      function only ``loss``. "exact": after each epoch, those metrics of the end-of-epoch
+      weights on the whole training set. Validation metrics are exact either way.
     - sample_weight: w (S,), one weight ≥ 0 per row: every cost becomes the weighted mean
       Σ_s w_s ℓ_s / Σ_s w_s (the plain mean when all w_s = 1). Weights travel with their rows
       through the shuffling, the batches and the validation split; the logged training metrics

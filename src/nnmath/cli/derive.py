@@ -38,6 +38,7 @@ from nnmath.spec import parse_spec
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath derive`` and its options."""
     parser = subparsers.add_parser(
         "derive",
         help="write the backprop derivation of a network (and verify every equation)",
@@ -280,6 +281,8 @@ def _user_numbers(
 
 
 def run(args: argparse.Namespace) -> int:
+    """Derive backprop for the spec (or ``--model``), optionally verify every equation or work an
+    example, and write Markdown, LaTeX or JSON; exit status 0, or 1 when a check failed."""
     register_activations(args)
     _refuse_what_does_not_apply(args)
     args.seed = 0 if args.seed is None else args.seed

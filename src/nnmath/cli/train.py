@@ -71,6 +71,7 @@ CONFIG_OPTIONS = (
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath train`` and its options."""
     parser = subparsers.add_parser(
         "train",
         help="train a network on a data set and save the model and its plots",
@@ -253,6 +254,8 @@ def _headline(result: TrainingResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train as the options say, in this process or (``--distributed``) on every MPI rank; rank 0
+    saves the model and plots and reports. Returns the exit status."""
     if not args.distributed:
         return _run(args, None)
     from nnmath.distributed import Communicator, run_on_ranks

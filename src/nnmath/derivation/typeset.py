@@ -20,6 +20,7 @@ _PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.MatMult: 2, 
 
 
 def tex_shape(shape: Shape) -> str:
+    r"""(S, 6) → ``S \times 6`` in LaTeX; () → ``\text{scalar}``."""
     return r" \times ".join(str(d) for d in shape) if shape else r"\text{scalar}"
 
 

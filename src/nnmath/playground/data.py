@@ -52,10 +52,12 @@ class Data:
 
     @property
     def task(self) -> str:
+        """The training set's task."""
         return self.train.task
 
     @property
     def n_features(self) -> int:
+        """The number of features (2 for the generated sets)."""
         return self.train.n_features
 
 
