@@ -370,8 +370,9 @@ def fit(
     - y: class indices (S,) for classification, targets (S,) or (S, k) for regression (``task``
       is inferred: integer labels are classes). X is checked and converted once.
     - loss: a Loss or its name; default cross-entropy for a softmax classifier, binary
-      cross-entropy for a sigmoid one, mse otherwise. optimizer: an Optimizer or a name (default "adam"), with
-      ``learning_rate`` (default: the optimizer's, 0.01 for SGD); it must be finite and > 0.
+      cross-entropy for a sigmoid one, mse otherwise. optimizer: an Optimizer or a name (default
+      "adam"), with ``learning_rate`` (default: the optimizer's, 0.01 for SGD); it must be finite
+      and > 0.
     - epochs: 1 to 1,000,000; seed: a whole number ≥ 0. Shuffling and the validation split draw
       from ``rng`` (default ``default_rng(seed)``).
     - validation: a held-out (X_val, y_val) or (X_val, y_val, w_val), or ``validation_fraction``
