@@ -158,6 +158,10 @@ def _per_ln(base: float) -> str:
     return "" if base == math.e else f" / log({base!r})"
 
 
+_DL_DA = r"\frac{\partial \ell}{\partial <A>}"
+"""G = ∂ℓ/∂Ŷ in the simplification's LaTeX (``<dA>`` in its code)."""
+
+
 def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
     """The output-layer simplification of softmax + cross-entropy, step by step, in both notations.
 
@@ -168,13 +172,22 @@ def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
     """
     _, k = _base_tex(base)  # the 1/ln b factor, empty for the natural log
     per_ln = _per_ln(base)
-    G = r"\frac{\partial \ell}{\partial <A>}"
-    row = {
-        "substitute": Rule(
-            lhs=rf"<A> \odot {G}", lhs_code="<A> * <dA>", tex=rf"-{k} <T>", code=f"-<T>{per_ln}"
-        ),
+    substitute = Rule(
+        lhs=rf"<A> \odot {_DL_DA}", lhs_code="<A> * <dA>", tex=rf"-{k} <T>", code=f"-<T>{per_ln}"
+    )
+    return {
+        "row": {"substitute": substitute, **_softmax_cross_entropy_rows(k, per_ln)},
+        "column": {"substitute": substitute, **_softmax_cross_entropy_columns(k, per_ln)},
+    }
+
+
+def _softmax_cross_entropy_rows(k: str, per_ln: str) -> dict[str, Rule]:
+    """The simplification's steps after the substitution, one sample per row: the sums over a
+    sample's outputs are products with 11ᵀ on the right. ``k`` and ``per_ln`` are the 1/ln b
+    factor in LaTeX and in code."""
+    return {
         "substitute_sum": Rule(
-            lhs=rf"\left({G} \odot <A>\right)\mathbf{{1}}\mathbf{{1}}^\top",
+            lhs=rf"\left({_DL_DA} \odot <A>\right)\mathbf{{1}}\mathbf{{1}}^\top",
             lhs_code="(<dA> * <A>) @ ones(<n>, <n>)",
             tex=rf"-{k} <T>\mathbf{{1}}\mathbf{{1}}^\top",
             code=f"-<T> @ ones(<n>, <n>){per_ln}",
@@ -198,10 +211,13 @@ def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
             element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{sj}}}} = {k}(<A>_{{sj}} - <T>_{{sj}})",
         ),
     }
-    column = {
-        "substitute": row["substitute"],
+
+
+def _softmax_cross_entropy_columns(k: str, per_ln: str) -> dict[str, Rule]:
+    """The same steps one sample per column: the sums are products with 11ᵀ on the left."""
+    return {
         "substitute_sum": Rule(
-            lhs=rf"\mathbf{{1}}\mathbf{{1}}^\top\left({G} \odot <A>\right)",
+            lhs=rf"\mathbf{{1}}\mathbf{{1}}^\top\left({_DL_DA} \odot <A>\right)",
             lhs_code="ones(<n>, <n>) @ (<dA> * <A>)",
             tex=rf"-{k} \mathbf{{1}}\mathbf{{1}}^\top <T>",
             code=f"-ones(<n>, <n>) @ <T>{per_ln}",
@@ -225,7 +241,6 @@ def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
             element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{js}}}} = {k}(<A>_{{js}} - <T>_{{js}})",
         ),
     }
-    return {"row": row, "column": column}
 
 
 def _base_tex(base: float) -> tuple[str, str]:
