@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnmath.cli import DATA
+from nnmath.cli.options import add_penalty_options
 from nnmath.errors import SpecError
 from nnmath.outputs import check_output, rescue_message, save_with_fallback
 
@@ -134,13 +135,7 @@ def _training_options(model: argparse._ArgumentGroup) -> None:
         help="learning-rate schedule over the epochs (default constant)",
     )
     model.add_argument("--clip-norm", type=float, metavar="C", help="clip gradients to norm C")
-    penalty = model.add_mutually_exclusive_group()
-    penalty.add_argument(
-        "--l2", type=float, metavar="ALPHA", help="add the penalty (α/2) Σ ‖W‖² to the cost"
-    )
-    penalty.add_argument(
-        "--l1", type=float, metavar="ALPHA", help="add the penalty α Σ |W| to the cost"
-    )
+    add_penalty_options(model)
     model.add_argument(
         "--activation",
         action="append",
