@@ -51,9 +51,7 @@ def public_definitions(tree: ast.Module) -> Iterator[tuple[str, ast.AST, str | N
 def is_property_setter(node: ast.AST) -> bool:
     """``@x.setter`` / ``@x.deleter``: the property's getter carries its docstring."""
     decorators = getattr(node, "decorator_list", [])
-    return any(
-        isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter") for d in decorators
-    )
+    return any(isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter") for d in decorators)
 
 
 def inherited_doc(cls: type, member: str) -> str | None:
@@ -82,18 +80,14 @@ def undocumented(module: str) -> list[str]:
 
 
 def test_the_walk_finds_the_package_and_its_subpackages() -> None:
-    assert {"nnmath", "nnmath.training", "nnmath.cli", "nnmath.derivation.typeset"} <= set(
-        MODULES
-    )
+    assert {"nnmath", "nnmath.training", "nnmath.cli", "nnmath.derivation.typeset"} <= set(MODULES)
     assert len(MODULES) > 80
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_every_public_object_has_a_docstring(module: str) -> None:
     missing = undocumented(module)
-    assert not missing, f"{len(missing)} public objects without a docstring:\n" + "\n".join(
-        missing
-    )
+    assert not missing, f"{len(missing)} public objects without a docstring:\n" + "\n".join(missing)
 
 
 def test_the_check_sees_a_missing_docstring_and_accepts_an_inherited_one(tmp_path: Path) -> None:
@@ -116,7 +110,9 @@ def test_the_check_sees_a_missing_docstring_and_accepts_an_inherited_one(tmp_pat
         "def _private():\n"
         "    return 5\n"
     )
-    names = [q for q, node, _ in public_definitions(ast.parse(source)) if not ast.get_docstring(node)]
+    names = [
+        q for q, node, _ in public_definitions(ast.parse(source)) if not ast.get_docstring(node)
+    ]
     assert names == ["Child.value", "Child.grad", "Child.size", "helper"]
     namespace: dict[str, object] = {}
     exec(compile(source, "<test>", "exec"), namespace)

@@ -40,7 +40,9 @@ def module_level(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
         elif isinstance(node, (ast.If, ast.Try, ast.With)):
             for block in ("body", "orelse", "finalbody", "handlers"):
                 for child in getattr(node, block, []):
-                    found += module_level(child.body if isinstance(child, ast.ExceptHandler) else [child])
+                    found += module_level(
+                        child.body if isinstance(child, ast.ExceptHandler) else [child]
+                    )
     return found
 
 
