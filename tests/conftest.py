@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,3 +40,10 @@ torch.set_num_threads(1)
 def rng() -> np.random.Generator:
     """A seeded generator, passed explicitly (no global seeding)."""
     return np.random.default_rng(20240601)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch) -> Path:
+    """A fresh empty folder as the working directory (what a command writes lands there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from crafted import huge_npy_member
 
 from nnmath.losses import get_loss
 from nnmath.modelfile import HEADER_KEY, TrainedModel
@@ -325,17 +326,6 @@ def rewrite_header(path: Path, key: str, value: object) -> None:
     header[key] = value
     text = json.dumps(header).encode()
     path.write_bytes(npz_bytes(**{HEADER_KEY: np.frombuffer(text, np.uint8)}, **arrays))
-
-
-def huge_npy_member(name: str) -> bytes:
-    """A zip whose member declares a (10⁶, 10⁶) float64 array (7.3 TiB) and holds 64 bytes."""
-    header = io.BytesIO()
-    header_dict = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
-    np.lib.format.write_array_header_1_0(header, header_dict)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(f"{name}.npy", header.getvalue() + bytes(64))
-    return buffer.getvalue()
 
 
 def flipped_byte(data: bytes, at: int) -> bytes:

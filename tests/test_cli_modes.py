@@ -25,12 +25,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
 def unregister():
     """Remove the activations a test registers in this process."""
     from nnmath.activations import registered_names, unregister_activation

@@ -24,12 +24,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
 def iris_model(workdir: Path, capsys) -> tuple[Path, dict]:
     code, out, _ = run(capsys, "train", *QUICK, "--output", "iris.nnm", "--json")
     assert code == 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from crafted import huge_npy_member
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -216,17 +217,6 @@ def test_checkpoint_states_with_values_of_any_type(
 
 
 # ---- the crafted cases named in the issue -------------------------------------------------------
-
-
-def huge_npy_member(name: str) -> bytes:
-    """A zip whose member declares a (10⁶, 10⁶) float64 array (7.3 TiB) and holds 64 bytes."""
-    header = io.BytesIO()
-    header_dict = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
-    np.lib.format.write_array_header_1_0(header, header_dict)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(f"{name}.npy", header.getvalue() + bytes(64))
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("kind", ["data", "model"])

@@ -339,6 +339,8 @@ def unregister_activation(name: str) -> None:
 
 
 def registered_names() -> list[str]:
+    """The names of the activations registered at run time (``register_activation``), in order; the
+    built-in ones are not listed."""
     return [name for name in ACTIVATIONS if name not in BUILT_IN]
 
 

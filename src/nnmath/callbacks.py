@@ -63,9 +63,11 @@ class CallbackList:
         return results
 
     def on_train_begin(self) -> None:
+        """Call every callback's ``on_train_begin({})``."""
         self._call("on_train_begin", {})
 
     def on_epoch_begin(self, epoch: int) -> None:
+        """Call every callback's ``on_epoch_begin(epoch, {})``."""
         self._call("on_epoch_begin", epoch, {})
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> bool:
@@ -74,6 +76,7 @@ class CallbackList:
         return asked or any(getattr(c, "stop_training", False) for c in self.callbacks)
 
     def on_train_end(self, logs: Logs) -> None:
+        """Call every callback's ``on_train_end`` with a copy of the last epoch's logs."""
         self._call("on_train_end", dict(logs))
 
 
@@ -98,6 +101,7 @@ class StopWhen(Callback):
         self.monitor, self.threshold, self.mode = monitor, float(threshold), mode
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool:
+        """True once ``logs[monitor]`` ≥ threshold (mode "max") or ≤ threshold (mode "min")."""
         logs = logs or {}
         if self.monitor not in logs:
             raise SpecError(
@@ -143,6 +147,7 @@ class ProgressBar(Callback):
             )
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool:
+        """Advance the bar by one epoch and show the latest metrics; never stops training."""
         if self.bar is not None:
             logs = logs or {}
             self.bar.set_postfix(
@@ -152,6 +157,7 @@ class ProgressBar(Callback):
         return False
 
     def on_train_end(self, logs: Any = None) -> None:
+        """Close the bar."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -81,6 +81,8 @@ class TrainingState:
 
     @classmethod
     def from_parts(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> TrainingState:
+        """The state from a checkpoint file's JSON header and named arrays (the inverse of
+        ``to_parts``)."""
         def numbered(prefix: str) -> list[np.ndarray]:
             count = sum(key.startswith(prefix) for key in arrays)
             return [arrays[f"{prefix}{i}"] for i in range(count)]

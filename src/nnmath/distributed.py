@@ -101,6 +101,7 @@ class Communicator:
 
     @property
     def distributed(self) -> bool:
+        """True when more than one rank takes part."""
         return self.size > 1
 
     def share(self, n_rows: int) -> slice:
@@ -304,6 +305,7 @@ class Totals:
         return cls(weight, weight * float(cost), 0.0, ws @ error**2, ws @ np.abs(error), targets)
 
     def combine(self, other: Totals) -> Totals:
+        """The totals of both parts: sums added, target moments combined."""
         if self.squared is None or other.squared is None:
             return Totals(
                 self.weight + other.weight, self.loss + other.loss, self.correct + other.correct
@@ -378,6 +380,7 @@ class ReducedEvaluator:
         self.step = FastStep(self.model, loss, max(1, min(rows, EVALUATION_ROWS)))
 
     def totals(self, X: Array, T: Array, labels: Array | None, w: Array | None) -> Totals | None:
+        """The :class:`Totals` of the rows X (None for no rows), on the weights being trained."""
         if len(X) == 0:
             return None
         cost, A = self.step.evaluate(X, T if labels is None else labels, w)
@@ -395,12 +398,15 @@ class ReducedEvaluator:
         return self.logs(self.comm.collect(part, "the evaluation"))
 
     def pieces(self, pieces: Iterable[Piece]) -> Logs:
+        """The logs of this rank's pieces (a stream) combined with every other rank's."""
         parts = self.comm.collect(
             lambda: combined(self.totals(*piece) for piece in pieces), "the evaluation"
         )
         return self.logs(parts)
 
     def logs(self, parts: Sequence[Totals | None]) -> Logs:
+        """The logs of the combined parts, the penalty added with the global weight ({"loss": nan}
+        for no rows at all)."""
         total = combined(parts)
         if total is None:
             return {"loss": float("nan")}
@@ -452,6 +458,7 @@ class Reduction:
         )  # fmt: skip
 
     def record(self, local_weight: float) -> None:
+        """Remember this rank's weight in the step just taken (the step's ``on_step`` hook)."""
         self.local_weight = local_weight
 
 
@@ -470,9 +477,11 @@ class ReducedRunning:
         self.comm, self.running, self.reduce = comm, running, reduce
 
     def start(self) -> None:
+        """Zero the sums at the start of an epoch."""
         self.running.start()
 
     def add(self, value: float, batch_weight: float) -> None:
+        """Add one batch's global cost; its score only when this rank had rows of the batch."""
         step = self.running.step
         if self.reduce.local_weight == 0:
             self.running.step = None  # no rows here this step: its score is a stale one
@@ -480,6 +489,7 @@ class ReducedRunning:
         self.running.step = step
 
     def logs(self) -> Logs:
+        """The epoch's running metrics, the scores summed over the ranks first."""
         running = self.running
         if running.step is not None:
             parts = self.comm.collect(
@@ -514,6 +524,8 @@ class ReplicaCheck:
         self.comm, self.params = comm, params
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> bool:
+        """Compare the weights' hash across ranks (DistributedError where they differ); never
+        stops training."""
         self.comm.compare_replicas(self.params, epoch)
         return False
 
@@ -535,6 +547,7 @@ class SetupAgreement:
         self.comm, self.what, self.done = comm, what, False
 
     def reached(self) -> None:
+        """Report that this rank's setup worked, and wait for the others' reports."""
         self.done = True
         self.comm.collect(lambda: None, self.what)
 

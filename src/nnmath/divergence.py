@@ -66,6 +66,7 @@ class DivergenceWatch:
     def check_batch(
         self, epoch: int, batch: int, n_batches: int, value: float, learning_rate: float
     ) -> None:
+        """DivergenceError when the batch's cost is NaN/Inf or explodes against the initial loss."""
         if explodes(value, self.initial_loss):
             where = f"epoch {epoch}, batch {batch} of {n_batches}"
             raise divergence_error(where, "the loss", value, learning_rate, self.initial_loss)
@@ -77,6 +78,8 @@ class DivergenceWatch:
         params: Sequence[Array],
         learning_rate: float,
     ) -> None:
+        """DivergenceError when the epoch's ``loss`` or ``val_loss`` explodes, or a parameter holds
+        NaN or Inf."""
         where = f"the end of epoch {epoch}"
         for key in ("loss", "val_loss"):
             if key in logs and explodes(logs[key], self.initial_loss):

@@ -96,6 +96,7 @@ class Dropout:
         self.tex = dropout_formula(self.p)
 
     def describe(self) -> str:
+        """``"dropout(p)"``, for summaries."""
         return f"dropout({self.p:g})"
 
     def mask(self, X: Array, rng: np.random.Generator | None) -> Array:
@@ -135,4 +136,5 @@ class Dropout:
         return diagonal_jacobians(xp.ones_like(cache.X))
 
     def param_jacobians(self, cache: DropoutCache) -> dict[str, Array]:
+        """{}: dropout has no parameters."""
         return {}

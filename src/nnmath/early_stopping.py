@@ -64,6 +64,8 @@ class EarlyStopping:
         return self.stopped
 
     def restore(self, params: Sequence[Array]) -> None:
+        """Copy the best epoch's arrays back into ``params`` in place (nothing before a first
+        update)."""
         if self.best_weights is not None:
             for p, best in zip(params, self.best_weights, strict=True):
                 np.copyto(p, best)

@@ -82,6 +82,7 @@ class sigmoid(sp.Function):  # noqa: N801 - the name users write
     """σ(z) = 1/(1 + e^{−z}), one function for SymPy, so that its derivative reads σ(z)(1 − σ(z))."""
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
+        """σ′(z) = σ(z)(1 − σ(z)), as SymPy asks of a function's derivative."""
         s = sigmoid(self.args[0])
         return s * (1 - s)
 
@@ -327,9 +328,11 @@ class DerivativeCheck:
 
     @property
     def passed(self) -> bool:
+        """True when the check found no problem."""
         return not self.problems
 
     def format(self) -> str:
+        """The check as lines of text: h, h′, the largest error, and each problem or "accepted"."""
         lines = [
             f"h(z) = {self.expression}",
             f"h'(z) = {self.derivative}",
@@ -448,18 +451,22 @@ class CompiledExpression:
 
     @property
     def tex(self) -> str:
+        """h(z) in LaTeX."""
         return latex(self.function)
 
     @property
     def tex_derivative(self) -> str:
+        """h′(z) in LaTeX."""
         return latex(self.slope)
 
     @property
     def code(self) -> str:
+        """h(z) as NumPy code."""
         return code(self.function)
 
     @property
     def code_derivative(self) -> str:
+        """h′(z) as NumPy code."""
         return code(self.slope)
 
 

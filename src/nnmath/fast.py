@@ -1014,6 +1014,8 @@ class CompiledUpdate(FlatUpdate):
     the same numbers bit for bit (tests/test_fast.py)."""
 
     def step(self) -> None:
+        """θ ← the optimizer's rule on θ and g in one compiled loop (plain SGD stays two NumPy
+        calls)."""
         optimizer, theta, grad, state = self.optimizer, self.theta, self.grad, list(self.state)
         if type(optimizer) is SGD and not optimizer.momentum:  # θ ← θ − η (g + λθ): two calls
             super().step()

@@ -145,13 +145,16 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """True when every parameter's check passed."""
         return all(check.passed for check in self.checks)
 
     @property
     def worst_relative_error(self) -> float:
+        """The largest relative error over the parameters."""
         return max(check.relative_error for check in self.checks)
 
     def to_dict(self) -> dict:
+        """The report as plain data (JSON's), with ``passed``."""
         return {**asdict(self), "passed": self.passed}
 
     def _repr_markdown_(self) -> str:
@@ -251,12 +254,7 @@ def check_gradients(
     check_steps(eps, rtol, atol)
     check_pair(model.output, model.n_out, loss)
     xp = namespace(model.linears[0].W)
-    model = model.astype(np.float64)
-    X = np.asarray(to_numpy(X))
-    model.check_input(X)
-    check_size(model.spec, int(X.shape[0]))
-    X = X.astype(np.float64)
-    T = as_targets(to_numpy(T), model.n_out, np.float64)
+    model, X, T = _in_float64(model, X, T)
 
     def mode() -> Mode:  # a fresh generator each time: the same dropout masks for every cost
         return Mode(training, np.random.default_rng(seed))
@@ -283,12 +281,29 @@ def check_gradients(
     ):
         numeric, kink = _differences(param, cost, crossed, eps)
         checks.append(_compare(name, analytic, numeric, kink, rtol, atol))
-    mode_text = "training mode" if training else "evaluation mode"
-    if training and any(d is not None for d in model.dropouts):
-        mode_text += f", dropout masks from seed {seed}"
     return GradcheckReport(
-        str(model.spec), loss.name, "float64", eps, rtol, atol, checks, mode=mode_text
-    )
+        str(model.spec), loss.name, "float64", eps, rtol, atol, checks,
+        mode=_mode_text(model, training, seed),
+    )  # fmt: skip
+
+
+def _in_float64(model: MLP, X: Any, T: Any) -> tuple[MLP, np.ndarray, np.ndarray]:
+    """A float64 copy of the model, and X, T (of any Array API library) checked against it and
+    converted to float64 NumPy arrays, T as (S, n_out) targets."""
+    model = model.astype(np.float64)
+    X = np.asarray(to_numpy(X))
+    model.check_input(X)
+    check_size(model.spec, int(X.shape[0]))
+    X = X.astype(np.float64)
+    return model, X, as_targets(to_numpy(T), model.n_out, np.float64)
+
+
+def _mode_text(model: MLP, training: bool, seed: int) -> str:
+    """The mode the check ran in, as its report says it."""
+    text = "training mode" if training else "evaluation mode"
+    if training and any(d is not None for d in model.dropouts):
+        text += f", dropout masks from seed {seed}"
+    return text
 
 
 def _differences(

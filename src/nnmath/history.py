@@ -61,19 +61,24 @@ class History:
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded."""
         return len(self.metrics.get("epoch", []))
 
     # ---- as a callback -------------------------------------------------------------------------
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        """Start the epoch's clock."""
         self._began = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        """Record the epoch's logs and the seconds it took."""
         self.append(logs or {}, time.perf_counter() - self._began)
 
     # ---- recording and reading -----------------------------------------------------------------
 
     def append(self, logs: dict[str, float], seconds: float) -> None:
+        """Append each metric of ``logs`` to its list (a new metric starts a list) and the epoch's
+        seconds."""
         for key, value in logs.items():
             self.metrics.setdefault(key, []).append(value)
         self.seconds.append(seconds)
@@ -102,6 +107,8 @@ class History:
     # ---- files ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The History as plain lists and numbers (what a checkpoint or model file stores as
+        JSON)."""
         return {
             "metrics": {key: list(values) for key, values in self.metrics.items()},
             "seconds": list(self.seconds),
@@ -113,6 +120,7 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
+        """The History that ``to_dict`` wrote."""
         initial = data.get("initial_loss")
         return cls(
             metrics={key: [float(v) for v in values] for key, values in data["metrics"].items()},

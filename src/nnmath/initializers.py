@@ -18,19 +18,23 @@ from nnmath.errors import SpecError
 
 
 def glorot_uniform(n_in: int, n_out: int, rng: np.random.Generator) -> np.ndarray:
+    """W ~ U(−r, r), r = √(6 / (n_in + n_out)), of shape (n_out, n_in), drawn from ``rng``."""
     r = math.sqrt(6.0 / (n_in + n_out))
     return rng.uniform(-r, r, size=(n_out, n_in))
 
 
 def glorot_normal(n_in: int, n_out: int, rng: np.random.Generator) -> np.ndarray:
+    """W ~ N(0, 2 / (n_in + n_out)), of shape (n_out, n_in), drawn from ``rng``."""
     return rng.normal(0.0, math.sqrt(2.0 / (n_in + n_out)), size=(n_out, n_in))
 
 
 def he_normal(n_in: int, n_out: int, rng: np.random.Generator) -> np.ndarray:
+    """W ~ N(0, 2 / n_in), of shape (n_out, n_in), drawn from ``rng``."""
     return rng.normal(0.0, math.sqrt(2.0 / n_in), size=(n_out, n_in))
 
 
 def he_uniform(n_in: int, n_out: int, rng: np.random.Generator) -> np.ndarray:
+    """W ~ U(−r, r), r = √(6 / n_in), of shape (n_out, n_in), drawn from ``rng``."""
     r = math.sqrt(6.0 / n_in)
     return rng.uniform(-r, r, size=(n_out, n_in))
 

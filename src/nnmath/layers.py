@@ -50,6 +50,7 @@ class Mode:
     rng: np.random.Generator | None = None
 
     def describe(self) -> str:
+        """``"training"`` or ``"evaluation"``, for messages and summaries."""
         return "training" if self.training else "evaluation"
 
 
@@ -218,17 +219,21 @@ class Linear:
 
     @property
     def n_in(self) -> int:
+        """n_in, the width of the input: W's second dimension."""
         return int(self.W.shape[1])
 
     @property
     def n_out(self) -> int:
+        """n_out, the width of the output: W's first dimension."""
         return int(self.W.shape[0])
 
     @property
     def params(self) -> dict[str, Array]:
+        """{"W": W (n_out, n_in), "b": b (n_out,)}: the arrays an optimizer updates, by name."""
         return {"W": self.W, "b": self.b}
 
     def describe(self) -> str:
+        """``"Linear n_in→n_out"``, for summaries."""
         return f"Linear {self.n_in}→{self.n_out}"
 
     def forward(self, X: Array, mode: Mode = EVALUATION) -> tuple[Array, Array]:
@@ -309,9 +314,11 @@ class Elementwise:
 
     @property
     def name(self) -> str:
+        """The activation's name (``relu``, ``tanh``, …)."""
         return self.activation.name
 
     def describe(self) -> str:
+        """The activation's label, for summaries."""
         return self.activation.label
 
     def forward(self, X: Array, mode: Mode = EVALUATION) -> tuple[Array, tuple[Array, Array]]:
@@ -333,6 +340,7 @@ class Elementwise:
         return diagonal_jacobians(self.derivative(cache))
 
     def param_jacobians(self, cache: tuple[Array, Array]) -> dict[str, Array]:
+        """{}: an elementwise map has no parameters."""
         return {}
 
 
@@ -407,6 +415,7 @@ class Softmax:
     tex = SOFTMAX_TEX
 
     def describe(self) -> str:
+        """``"softmax"``, for summaries."""
         return "softmax"
 
     def forward(self, X: Array, mode: Mode = EVALUATION) -> tuple[Array, Array]:
@@ -426,6 +435,7 @@ class Softmax:
         return diagonal_jacobians(Y) - Y[:, :, None] * Y[:, None, :]
 
     def param_jacobians(self, cache: Array) -> dict[str, Array]:
+        """{}: softmax has no parameters."""
         return {}
 
 

@@ -38,9 +38,11 @@ class Loss(Protocol):
     name: str
     tex: Formula
 
-    def value(self, A: Array, T: Array) -> Array: ...  # (S,)
+    def value(self, A: Array, T: Array) -> Array:
+        """ℓ_s = ℓ(a_s, t_s) for each row: predictions A and targets T (S, C) → (S,)."""
 
-    def grad(self, A: Array, T: Array) -> Array: ...  # (S, C), no 1/S
+    def grad(self, A: Array, T: Array) -> Array:
+        """∂ℓ_s/∂a_s row by row: (S, C), with no 1/S (the cost owns it)."""
 
 
 def _loss_notations(
@@ -111,10 +113,12 @@ class SquaredError:
     )
 
     def value(self, A: Array, T: Array) -> Array:
+        """ℓ_s = ½ Σ_j (t_sj − a_sj)² for each row: A, T (S, C) → (S,)."""
         xp = namespace(A)
         return 0.5 * xp.sum((T - A) ** 2, axis=1)
 
     def grad(self, A: Array, T: Array) -> Array:
+        """∂ℓ_s/∂a_s = a_s − t_s row by row: (S, C), no 1/S."""
         return A - T
 
 
@@ -140,16 +144,22 @@ class MeanSquaredError:
     )
 
     def value(self, A: Array, T: Array) -> Array:
+        """ℓ_s = (1/C) Σ_j (t_sj − a_sj)² for each row: A, T (S, C) → (S,)."""
         xp = namespace(A)
         return xp.mean((T - A) ** 2, axis=1)
 
     def grad(self, A: Array, T: Array) -> Array:
+        """∂ℓ_s/∂a_s = 2(a_s − t_s)/C row by row: (S, C), no 1/S."""
         return (2.0 / A.shape[1]) * (A - T)
 
 
 def _per_ln(base: float) -> str:
     """The code for the 1/ln b factor of a log base: nothing for the natural log."""
     return "" if base == math.e else f" / log({base!r})"
+
+
+_DL_DA = r"\frac{\partial \ell}{\partial <A>}"
+"""G = ∂ℓ/∂Ŷ in the simplification's LaTeX (``<dA>`` in its code)."""
 
 
 def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
@@ -162,13 +172,22 @@ def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
     """
     _, k = _base_tex(base)  # the 1/ln b factor, empty for the natural log
     per_ln = _per_ln(base)
-    G = r"\frac{\partial \ell}{\partial <A>}"
-    row = {
-        "substitute": Rule(
-            lhs=rf"<A> \odot {G}", lhs_code="<A> * <dA>", tex=rf"-{k} <T>", code=f"-<T>{per_ln}"
-        ),
+    substitute = Rule(
+        lhs=rf"<A> \odot {_DL_DA}", lhs_code="<A> * <dA>", tex=rf"-{k} <T>", code=f"-<T>{per_ln}"
+    )
+    return {
+        "row": {"substitute": substitute, **_softmax_cross_entropy_rows(k, per_ln)},
+        "column": {"substitute": substitute, **_softmax_cross_entropy_columns(k, per_ln)},
+    }
+
+
+def _softmax_cross_entropy_rows(k: str, per_ln: str) -> dict[str, Rule]:
+    """The simplification's steps after the substitution, one sample per row: the sums over a
+    sample's outputs are products with 11ᵀ on the right. ``k`` and ``per_ln`` are the 1/ln b
+    factor in LaTeX and in code."""
+    return {
         "substitute_sum": Rule(
-            lhs=rf"\left({G} \odot <A>\right)\mathbf{{1}}\mathbf{{1}}^\top",
+            lhs=rf"\left({_DL_DA} \odot <A>\right)\mathbf{{1}}\mathbf{{1}}^\top",
             lhs_code="(<dA> * <A>) @ ones(<n>, <n>)",
             tex=rf"-{k} <T>\mathbf{{1}}\mathbf{{1}}^\top",
             code=f"-<T> @ ones(<n>, <n>){per_ln}",
@@ -192,10 +211,13 @@ def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
             element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{sj}}}} = {k}(<A>_{{sj}} - <T>_{{sj}})",
         ),
     }
-    column = {
-        "substitute": row["substitute"],
+
+
+def _softmax_cross_entropy_columns(k: str, per_ln: str) -> dict[str, Rule]:
+    """The same steps one sample per column: the sums are products with 11ᵀ on the left."""
+    return {
         "substitute_sum": Rule(
-            lhs=rf"\mathbf{{1}}\mathbf{{1}}^\top\left({G} \odot <A>\right)",
+            lhs=rf"\mathbf{{1}}\mathbf{{1}}^\top\left({_DL_DA} \odot <A>\right)",
             lhs_code="ones(<n>, <n>) @ (<dA> * <A>)",
             tex=rf"-{k} \mathbf{{1}}\mathbf{{1}}^\top <T>",
             code=f"-ones(<n>, <n>) @ <T>{per_ln}",
@@ -219,7 +241,6 @@ def _softmax_cross_entropy_notations(base: float) -> dict[str, dict[str, Rule]]:
             element=rf"\frac{{\partial \ell_s}}{{\partial <Z>_{{js}}}} = {k}(<A>_{{js}} - <T>_{{js}})",
         ),
     }
-    return {"row": row, "column": column}
 
 
 def _base_tex(base: float) -> tuple[str, str]:
@@ -278,11 +299,13 @@ class CrossEntropy:
         return math.log(self.base)
 
     def value(self, A: Array, T: Array) -> Array:
+        """ℓ_s = −Σ_j t_sj log_b max(a_sj, tiny) for each row: A, T (S, C) → (S,)."""
         xp = namespace(A)
         # t·log a with the convention 0·log 0 = 0, so a zero target never meets log(0)
         return -xp.sum(T * _clamped_log(A), axis=1) / self.log_base
 
     def grad(self, A: Array, T: Array) -> Array:
+        """∂ℓ_s/∂a_s = −t_s ⊘ (max(a_s, tiny) ln b) row by row: (S, C), no 1/S."""
         xp = namespace(A)
         return -T / (xp.clip(A, _tiny(A), None) * self.log_base)
 
@@ -315,10 +338,13 @@ class BinaryCrossEntropy:
     )
 
     def value(self, A: Array, T: Array) -> Array:
+        """ℓ_s = −Σ_j [t_sj ln a_sj + (1 − t_sj) ln(1 − a_sj)] for each row, each log's argument
+        clamped to ≥ tiny: A, T (S, C) → (S,)."""
         xp = namespace(A)
         return -xp.sum(T * _clamped_log(A) + (1.0 - T) * _clamped_log(1.0 - A), axis=1)
 
     def grad(self, A: Array, T: Array) -> Array:
+        """∂ℓ_s/∂a_s = (a_s − t_s) ⊘ max(a_s ⊙ (1 − a_s), tiny) row by row: (S, C), no 1/S."""
         xp = namespace(A)
         tiny = _tiny(A)
         return (A - T) / xp.clip(A * (1.0 - A), tiny, None)
@@ -337,10 +363,13 @@ class SoftmaxCrossEntropy:
 
     @property
     def log_base(self) -> float:
+        """ln b, the factor that turns a natural log into log_b."""
         return math.log(self.base)
 
     @property
     def tex(self) -> Formula:
+        """The fused pair's formula in the base b, with the output-layer simplification step by
+        step."""
         log, factor = _base_tex(self.base)
         return Formula(
             forward=rf"\ell = -<t>^\top {log} \operatorname{{softmax}}(<z>)",
@@ -364,10 +393,12 @@ class SoftmaxCrossEntropy:
         )
 
     def value(self, Z: Array, T: Array) -> Array:
+        """ℓ_s = −Σ_j t_sj log_softmax(z_s)_j / ln b on the logits: Z, T (S, C) → (S,)."""
         xp = namespace(Z)
         return -xp.sum(T * log_softmax(Z), axis=1) / self.log_base
 
     def grad(self, Z: Array, T: Array) -> Array:
+        """∂ℓ_s/∂z_s = ((Σ_j t_sj) softmax(z_s) − t_s)/ln b row by row: (S, C), no 1/S."""
         xp = namespace(Z)
         return (xp.sum(T, axis=1, keepdims=True) * softmax(Z) - T) / self.log_base
 
@@ -411,10 +442,13 @@ class SigmoidBinaryCrossEntropy:
     )
 
     def value(self, Z: Array, T: Array) -> Array:
+        """ℓ_s = Σ_j [max(z_sj, 0) − t_sj z_sj + ln(1 + e^{−|z_sj|})] on the logits:
+        Z, T (S, C) → (S,)."""
         xp = namespace(Z)
         return xp.sum(xp.maximum(Z, 0.0) - T * Z + xp.log1p(xp.exp(-xp.abs(Z))), axis=1)
 
     def grad(self, Z: Array, T: Array) -> Array:
+        """∂ℓ_s/∂z_s = σ(z_s) − t_s row by row: (S, C), no 1/S."""
         return SIGMOID.f(Z) - T
 
 

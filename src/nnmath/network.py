@@ -180,14 +180,17 @@ class MLP:
 
     @property
     def dtype(self) -> Any:
+        """The dtype of the parameters (the first weight matrix's)."""
         return self.linears[0].W.dtype
 
     @property
     def n_in(self) -> int:
+        """n₀, the number of inputs (X has shape (S, n₀))."""
         return self.spec.n_in
 
     @property
     def n_out(self) -> int:
+        """n_K, the number of outputs (the predictions have shape (S, n_K))."""
         return self.spec.n_out
 
     @property
@@ -211,6 +214,7 @@ class MLP:
 
     @property
     def parameter_count(self) -> int:
+        """The number of scalars in :meth:`parameters` (weights, biases, γ and β)."""
         return sum(int(np.prod(p.shape)) for p in self.parameters())
 
     def summary(self) -> str:

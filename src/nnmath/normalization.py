@@ -340,10 +340,12 @@ class BatchNorm:
 
     @property
     def n(self) -> int:
+        """n, the number of features normalized (γ's length)."""
         return int(self.gamma.shape[0])
 
     @property
     def params(self) -> dict[str, Array]:
+        """{"gamma": γ (n,), "beta": β (n,)}: the arrays an optimizer updates, by name."""
         return {"gamma": self.gamma, "beta": self.beta}
 
     @property
@@ -352,6 +354,7 @@ class BatchNorm:
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
     def describe(self) -> str:
+        """``"bn"``, for summaries."""
         return "bn"
 
     def forward(self, X: Array, mode: Mode = EVALUATION) -> tuple[Array, BatchNormCache]:

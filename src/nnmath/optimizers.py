@@ -218,6 +218,8 @@ class SGD(Optimizer):
     def apply(
         self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
     ) -> None:
+        """One SGD step on θ in place: g ← g + λθ, then θ ← θ − η g, or with momentum v ← μ v + g
+        and θ ← θ − η v (Nesterov: θ − η (g + μ v)); ``work`` is scratch shaped like θ."""
         eta = self.learning_rate
         if self.weight_decay:
             np.multiply(theta, self.weight_decay, out=work)
@@ -268,6 +270,8 @@ class RMSprop(Optimizer):
     def apply(
         self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
     ) -> None:
+        """One RMSprop step on θ in place: v ← α v + (1 − α) g², θ ← θ − η g / (√v + ε) (with
+        momentum through b ← μ b + g / (√v + ε)); ``work`` is scratch shaped like θ."""
         if self.weight_decay:
             g = g + self.weight_decay * theta  # g ← g + λ θ (a new array: g is read twice)
         v = state[0]
@@ -316,6 +320,8 @@ class Adam(Optimizer):
     def apply(
         self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
     ) -> None:
+        """One Adam step on θ in place: g ← g + λθ (coupled decay), then the moments and
+        θ ← θ − η m̂ / (√v̂ + ε); ``work`` is scratch shaped like θ."""
         if self.weight_decay:
             g = g + self.weight_decay * theta  # g ← g + λ θ (a new array: g is read twice)
         self._moments_and_step(theta, g, state, work)
@@ -364,6 +370,8 @@ class AdamW(Adam):
     def apply(
         self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
     ) -> None:
+        """One AdamW step on θ in place: θ ← θ (1 − η λ) (decoupled decay), then Adam's moments and
+        θ ← θ − η m̂ / (√v̂ + ε); ``work`` is scratch shaped like θ."""
         if self.weight_decay:
             theta *= 1.0 - self.learning_rate * self.weight_decay  # θ ← θ (1 − η λ)
         self._moments_and_step(theta, g, state, work)

@@ -39,9 +39,11 @@ class Penalty(Protocol):
     per_sample: bool
     tex: Formula
 
-    def value(self, weights: Sequence[Array]) -> float: ...
+    def value(self, weights: Sequence[Array]) -> float:
+        """P(W⁽¹⁾, …, W⁽ᴷ⁾) over the list of weight matrices, a float."""
 
-    def grad(self, W: Array) -> Array: ...
+    def grad(self, W: Array) -> Array:
+        """∂P/∂W for one weight matrix, shaped like W."""
 
 
 def _check_alpha(alpha: Any) -> float:
@@ -84,10 +86,12 @@ class L2:
         object.__setattr__(self, "per_sample", bool(self.per_sample))
 
     def value(self, weights: Sequence[Array]) -> float:
+        """P = (α/2) Σ_l Σ_ij (W⁽ˡ⁾_ij)² over the weight matrices given, a float."""
         xp = namespace(*weights)
         return 0.5 * self.alpha * sum(float(xp.sum(W * W)) for W in weights)
 
     def grad(self, W: Array) -> Array:
+        """∂P/∂W = α W, shaped like W."""
         return self.alpha * W
 
 
@@ -127,10 +131,12 @@ class L1:
         object.__setattr__(self, "per_sample", bool(self.per_sample))
 
     def value(self, weights: Sequence[Array]) -> float:
+        """P = α Σ_l Σ_ij |W⁽ˡ⁾_ij| over the weight matrices given, a float."""
         xp = namespace(*weights)
         return self.alpha * sum(float(xp.sum(xp.abs(W))) for W in weights)
 
     def grad(self, W: Array) -> Array:
+        """∂P/∂W = α sign(W) with sign(0) = 0, shaped like W."""
         xp = namespace(W)
         return self.alpha * xp.sign(W)
 

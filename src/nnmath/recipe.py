@@ -140,10 +140,13 @@ class TrainConfig:
     activations: tuple[str, ...] = ()  # "NAME=EXPRESSION" activations registered for the run
 
     def to_dict(self) -> dict[str, Any]:
+        """{field: value} for every field (what a model file stores)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The config ``to_dict`` wrote; unknown keys are ignored, missing ones take their
+        defaults."""
         names = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in names}
         if "activations" in values:  # a list in JSON
@@ -402,19 +405,28 @@ def class_weights(text: str, train: Dataset) -> np.ndarray:
     return per_class[y]
 
 
+def checkpoint_file(
+    path: str | Path, model: TrainedModel, config: TrainConfig
+) -> Callable[[TrainingState], None]:
+    """After each epoch: the checkpoint file at ``path``, with the model and the run's config."""
+    return lambda state: save_checkpoint(path, model, state, config.to_dict())
+
+
 def _checkpoint_writer(
     path: str | Path | None, model: TrainedModel, config: TrainConfig
 ) -> Callable[[TrainingState], None] | None:
-    """After each epoch: the checkpoint file at ``path``, with the model and the run's config."""
+    """:func:`checkpoint_file`, where a write that fails (a full disk) warns once and training
+    goes on without checkpoints."""
     if path is None:
         return None
+    save = checkpoint_file(path, model, config)
     failed: list[OSError] = []
 
     def write(state: TrainingState) -> None:
         if failed:
             return
         try:
-            save_checkpoint(path, model, state, config.to_dict())
+            save(state)
         except OSError as error:  # a full disk: warn once, keep training, the model is saved later
             failed.append(error)
             warnings.warn(

@@ -95,14 +95,17 @@ class NetworkSpec:
 
     @property
     def sizes(self) -> tuple[int, ...]:
+        """(n₀, n₁, …, n_K): the input width, then each layer's."""
         return (self.n_in, *(layer.size for layer in self.layers))
 
     @property
     def n_out(self) -> int:
+        """n_K, the last layer's width."""
         return self.layers[-1].size
 
     @property
     def output(self) -> str:
+        """The output activation's name (the last layer's)."""
         return self.layers[-1].activation
 
     @property

@@ -233,10 +233,12 @@ class RunningMetrics:
         self.start()
 
     def start(self) -> None:
+        """Zero the sums at the start of an epoch."""
         self.cost = self.weight = self.correct = self.absolute = 0.0
         self.squared: Array = 0.0
 
     def add(self, value: float, batch_weight: float) -> None:
+        """Add one batch: its cost C_b weighted by W_b and, on the fast path, its score's sums."""
         self.cost += batch_weight * value
         self.weight += batch_weight
         if self.step is not None:
@@ -247,6 +249,8 @@ class RunningMetrics:
                 self.absolute += score.absolute
 
     def logs(self) -> dict[str, float]:
+        """The epoch's running metrics: loss = Σ_b W_b C_b / Σ_b W_b, and accuracy or mse, mae, r2
+        (see the class docstring)."""
         weight = max(self.weight, 1e-300)
         logs = {"loss": self.cost / weight}
         if self.step is None:

@@ -35,10 +35,16 @@ from nnmath.datasets.stream import Stream, StreamRows, StreamSummary, open_strea
 from nnmath.distributed import Communicator, Totals, as_communicator, combined
 from nnmath.history import History
 from nnmath.losses import get_loss
-from nnmath.modelfile import TrainedModel, save_checkpoint
+from nnmath.modelfile import TrainedModel
 from nnmath.network import MLP
 from nnmath.optimizers import Optimizer, make_optimizer
-from nnmath.recipe import TrainConfig, check_config, complete_spec, training_dtype
+from nnmath.recipe import (
+    TrainConfig,
+    check_config,
+    checkpoint_file,
+    complete_spec,
+    training_dtype,
+)
 from nnmath.settings import default_loss_name
 from nnmath.training import fit
 
@@ -173,7 +179,7 @@ def train_streamed(
     if on_start is not None:
         on_start(model, train, test, config)
     optimizer = make_optimizer(config.optimizer, learning_rate=config.learning_rate)
-    write = None if checkpoint is None else checkpoint_writer(checkpoint, model, config)
+    write = None if checkpoint is None else checkpoint_file(checkpoint, model, config)
     clock = time.perf_counter()
     history = fit_stream(
         model, stream, config, optimizer, comm=comm, progress=progress, callbacks=callbacks,
@@ -189,13 +195,6 @@ def train_streamed(
     return StreamResult(
         model, history, test_metrics, config, train, test, seconds, rows, peaks, phases
     )
-
-
-def checkpoint_writer(
-    path: str | Path, model: TrainedModel, config: TrainConfig
-) -> Callable[[TrainingState], None]:
-    """After each epoch: the checkpoint file at ``path``, with the model and the run's config."""
-    return lambda state: save_checkpoint(path, model, state, config.to_dict())
 
 
 def metadata(

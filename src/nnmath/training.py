@@ -1,24 +1,32 @@
 """Training: mini-batch gradient descent with validation, early stopping, checkpoints and callbacks.
 
-``fit`` is the loop below, each line a named step of this module or of one beside it:
+``fit`` sets a run up in named steps, then runs the loop below, each line a named step of this
+module or of one beside it:
 
-    C₀ ← the training cost before the first step               start_run (History.initial_loss)
-    for epoch = 1 … epochs:
+    check the settings, the model and the penalty                settings.py
+    the rows, targets, weights and validation rows, once         prepare_data (rows.py)
+    the loss, the optimizer, early stopping                      pair_loss, prepare_optimizer, …
+    a fresh run, or the one a checkpoint continues               begin_run
+    the step of every batch, the metrics, the hooks              build_loop, build_step
+
+    C₀ ← the training cost before the first step                 initial_loss (History.initial_loss)
+    for epoch = 1 … epochs:                                      run_epochs, run_epoch
         η ← schedule(epoch)                                      set_learning_rate
         for each mini-batch b of a fresh shuffle:                train_epoch
             C_b ← one step on b, θ updated in place              steps.py (fused on the fast path)
             stop if C_b is NaN/Inf or explodes                   divergence.py
-        logs ← loss and metrics on the end-of-epoch weights      evaluate_epoch
+        logs ← the training metrics, the val_ metrics            evaluate_epoch
         stop if they or θ diverged; record them                  divergence.py, history.py
         early stopping, checkpoint, callbacks                    early_stopping.py, checkpoint.py
     restore the best weights (early stopping)                    finish_run
 
 One epoch is one pass over the training rows in a fresh random order (``datasets.batches``, drawn
-from the explicit generator ``rng``). The logged metrics are the values of the weights at the end of
-the epoch on the whole training set (``loss`` and ``accuracy`` for classification; ``loss``,
-``mse``, ``mae`` and ``r2`` for regression) and on the validation set (the same names prefixed
-``val_``), not running averages; ``train_metrics="running"`` logs the running mean of the batch
-costs instead (scikit-learn's and Keras's ``loss``) and skips the pass over the training set.
+from the explicit generator ``rng``). The logged training metrics (``loss`` and ``accuracy`` for
+classification; ``loss``, ``mse``, ``mae`` and ``r2`` for regression) are by default running means
+of what the steps computed, each batch on the weights before its own step
+(``train_metrics="running"``, as Keras and scikit-learn log them); ``train_metrics="exact"``
+evaluates the end-of-epoch weights on the whole training set instead. The validation metrics (the
+same names prefixed ``val_``) are always those of the end-of-epoch weights.
 
 Speed: NumPy models train on the fast path (``steps.py``): a float32 copy whose parameters are one
 vector, ``fast.FastStep``'s buffers, and the optimizer's rule applied once to the whole vector.
@@ -361,9 +369,10 @@ def fit(
 
     - y: class indices (S,) for classification, targets (S,) or (S, k) for regression (``task``
       is inferred: integer labels are classes). X is checked and converted once.
-    - loss: a Loss or its name; default cross-entropy for softmax, binary cross-entropy for sigmoid
-      outputs, mse otherwise. optimizer: an Optimizer or a name (default "adam"), with
-      ``learning_rate`` (default: the optimizer's, 0.01 for SGD); it must be finite and > 0.
+    - loss: a Loss or its name; default cross-entropy for a softmax classifier, binary
+      cross-entropy for a sigmoid one, mse otherwise. optimizer: an Optimizer or a name (default
+      "adam"), with ``learning_rate`` (default: the optimizer's, 0.01 for SGD); it must be finite
+      and > 0.
     - epochs: 1 to 1,000,000; seed: a whole number ≥ 0. Shuffling and the validation split draw
       from ``rng`` (default ``default_rng(seed)``).
     - validation: a held-out (X_val, y_val) or (X_val, y_val, w_val), or ``validation_fraction``
@@ -389,11 +398,12 @@ def fit(
     - kernel: the fast step's kernel: "numpy", "numba" (``pip install 'nnmath[numba]'``: a
       compiled step; the first call in a process loads or compiles it, ~0.5–2 s) or "auto"
       (default: numba where it pays for itself, see ``choose_kernel``; else numpy).
-    - train_metrics: "exact" (default): after each epoch, the training set's ``loss`` and
-      ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights. "running": no such
-      pass; ``loss`` is the mean of the batch costs the steps computed, weighted by batch size
-      (each on the weights before its own step: what scikit-learn's ``loss_curve_`` and Keras
-      report), and no other training metric is logged. Validation metrics are exact either way.
+    - train_metrics: "running" (default): no pass over the training set; the training metrics
+      are running means of what each step computed on the weights before its own step (what
+      Keras and scikit-learn's ``loss_curve_`` report), weighted by batch size: ``loss``, and on
+      the fast path also ``accuracy`` (or ``mse``, ``mae``, ``r2``); with a ``gradients``
+      function only ``loss``. "exact": after each epoch, those metrics of the end-of-epoch
+      weights on the whole training set. Validation metrics are exact either way.
     - sample_weight: w (S,), one weight ≥ 0 per row: every cost becomes the weighted mean
       Σ_s w_s ℓ_s / Σ_s w_s (the plain mean when all w_s = 1). Weights travel with their rows
       through the shuffling, the batches and the validation split; the logged training metrics
@@ -426,66 +436,197 @@ def fit(
         epochs=epochs, batch_size=batch_size, seed=seed, clip_norm=clip_norm,
         patience=patience, kernel=kernel, train_metrics=train_metrics, dtype=dtype,
     )  # fmt: skip
+    _check_model_and_penalty(model, penalty)
+    data = prepare_data(
+        model, X, y, task=task, validation=validation, validation_fraction=validation_fraction,
+        sample_weight=sample_weight, arithmetic=training_dtype(model, dtype, gradients),
+    )  # fmt: skip
+    loss = pair_loss(loss, model, data)
+    optimizer = prepare_optimizer(optimizer, learning_rate, resume)
+    early = early_stopping_rule(patience, monitor, min_delta, data.validated)
+    run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, data.train,
+                    validation_fraction, early, model.mode_dependent, seed)  # fmt: skip
+    loop = build_loop(
+        model, data.split(run.val_rows), run, loss, optimizer, resume=resume,
+        comm=as_communicator(comm), gradients=gradients, batch_size=batch_size, kernel=kernel,
+        penalty=penalty, clip_norm=clip_norm, train_metrics=train_metrics, epochs=epochs,
+        schedule=schedule, callbacks=callbacks, progress=progress, checkpoint=checkpoint,
+    )  # fmt: skip
+    return run_epochs(run, loop)
+
+
+# ---- fit's steps, in the order it takes them -----------------------------------------------------
+
+
+@dataclass
+class Data:
+    """The rows of a run, checked and converted once (``rows.py``), in training's arithmetic:
+    ``train`` (every row until ``split`` sets the validation rows aside), ``held_out`` (the
+    validation rows, or None), the task, and whether the run has validation rows at all."""
+
+    train: Rows | StreamRows
+    held_out: Rows | StreamRows | None
+    task: str
+    dtype: np.dtype
+    validated: bool  # validation rows given, or a fraction of the rows to set aside
+
+    @property
+    def streamed(self) -> bool:
+        """True for rows read from disk in pieces (``datasets.stream.StreamRows``)."""
+        return isinstance(self.train, StreamRows)
+
+    @property
+    def evaluation_rows(self) -> int:
+        """The most rows one evaluation takes: the larger of the two parts."""
+        return max(len(self.train), len(self.held_out or ()))
+
+    def split(self, val_rows: np.ndarray | None) -> Data:
+        """The rows ``val_rows`` (a fresh split's, or a checkpoint's) moved to ``held_out``."""
+        if val_rows is None:
+            return self
+        train, held_out = split_off(self.train, val_rows)
+        return replace(self, train=train, held_out=held_out)
+
+
+def prepare_data(
+    model: MLP,
+    X: Array,
+    y: Array,
+    *,
+    task: str | None,
+    validation: tuple[Array, ...] | StreamRows | None,
+    validation_fraction: float,
+    sample_weight: Array | None,
+    arithmetic: np.dtype,
+) -> Data:
+    """(X, y, w) and the validation rows checked and converted once; the task inferred from y
+    where not given. A stream (``StreamRows``) brings its own targets, task and held-out part."""
     if validation is not None and validation_fraction:
         raise SpecError("give validation=(X_val, y_val) or validation_fraction, not both")
-    _check_model_and_penalty(model, penalty)
     streamed = check_stream_settings(X, y, validation, validation_fraction, sample_weight)
     task = X.task if streamed else infer_task(y, model.output) if task is None else task
     if task not in (CLASSIFICATION, REGRESSION):
         raise SpecError(f"task must be 'classification' or 'regression', got {task!r}")
-    arithmetic = training_dtype(model, dtype, gradients)
-    rows = X if streamed else prepare_rows(model, X, y, task, sample_weight, arithmetic)
-    if streamed or validation is None:
-        held_out = validation
-    else:
-        held_out = held_out_rows(model, validation, task, arithmetic)
-    loss = as_loss(loss, model.output, task)
-    check_pair(model.output, model.n_out, loss)  # the rules of nnmath.pairing
-    if not streamed:  # a stream's targets are read batch by batch
-        check_targets(loss, rows.T)
+    validated = validation is not None or bool(validation_fraction)
+    if streamed:
+        return Data(X, validation, task, arithmetic, validated)
+    rows = prepare_rows(model, X, y, task, sample_weight, arithmetic)
+    held_out = None if validation is None else held_out_rows(model, validation, task, arithmetic)
+    return Data(rows, held_out, task, arithmetic, validated)
+
+
+def pair_loss(loss: Loss | str | None, model: MLP, data: Data) -> Loss:
+    """The loss (given, named, or the output layer's default), checked against the output layer
+    (the rules of ``nnmath.pairing``) and against the targets, where they are in memory."""
+    loss = as_loss(loss, model.output, data.task)
+    check_pair(model.output, model.n_out, loss)
+    if not data.streamed:  # a stream's targets are read batch by batch
+        check_targets(loss, data.train.T)
+    return loss
+
+
+def prepare_optimizer(
+    optimizer: Optimizer | str | None, learning_rate: float | None, resume: TrainingState | None
+) -> Optimizer:
+    """The optimizer (given, named, or Adam; a resumed run without one rebuilds the checkpoint's),
+    with the checkpoint's state (moments, step count) when resuming."""
     optimizer = as_optimizer(optimizer, learning_rate, None if resume is None else resume.optimizer)
     if resume is not None:
         optimizer.load_state_dict(resume.optimizer_state)
-    early = None
-    if patience is not None:
-        default_monitor = "val_loss" if validation is not None or validation_fraction else "loss"
-        early = EarlyStopping(monitor or default_monitor, patience, min_delta)
-    run = begin_run(resume, np.random.default_rng(seed) if rng is None else rng, rows,
-                    validation_fraction, early, model.mode_dependent, seed)  # fmt: skip
-    train, held_out = (rows, held_out) if run.val_rows is None else split_off(rows, run.val_rows)
-    steps = (epochs - run.start) * math.ceil(len(train) / batch_size)
-    evaluation_rows = min(max(len(train), len(held_out or ())), EVALUATION_ROWS)
-    check_memory(model.spec, arithmetic, TRAINING_COPIES, batch_size + evaluation_rows)
-    comm = as_communicator(comm)
-    reduce = reduction(comm, penalty, split=not streamed)  # None on one process
-    _check_modes(model, batch_size, len(train), streamed or reduce is not None)
-    stepper = make_stepper(
-        model, loss, optimizer, gradients=gradients, batch_size=batch_size,
-        kernel=choose_kernel(kernel, steps),
-        penalty=None if reduce else penalty, clip_norm=clip_norm, dtype=arithmetic, task=task,
-        evaluation_rows=max(len(train), len(held_out or ())),
-        keep_score=train_metrics == "running" and not streamed, reduce=reduce, masks=run.masks,
+    return optimizer
+
+
+def early_stopping_rule(
+    patience: int | None, monitor: str | None, min_delta: float, validated: bool
+) -> EarlyStopping | None:
+    """Early stopping on ``monitor`` (by default val_loss, or loss without validation rows); None
+    without ``patience``."""
+    if patience is None:
+        return None
+    return EarlyStopping(monitor or ("val_loss" if validated else "loss"), patience, min_delta)
+
+
+def build_loop(
+    model: MLP,
+    data: Data,
+    run: Run,
+    loss: Loss,
+    optimizer: Optimizer,
+    *,
+    resume: TrainingState | None,
+    comm: Any,
+    gradients: GradientFn | None,
+    batch_size: int,
+    kernel: str,
+    penalty: Penalty | None,
+    clip_norm: float | None,
+    train_metrics: str,
+    epochs: int,
+    schedule: Schedule | str | None,
+    callbacks: Sequence[Callback],
+    progress: bool | None,
+    checkpoint: str | Path | Callable[[TrainingState], None] | None,
+) -> Loop:
+    """What stays the same from epoch to epoch: the step (``build_step``), the rows, the schedule
+    and the hooks. On several processes the step is the same plus one reduction, and rank 0
+    alone writes the checkpoints and shows progress."""
+    reduce = reduction(comm, penalty, split=not data.streamed)  # None on one process
+    steps = (epochs - run.start) * math.ceil(len(data.train) / batch_size)
+    stepper, running = build_step(
+        model, data, run, loss, optimizer, reduce, comm, resume=resume, gradients=gradients,
+        batch_size=batch_size, kernel=choose_kernel(kernel, steps), penalty=penalty,
+        clip_norm=clip_norm, keep_score=train_metrics == "running" and not data.streamed,
     )  # fmt: skip
-    for p, saved in zip(stepper.arrays(), [] if resume is None else resume.weights, strict=False):
-        np.copyto(p, saved)
-    stepper, running = reduced_metrics(
-        stepper, RunningMetrics(train, stepper.step), comm, reduce, streamed, model, loss,
-        penalty, max(len(train), len(held_out or ())),
-    )  # fmt: skip
-    if reduce is not None:  # the same step plus one reduction; rank 0 alone writes and talks
-        writer = checkpoint_writer(checkpoint, model, loss, task)
+    if reduce is not None:
+        writer = checkpoint_writer(checkpoint, model, loss, data.task)
         checkpoint, callbacks, progress = rank_duties(
             comm, writer, callbacks, progress, stepper.params
         )
-    loop = Loop(
-        stepper, train, held_out, optimizer,
+    return Loop(
+        stepper, data.train, data.held_out, optimizer,
         as_schedule(schedule, optimizer.initial_learning_rate, epochs), epochs, batch_size,
         exact=train_metrics == "exact", running=running,
         hooks=CallbackList([*callbacks, ProgressBar(epochs, initial=run.start, enabled=progress)]),
-        checkpoint=checkpoint, trained_model=lambda: TrainedModel(model, loss, task),
+        checkpoint=checkpoint, trained_model=lambda: TrainedModel(model, loss, data.task),
         batch_norm=any(norm is not None for norm in model.batch_norms),
     )  # fmt: skip
-    return run_epochs(run, loop)
+
+
+def build_step(
+    model: MLP,
+    data: Data,
+    run: Run,
+    loss: Loss,
+    optimizer: Optimizer,
+    reduce: Reduce | None,
+    comm: Any,
+    *,
+    resume: TrainingState | None,
+    gradients: GradientFn | None,
+    batch_size: int,
+    kernel: str,
+    penalty: Penalty | None,
+    clip_norm: float | None,
+    keep_score: bool,
+) -> tuple[Stepper, Any]:
+    """The step of every batch and the running metrics, once the room for them is checked: the
+    stepper of ``make_stepper`` with a resumed run's arrays loaded, and the metrics' sums reduced
+    over ranks and a stream's pieces (``reduced_metrics``)."""
+    evaluation_rows = min(data.evaluation_rows, EVALUATION_ROWS)
+    check_memory(model.spec, data.dtype, TRAINING_COPIES, batch_size + evaluation_rows)
+    _check_modes(model, batch_size, len(data.train), data.streamed or reduce is not None)
+    stepper = make_stepper(
+        model, loss, optimizer, gradients=gradients, batch_size=batch_size, kernel=kernel,
+        penalty=None if reduce is not None else penalty, clip_norm=clip_norm, dtype=data.dtype,
+        task=data.task, evaluation_rows=data.evaluation_rows, keep_score=keep_score,
+        reduce=reduce, masks=run.masks,
+    )  # fmt: skip
+    for p, saved in zip(stepper.arrays(), [] if resume is None else resume.weights, strict=False):
+        np.copyto(p, saved)  # the weights, then the running statistics, of the checkpoint
+    return reduced_metrics(
+        stepper, RunningMetrics(data.train, stepper.step), comm, reduce, data.streamed, model,
+        loss, penalty, data.evaluation_rows,
+    )  # fmt: skip
 
 
 def training_dtype(model: MLP, dtype: str, gradients: GradientFn | None) -> np.dtype:

@@ -61,6 +61,8 @@ class Parser(argparse.ArgumentParser):
     usage error is one line: what is wrong, and where the options are explained."""
 
     def error(self, message: str) -> NoReturn:
+        """Exit with status 2 and one line: the usage error, and the command whose ``--help``
+        explains it."""
         self.exit(USAGE, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
@@ -126,6 +128,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``nnmath`` with ``argv`` (default ``sys.argv[1:]``) and return its exit status; warnings
+    print as one line each, once."""
     try:
         args = parse(argv)  # imports the commands: Ctrl-C may come here too
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from nnmath.errors import SpecError
 
 
 def add_activation_option(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--activation NAME=EXPRESSION`` option to a command's parser."""
     parser.add_argument(
         "--activation",
         action="append",

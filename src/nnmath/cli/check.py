@@ -17,6 +17,7 @@ from nnmath.spec import parse_spec
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath check`` and its options."""
     parser = subparsers.add_parser(
         "check",
         help="check your own backprop formula, and name the mistake",
@@ -59,6 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the formula against the derivation on random numbers and print the verdict (or JSON);
+    exit status 0 when it is correct, 1 when not."""
     register_activations(args)
     spec = parse_spec(args.spec)
     loss = get_loss(args.loss or default_loss_name(spec.output), base=args.base)

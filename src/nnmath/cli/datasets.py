@@ -11,6 +11,7 @@ from nnmath.recipe import DATASET_DEFAULTS, GENERIC_DEFAULTS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath datasets`` and its options."""
     parser = subparsers.add_parser(
         "datasets",
         help="list the built-in data sets with their shapes",
@@ -23,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the built-in data sets with their shapes and default hidden layers (a table, or JSON);
+    exit status 0."""
     rows = []
     for info in list_datasets():
         row = dataclasses.asdict(info)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nnmath.cli.activation import add_activation_option, register_activations
-from nnmath.cli.options import LOG_BASE, SEED, whole
+from nnmath.cli.options import LOG_BASE, SEED, add_penalty_options, whole
 from nnmath.derivation import (
     NOTATIONS,
     derive,
@@ -38,6 +38,7 @@ from nnmath.spec import parse_spec
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath derive`` and its options."""
     parser = subparsers.add_parser(
         "derive",
         help="write the backprop derivation of a network (and verify every equation)",
@@ -93,13 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def add_cost_options(parser: argparse.ArgumentParser) -> None:
     """--l2, --l1, --per-sample and --weighted: the terms and weights of the cost."""
     cost = parser.add_argument_group("the cost")
-    penalty = cost.add_mutually_exclusive_group()
-    penalty.add_argument(
-        "--l2", type=float, metavar="ALPHA", help="add the penalty (α/2) Σ_l ‖W_l‖² to the cost"
-    )
-    penalty.add_argument(
-        "--l1", type=float, metavar="ALPHA", help="add the penalty α Σ_l Σ |W_l,ij| to the cost"
-    )
+    add_penalty_options(cost)
     cost.add_argument(
         "--per-sample",
         action="store_true",
@@ -280,6 +275,8 @@ def _user_numbers(
 
 
 def run(args: argparse.Namespace) -> int:
+    """Derive backprop for the spec (or ``--model``), optionally verify every equation or work an
+    example, and write Markdown, LaTeX or JSON; exit status 0, or 1 when a check failed."""
     register_activations(args)
     _refuse_what_does_not_apply(args)
     args.seed = 0 if args.seed is None else args.seed

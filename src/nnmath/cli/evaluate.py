@@ -28,6 +28,7 @@ re-creates exactly the rows that training held out (same seed, same fraction). W
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath evaluate`` and its options."""
     parser = subparsers.add_parser(
         "evaluate",
         help="a saved model's loss and metrics on a data set",
@@ -137,6 +138,9 @@ def evaluation_report(model: TrainedModel, X: np.ndarray, y: np.ndarray) -> dict
 
 
 def run(args: argparse.Namespace) -> int:
+    """Load the model, evaluate it on the rows ``--split`` picks (by default the held-out rows of
+    its own data set, or all rows of another ``--data``) and print the loss, metrics, per-class
+    scores and confusion matrix (or JSON); exit status 0."""
     if args.target is not None and args.data is None:
         raise SpecError(
             "--target names the target column of --data; without --data the model's own "

@@ -25,6 +25,7 @@ name. Run it with onnxruntime:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath export`` and its options."""
     parser = subparsers.add_parser(
         "export",
         help="write a model file as an ONNX graph (needs the onnx extra)",
@@ -52,6 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the output path, load the model, write its ONNX graph and say what it holds; exit
+    status 0."""
     try:
         from nnmath.interop.onnx_export import export_onnx
     except ImportError as error:

@@ -22,6 +22,7 @@ from nnmath.spec import parse_spec
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath init`` and its options."""
     parser = subparsers.add_parser(
         "init",
         help="make a model file from your own weights (or random ones)",
@@ -49,6 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build the network from ``--weights`` (or random ones from ``--seed``) and write it as an
+    untrained model file; exit status 0."""
     if args.weights and args.seed is not None:
         raise SpecError("--seed draws random weights, and --weights gives them; give one")
     if args.notation and not args.weights:

@@ -55,3 +55,15 @@ SEED = whole(0)
 """Seeds of numpy.random.default_rng: whole numbers ≥ 0."""
 LOG_BASE = real(1, above=True)
 """The log base of cross-entropy: finite and > 1."""
+
+
+def add_penalty_options(group: argparse._ActionsContainer) -> None:
+    """--l2 ALPHA or --l1 ALPHA (one of them): a penalty on the weight matrices, a term of the
+    cost (``nnmath.penalties``)."""
+    penalty = group.add_mutually_exclusive_group()
+    penalty.add_argument(
+        "--l2", type=float, metavar="ALPHA", help="add the penalty (α/2) Σ_l ‖W_l‖² to the cost"
+    )
+    penalty.add_argument(
+        "--l1", type=float, metavar="ALPHA", help="add the penalty α Σ_l Σ |W_l,ij| to the cost"
+    )

@@ -9,6 +9,7 @@ from nnmath.errors import SpecError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath playground`` and its options."""
     parser = subparsers.add_parser(
         "playground",
         help="open a web page where a network trains and its equations show live numbers",
@@ -35,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve the playground page on ``--host``:``--port`` until interrupted (needs
+    nnmath[playground])."""
     try:
         from nnmath.playground.server import serve
     except ImportError as error:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnmath.cli import DATA
+from nnmath.cli.options import add_penalty_options
 from nnmath.errors import SpecError
 from nnmath.outputs import check_output, rescue_message, save_with_fallback
 
@@ -71,6 +72,7 @@ CONFIG_OPTIONS = (
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``nnmath train`` and its options."""
     parser = subparsers.add_parser(
         "train",
         help="train a network on a data set and save the model and its plots",
@@ -133,13 +135,7 @@ def _training_options(model: argparse._ArgumentGroup) -> None:
         help="learning-rate schedule over the epochs (default constant)",
     )
     model.add_argument("--clip-norm", type=float, metavar="C", help="clip gradients to norm C")
-    penalty = model.add_mutually_exclusive_group()
-    penalty.add_argument(
-        "--l2", type=float, metavar="ALPHA", help="add the penalty (α/2) Σ ‖W‖² to the cost"
-    )
-    penalty.add_argument(
-        "--l1", type=float, metavar="ALPHA", help="add the penalty α Σ |W| to the cost"
-    )
+    add_penalty_options(model)
     model.add_argument(
         "--activation",
         action="append",
@@ -253,6 +249,8 @@ def _headline(result: TrainingResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train as the options say, in this process or (``--distributed``) on every MPI rank; rank 0
+    saves the model and plots and reports. Returns the exit status."""
     if not args.distributed:
         return _run(args, None)
     from nnmath.distributed import Communicator, run_on_ranks

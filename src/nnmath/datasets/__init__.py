@@ -45,6 +45,7 @@ from nnmath.datasets.generators import (
     make_moons,
     make_spirals,
     make_xor,
+    plane_dataset,
 )
 from nnmath.datasets.load import load_dataset, read_features
 from nnmath.datasets.preprocessing import Standardizer
@@ -71,6 +72,7 @@ __all__ = [
     "make_xor",
     "one_hot",
     "open_stream",
+    "plane_dataset",
     "read_features",
     "split_for_evaluation",
     "train_test_split",

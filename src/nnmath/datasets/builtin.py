@@ -30,6 +30,7 @@ from nnmath.datasets.generators import (
     make_moons,
     make_spirals,
     make_xor,
+    plane_dataset,
 )
 from nnmath.datasets.optional import _DATA_EXTRA, _import_optional
 from nnmath.errors import DataError
@@ -42,15 +43,7 @@ def _generated(
 
     def load(seed: int) -> Dataset:
         X, y = make(n_samples, np.random.default_rng(seed), **options)
-        return Dataset(
-            name=name,
-            X=X,
-            y=y,
-            task="classification",
-            feature_names=["x0", "x1"],
-            class_names=None,  # "0", "1", ...
-            target_name="class",
-        )
+        return plane_dataset(name, X, y)
 
     return load
 

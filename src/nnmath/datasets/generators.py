@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnmath.datasets.dataset import Dataset
 from nnmath.errors import DataError
+
+
+def plane_dataset(name: str, X: np.ndarray, y: np.ndarray) -> Dataset:
+    """A generated 2-D set as a Dataset: classification of (x0, x1) points into classes 0, 1, …"""
+    return Dataset(
+        name=name,
+        X=X,
+        y=y,
+        task="classification",
+        feature_names=["x0", "x1"],
+        class_names=None,  # "0", "1", ...
+        target_name="class",
+    )
 
 
 def _class_sizes(n_samples: int, n_classes: int) -> np.ndarray:

@@ -80,6 +80,7 @@ class OneProcess:
     rank, size = 0, 1
 
     def collect(self, compute: Callable[[], Any], what: str) -> list[Any]:
+        """[compute()]: the only rank's result."""
         return [compute()]
 
 
@@ -356,6 +357,7 @@ class Tally:
     integral: bool  # every target a whole number
 
     def combine(self, other: Tally) -> Tally:
+        """The tally of both parts' rows: counts added, moments combined, label sets joined."""
         labels = None if self.labels is None or other.labels is None else self.labels | other.labels
         targets = (
             None
@@ -385,12 +387,14 @@ class StreamSummary:
 
     @property
     def class_names(self) -> list[str] | None:
+        """The classes' names in class order (None for regression)."""
         if self.class_values is None:
             return None
         return [_label_name(value) for value in self.class_values.tolist()]
 
     @property
     def n_outputs(self) -> int:
+        """The network's output width: the number of classes, or 1 for regression."""
         return 1 if self.class_values is None else len(self.class_values)
 
     def standardizer(self) -> Standardizer:
@@ -621,6 +625,9 @@ class StreamRows:
     def batches(
         self, batch_size: int, rng: Any, epoch: int, labels: bool = True
     ) -> Iterator[tuple[Array, Array, None, float]]:
+        """(X_b, targets_b, None, W_b) for each mini-batch of the epoch, in the stream's own order
+        (``rng`` is not used): targets_b the class labels (``labels``) or the target rows T, W_b
+        the global batch's row count."""
         weights = self.stream.global_batch_rows(epoch, batch_size)
         for (X, y), weight in zip(self.stream.batches(epoch, batch_size), weights, strict=True):
             inputs = self.inputs(X)
@@ -635,6 +642,8 @@ class StreamRows:
                 yield self.inputs(X), self.targets(y), None, None
 
     def evaluate(self, evaluator: Any) -> dict[str, float]:
+        """The part's logs: this rank's pieces handed to ``evaluator.pieces``, which reduces
+        them."""
         return evaluator.pieces(self.pieces())
 
     def _targets(self, y: Array, labels: bool, dtype: Any) -> Array:

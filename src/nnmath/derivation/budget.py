@@ -102,6 +102,8 @@ class Estimate:
     largest: tuple[int, str] = (0, "")  # entries, sub-expression
 
     def add(self, node: ast.expr, operations: float, entries: int) -> None:
+        """Count one sub-expression: its operations, the bytes of its entries, and whether it is the
+        costliest or the largest so far."""
         self.operations += operations
         self.memory += BYTES_PER_ENTRY * entries
         if operations > self.costliest[0]:

@@ -91,6 +91,7 @@ class Verdict:
         return "\n".join(rows)
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as JSON's data (``nnmath check --json``); a non-finite error becomes null."""
         return {
             "correct": self.correct,
             "target": self.target,

@@ -87,6 +87,7 @@ class Equation:
 
 @dataclass
 class Section:
+    """A titled part of the document: its introduction and its equations, in order."""
     title: str
     text: str = ""
     equations: list[Equation] = field(default_factory=list)
@@ -108,6 +109,7 @@ class Derivation:
 
     @property
     def K(self) -> int:
+        """K, the number of layers."""
         return len(self.spec.layers)
 
     def pre(self, layer: int) -> str:
@@ -115,6 +117,7 @@ class Derivation:
         return f"U{layer}" if self.spec.layers[layer - 1].batch_norm else f"Z{layer}"
 
     def equations(self) -> Iterator[Equation]:
+        """Every equation of the document, section by section."""
         for section in self.sections:
             yield from section.equations
 

@@ -60,6 +60,7 @@ class WorkedExample:
 
     @property
     def step_count(self) -> int:
+        """The number of gradient steps the example took (1 before any ran)."""
         return self.history[-1][0] if self.history else 1
 
     def __repr__(self) -> str:

@@ -50,6 +50,7 @@ class Graph:
 
     @property
     def S(self) -> int:
+        """S, the number of samples (rows of X)."""
         return int(self.X.shape[0])
 
 
@@ -73,6 +74,7 @@ def output_name(layer: int, kind: str, K: int, dropout: bool) -> str:
 
 
 def layer_kind(layer: Any) -> str:
+    """The kind of an engine layer: ``"linear"``, ``"bn"``, ``"dropout"`` or ``"activation"``."""
     if isinstance(layer, Linear):
         return "linear"
     if isinstance(layer, BatchNorm):

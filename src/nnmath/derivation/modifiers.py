@@ -76,11 +76,17 @@ class ModifierSteps:
     spec: NetworkSpec
 
     # provided by the builder
-    def equation(self, rule: Rule, bind: dict[str, Symbol], **kwargs: Any) -> Any: ...
-    def sym(self, code: str) -> Symbol: ...
-    def d(self, symbol: Symbol, objective: str = "C") -> Symbol: ...
+    def equation(self, rule: Rule, bind: dict[str, Symbol], **kwargs: Any) -> Any:
+        """An Equation from a Rule with its placeholders bound to symbols."""
+
+    def sym(self, code: str) -> Symbol:
+        """The symbol whose name in the code is ``code`` (``Z2``, ``gamma1``)."""
+
+    def d(self, symbol: Symbol, objective: str = "C") -> Symbol:
+        """The symbol of ∂objective/∂symbol (``dZ2`` for ∂C/∂Z₂)."""
 
     def bn_rules(self) -> dict[str, Rule]:
+        """Batch norm's Rules in the derivation's notation."""
         return dict(BATCH_NORM_TEX.notations[self.notation.name])
 
     def bn_bind(self, l: int) -> dict[str, Symbol]:
@@ -115,6 +121,7 @@ class ModifierSteps:
         ]
 
     def dropout_forward(self, l: int) -> Any:
+        """A_l = H_l ⊙ D_l: dropout's forward equation for layer l, with the mask drawn once."""
         H, A = self.sym(f"H{l}"), self.sym("Yhat" if l == len(self.spec.layers) else f"A{l}")
         p = self.spec.layers[l - 1].dropout
         return self.equation(
@@ -125,6 +132,7 @@ class ModifierSteps:
         )  # fmt: skip
 
     def dropout_backward(self, l: int) -> Any:
+        """dH_l = dA_l ⊙ D_l: the gradient through dropout of layer l, the mask held fixed."""
         H, A, D = self.sym(f"H{l}"), self.sym(f"A{l}"), self.sym(f"D{l}")
         return self.equation(
             DROPOUT_RULES["dX"], {"X": H, "Y": A, "D": D, "dY": self.d(A)},
@@ -210,6 +218,8 @@ class ModifierSteps:
         )  # fmt: skip
 
     def batch_jacobian(self, l: int) -> Any:
+        """∂vec(U_l)/∂vec(Z_l): batch norm's Jacobian over the whole batch, (S·n_l) × (S·n_l), as an
+        array of four indices."""
         bind = self.bn_bind(l)
         J, U, Z = bind["J"], bind["Y"], bind["X"]
         return self.equation(

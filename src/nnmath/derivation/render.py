@@ -24,6 +24,7 @@ def _title(derivation: Derivation) -> str:
 
 
 def loss_name(derivation: Derivation) -> str:
+    """The loss's name, with its log base where it is not e."""
     base = getattr(derivation.loss, "base", math.e)
     return derivation.loss.name + ("" if base == math.e else f" (log base {base:g})")
 

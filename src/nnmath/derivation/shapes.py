@@ -27,6 +27,7 @@ class FormulaShapeError(ShapeError):
 
 
 def shape_of(value: Any) -> Shape:
+    """The shape of a value as a tuple (() for a number)."""
     return tuple(np.shape(value))
 
 

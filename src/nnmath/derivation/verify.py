@@ -59,6 +59,7 @@ class Problem:
 
     @property
     def S(self) -> int:
+        """S, the number of samples (rows of X)."""
         return int(self.X.shape[0])
 
     @property

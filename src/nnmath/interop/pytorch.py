@@ -72,11 +72,13 @@ class ExpressionActivation(nn.Module):
         self.name, self.expression, self._function = name, expression, parse(expression)
 
     def forward(self, Z: torch.Tensor) -> torch.Tensor:
+        """h(Z) entry by entry, as torch operations that autograd differentiates."""
         from nnmath.expressions import evaluate
 
         return evaluate(self._function, Z)
 
     def extra_repr(self) -> str:
+        """The name and the expression, for the module's repr."""
         return f"{self.name!r}, {self.expression!r}"
 
 

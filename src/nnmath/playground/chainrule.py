@@ -149,6 +149,8 @@ def _first_sample_sum(
 
 
 def defining_tex(derivation: Derivation, name: str) -> str:
+    """``lhs = formula`` in LaTeX, of the equation that defines ``name`` (the name itself where none
+    does)."""
     equation = derivation.defining(name)
     return f"{equation.lhs} = {equation.tex}" if equation else name
 

@@ -94,14 +94,17 @@ class Config:
 
     @property
     def output_activation(self) -> str:
+        """The output layer's activation of the chosen output/loss pair."""
         return OUTPUTS[self.output][0]
 
     @property
     def loss_name(self) -> str:
+        """The loss of the chosen output/loss pair."""
         return OUTPUTS[self.output][1]
 
     @property
     def task(self) -> str:
+        """``"classification"`` or ``"regression"``, as the output/loss pair implies."""
         return OUTPUTS[self.output][2]
 
     def spec(self, n_in: int, n_out: int) -> str:

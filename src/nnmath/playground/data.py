@@ -27,6 +27,7 @@ from nnmath.datasets import (
     make_moons,
     make_spirals,
     make_xor,
+    plane_dataset,
     train_test_split,
 )
 from nnmath.errors import DataError
@@ -52,10 +53,12 @@ class Data:
 
     @property
     def task(self) -> str:
+        """The training set's task."""
         return self.train.task
 
     @property
     def n_features(self) -> int:
+        """The number of features (2 for the generated sets)."""
         return self.train.n_features
 
 
@@ -71,15 +74,7 @@ def generate(name: str, points: int, noise: float, rng: np.random.Generator) -> 
         X, y = make_circles(points, rng, noise=noise)
     else:
         X, y = make_xor(points, rng, noise=noise)
-    return Dataset(
-        name=name,
-        X=X,
-        y=y,
-        task="classification",
-        feature_names=["x0", "x1"],
-        class_names=None,
-        target_name="class",
-    )
+    return plane_dataset(name, X, y)
 
 
 def read_upload(content: bytes, filename: str = "upload.csv") -> Dataset:

@@ -55,6 +55,7 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object ({} when empty); SettingError when it is not one."""
     body = await read_body(request, MAX_JSON_BYTES, "the request")
     try:
         value = json.loads(body or b"{}")
@@ -102,10 +103,12 @@ def data_payload(session: Session) -> dict[str, Any]:
 
 
 def session_payload(key: str, session: Session) -> dict[str, Any]:
+    """What the page needs of a new or changed session: its id, settings (as a query) and data."""
     return {"id": key, "settings": session.config.to_query(), "data": data_payload(session)}
 
 
 def frame_text(entry: Entry) -> str:
+    """The session's current frame as JSON text (no NaN or Inf)."""
     return json.dumps(frame(entry.session.snapshot(), entry.trainer.playing), allow_nan=False)
 
 
@@ -126,10 +129,13 @@ def with_entry(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def index(request: Request) -> Response:
+    """GET /: the page."""
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 async def get_options(request: Request) -> Response:
+    """GET /api/options: the choices the page offers (data sets, activations, …) and the upload
+    limit."""
     return JSONResponse({**options(), "max_upload_bytes": MAX_UPLOAD_BYTES})
 
 
@@ -150,6 +156,7 @@ async def create(request: Request) -> Response:
 
 
 async def settings(request: Request, entry: Entry) -> Response:
+    """POST settings: apply the changed settings to the session; the answer names what changed."""
     query = await read_json(request)
     changed = await run_in_threadpool(entry.session.configure, query)
     payload = session_payload(request.path_params["key"], entry.session)
@@ -157,6 +164,8 @@ async def settings(request: Request, entry: Entry) -> Response:
 
 
 async def upload(request: Request, entry: Entry) -> Response:
+    """POST upload: pause, read the uploaded CSV as the session's data set, and answer the new
+    session."""
     name = Path(request.query_params.get("name", "upload.csv")).name[:100] or "upload.csv"
     body = await read_body(request, MAX_UPLOAD_BYTES, f"the file {name}")
     entry.trainer.pause()
@@ -182,6 +191,7 @@ async def control(request: Request, entry: Entry) -> Response:
 
 
 async def data(request: Request, entry: Entry) -> Response:
+    """GET data: the session's training and test points."""
     return JSONResponse(data_payload(entry.session))
 
 
@@ -198,6 +208,8 @@ async def math(request: Request, entry: Entry) -> Response:
 
 
 async def weight(request: Request, entry: Entry) -> Response:
+    """GET weight: the chain rule for one weight (``layer``, ``unit``, ``input``) with the current
+    numbers."""
     snapshot = entry.session.snapshot()
     layer, unit, source = (_integer(request, name) for name in ("layer", "unit", "input"))
     notation = _notation(request, snapshot)
@@ -206,6 +218,8 @@ async def weight(request: Request, entry: Entry) -> Response:
 
 
 async def check(request: Request, entry: Entry) -> Response:
+    """POST check: the verdict on the page's own formula (``formula``, ``notation``) against the
+    derivation, on the current batch."""
     body = await read_json(request)
     snapshot = entry.session.snapshot()
     notation = parse_config({"notation": body.get("notation", snapshot.config.notation)})
@@ -215,6 +229,8 @@ async def check(request: Request, entry: Entry) -> Response:
 
 
 async def download(request: Request, entry: Entry) -> Response:
+    """GET download/{name}: the model file, or the derivation or worked example of the current
+    state."""
     name = request.path_params["name"]
     if name not in DOWNLOADS:
         raise SettingError(f"unknown download {name!r}; choose one of {', '.join(DOWNLOADS)}")
@@ -234,6 +250,8 @@ async def download(request: Request, entry: Entry) -> Response:
 
 
 async def stream(websocket: WebSocket) -> None:
+    """The WebSocket of live frames: closed with 4404 for an ended session, else a frame whenever
+    the session changes."""
     await websocket.accept()
     try:
         entry = websocket.app.state.sessions.get(websocket.path_params["key"])

@@ -79,6 +79,7 @@ def equation_stages(derivation: Derivation) -> dict[int, str]:
 
 
 def stage_id(stage: dict[str, Any]) -> str:
+    """The page's id of a stage: "cost", "update", or "KIND-LAYER" (``forward-2``)."""
     return (
         stage["kind"]
         if stage["kind"] in ("cost", "update")

@@ -46,11 +46,13 @@ API = "/api/sessions/{key}"
 
 
 async def refused(request: Request, error: Exception) -> Response:
+    """A refused request as {"error": …}: 413 too large, 404 an ended session, else 400."""
     status = {e.TooLargeError: 413, EndedError: 404}.get(type(error), 400)
     return JSONResponse({"error": str(error)}, status_code=status)
 
 
 async def failed(request: Request, error: Exception) -> Response:
+    """An unexpected error as {"error": …} with status 500; the server goes on."""
     return JSONResponse(
         {"error": f"internal error ({type(error).__name__}: {error}); the server goes on"},
         status_code=500,

@@ -86,14 +86,18 @@ class Snapshot:
 
     @property
     def X(self) -> np.ndarray:
+        """The current batch's inputs, (S, n_features)."""
         return self.data.train.X[self.rows]
 
     @property
     def T(self) -> np.ndarray:
+        """The current batch's targets T (S, n_out): one-hot classes (a 0/1 column for one sigmoid
+        output), or the regression targets."""
         return _targets(self.data.train, self.model.n_out)[self.rows]
 
     @property
     def source(self) -> str:
+        """Where the numbers come from, as the derivation's checks say it."""
         return f"the playground's network after {self.step} steps, on the current batch"
 
 
@@ -268,6 +272,8 @@ class Session:
     # ---- reading -----------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
+        """A consistent copy of the session's state (network, optimizer, batch, history), taken
+        under the lock."""
         with self.lock:
             plan = stages(len(self.model.linears))
             return Snapshot(

@@ -24,6 +24,7 @@ class EndedError(NNMathError, LookupError):
 
 @dataclass
 class Entry:
+    """A session and the trainer that plays it."""
     session: Session
     trainer: Trainer
 
@@ -37,6 +38,8 @@ class Sessions:
         self._lock = threading.Lock()
 
     def add(self, session: Session) -> str:
+        """Keep ``session`` under a new random id and return the id; the least recently used
+        sessions beyond the limit are stopped."""
         key = secrets.token_urlsafe(12)
         evicted = []
         with self._lock:
@@ -48,6 +51,7 @@ class Sessions:
         return key
 
     def get(self, key: str) -> Entry:
+        """The entry of ``key``, now the most recently used; EndedError when there is none."""
         with self._lock:
             if key not in self._entries:
                 raise EndedError(
@@ -58,6 +62,7 @@ class Sessions:
             return self._entries[key]
 
     def close(self) -> None:
+        """Stop every session's trainer and forget them all."""
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()

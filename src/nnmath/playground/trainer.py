@@ -28,20 +28,24 @@ class Trainer:
 
     @property
     def playing(self) -> bool:
+        """True while the session trains."""
         return self._play.is_set()
 
     def play(self) -> None:
+        """Start training, unless the session has stopped with a message (a divergence)."""
         with self.session.lock:
             if self.session.message is None:
                 self.session.stage = None
                 self._play.set()
 
     def pause(self) -> None:
+        """Stop training after the current slice of steps; returns once it is over."""
         self._play.clear()
         with self.session.lock:  # returns once the current slice is over
             self.session.version += 1
 
     def stop(self, timeout: float = 2.0) -> None:
+        """End the trainer's thread (waiting at most ``timeout`` seconds)."""
         self._stop.set()
         self._play.set()
         self._thread.join(timeout)

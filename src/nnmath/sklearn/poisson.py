@@ -42,7 +42,10 @@ class PoissonDeviance:
     )
 
     def value(self, A: Array, T: Array) -> Array:
+        """ℓ_s = Σ_j (t_sj ln t_sj − t_sj a_sj − t_sj + e^{a_sj}) on the log-means A = ln μ
+        (0 ln 0 = 0): A, T (S, C) → (S,)."""
         return np.sum(xlogy(T, T) - T * A - T + np.exp(A), axis=1)
 
     def grad(self, A: Array, T: Array) -> Array:
+        """∂ℓ_s/∂a_s = e^{a_s} − t_s row by row: (S, C), no 1/S."""
         return np.exp(A) - T

@@ -48,6 +48,8 @@ class VelocitySGD(Optimizer):
     def apply(
         self, theta: np.ndarray, g: np.ndarray, state: list[np.ndarray], work: np.ndarray
     ) -> None:
+        """scikit-learn's momentum step on θ in place: v ← μ v − η g, then θ ← θ + μ v − η g
+        (Nesterov) or θ ← θ + v; ``work`` is scratch shaped like θ."""
         (v,) = state
         v *= self.momentum
         v -= np.multiply(g, self.learning_rate, out=work)  # v ← μ v − η g

@@ -48,6 +48,8 @@ class ScikitLearnOrder:
         self.order: np.ndarray | None = None
 
     def permutation(self, n_samples: int) -> np.ndarray:
+        """This epoch's order of the S rows: the previous order shuffled on the random state, or
+        0 … S − 1 without shuffling."""
         if self.order is None or len(self.order) != n_samples:
             self.order = np.arange(n_samples)
         if self.shuffle:  # sklearn.utils.shuffle(order, random_state), without its overhead
@@ -66,6 +68,9 @@ class ScikitLearnRules:
         self.adaptive = adaptive_rules(estimator.get_params(deep=False))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+        """Update ``n_iter_``, ``loss_``, ``t_`` and ``loss_curve_`` as scikit-learn does after an
+        epoch, adapt the learning rate (invscaling), warn at ``max_iter``, and return True when
+        training ends here: a stopping rule fired, or the one epoch of ``partial_fit`` is done."""
         est = self.estimator
         est.n_iter_ += 1
         est.loss_ = logs["loss"]
