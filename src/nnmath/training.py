@@ -351,7 +351,7 @@ def fit(
     gradients: GradientFn | None = None,
     task: str | None = None,
     kernel: str = "auto",
-    train_metrics: Literal["exact", "running"] = "running",
+    train_metrics: Literal["exact", "running", "loss"] = "running",
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
     dtype: str = "auto",
@@ -393,7 +393,8 @@ def fit(
       ``accuracy`` (or ``mse``, ``mae``, ``r2``) on the end-of-epoch weights. "running": no such
       pass; ``loss`` is the mean of the batch costs the steps computed, weighted by batch size
       (each on the weights before its own step: what scikit-learn's ``loss_curve_`` and Keras
-      report), and no other training metric is logged. Validation metrics are exact either way.
+      report), and no other training metric is logged. "loss": the running ``loss`` alone (no
+      running accuracy or errors on the fast path). Validation metrics are exact either way.
     - sample_weight: w (S,), one weight ≥ 0 per row: every cost becomes the weighted mean
       Σ_s w_s ℓ_s / Σ_s w_s (the plain mean when all w_s = 1). Weights travel with their rows
       through the shuffling, the batches and the validation split; the logged training metrics

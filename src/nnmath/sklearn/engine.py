@@ -74,7 +74,7 @@ def train(
         schedule=schedule,
         callbacks=callbacks,
         task=task,
-        train_metrics="running",
+        train_metrics="loss",  # loss_curve_ is all the estimator reads of the training metrics
         progress=False,
         sample_weight=sample_weight,
         penalty=penalty(alpha),
