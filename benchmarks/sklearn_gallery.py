@@ -3,15 +3,18 @@ held-out accuracy on digits, side by side with scikit-learn.
 
 1. Each script in docs/examples/sklearn/ (the settings of scikit-learn's gallery examples
    ``plot_mlp_alpha``, ``plot_mlp_training_curves`` and ``plot_mnist_filters``, on bundled or
-   generated data) runs twice in a fresh process: as written, and with its one line
+   generated data) runs three times in a fresh process: as written; with its one line
    ``from sklearn.neural_network import MLPClassifier`` replaced by
-   ``from nnmath.sklearn import MLPClassifier``. Their printed results go side by side.
+   ``from nnmath.sklearn import MLPClassifier`` (nnmath's defaults: ``dtype=None``,
+   scikit-learn's arithmetic); and with that class bound to ``dtype="auto"`` (float32 training).
+   Their printed results go side by side.
 2. Digits (1797 images, 8×8), standardised, 5 stratified 75/25 splits: held-out accuracy of
    MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=seed) for each solver,
-   scikit-learn against nnmath (float64, its default) and nnmath with dtype="float32" (the fast
-   float32 step), mean ± standard deviation, and the mean fit time, all with BLAS on one thread
-   (on a shared 2-core machine a second OpenBLAS thread makes these small products several times
-   slower, for the transposed product X Wᵀ most of all; see docs/sklearn.md).
+   scikit-learn against nnmath with its default ``dtype=None`` (scikit-learn's arithmetic) and
+   with dtype="auto" (float32 training for sgd and adam, float64 for lbfgs), mean ± standard deviation, and the mean fit
+   time, all with BLAS on one thread (on a shared 2-core machine a second OpenBLAS thread makes
+   these small products several times slower, for the transposed product X Wᵀ most of all; see
+   docs/sklearn.md).
 
 Run: ``python benchmarks/sklearn_gallery.py`` (about 3 minutes on a 2-core machine); writes
 benchmarks/results/sklearn_gallery.md.
@@ -37,13 +40,17 @@ EXAMPLES = ROOT / "docs" / "examples" / "sklearn"
 SCRIPTS = ("mlp_alpha.py", "mlp_training_curves.py", "digits_filters.py")
 SCIKIT_LEARN_IMPORT = "from sklearn.neural_network import MLPClassifier"
 NNMATH_IMPORT = "from nnmath.sklearn import MLPClassifier"
+NNMATH_AUTO_IMPORT = (
+    "import functools; from nnmath.sklearn import MLPClassifier as _MLP; "
+    "MLPClassifier = functools.partial(_MLP, dtype='auto')"
+)
 
 
-def swapped(source: str) -> str:
+def swapped(source: str, replacement: str = NNMATH_IMPORT) -> str:
     """The script with its one scikit-learn MLP import replaced by nnmath's."""
     if source.count(SCIKIT_LEARN_IMPORT) != 1:
         raise SystemExit(f"expected exactly one line {SCIKIT_LEARN_IMPORT!r}")
-    return source.replace(SCIKIT_LEARN_IMPORT, NNMATH_IMPORT)
+    return source.replace(SCIKIT_LEARN_IMPORT, replacement)
 
 
 def run_script(source: str) -> tuple[list[str], float]:
@@ -64,18 +71,22 @@ def gallery_section(name: str) -> list[str]:
     source = (EXAMPLES / name).read_text()
     theirs, their_time = run_script(source)
     ours, our_time = run_script(swapped(source))
+    fast, auto_time = run_script(swapped(source, NNMATH_AUTO_IMPORT))
     same = sum(a == b for a, b in zip(theirs, ours, strict=False))
+    same_auto = sum(a == b for a, b in zip(theirs, fast, strict=False))
     lines = [
         f"### {name}",
         "",
-        f"{same} of {len(theirs)} printed lines identical; wall time {their_time:.1f} s "
-        f"(scikit-learn) and {our_time:.1f} s (nnmath), each in a fresh process.",
+        f"{same} of {len(theirs)} printed lines identical with nnmath's defaults, "
+        f"{same_auto} with dtype='auto'; wall time {their_time:.1f} s (scikit-learn), "
+        f"{our_time:.1f} s and {auto_time:.1f} s (nnmath), each in a fresh process.",
         "",
-        "| scikit-learn | nnmath.sklearn |",
-        "|---|---|",
+        "| scikit-learn | nnmath.sklearn | nnmath.sklearn, dtype='auto' |",
+        "|---|---|---|",
     ]
-    for a, b in zip(theirs, ours, strict=False):
-        lines.append(f"| `{a.strip()}` | {'same' if a == b else f'`{b.strip()}`'} |")
+    for a, b, c in zip(theirs, ours, fast, strict=False):
+        cells = ["same" if a == other else f"`{other.strip()}`" for other in (b, c)]
+        lines.append(f"| `{a.strip()}` | {cells[0]} | {cells[1]} |")
     return [*lines, ""]
 
 
@@ -92,8 +103,8 @@ def digits_section(seeds: int) -> list[str]:
     X, y = load_digits(return_X_y=True)
     contenders = {
         "scikit-learn": lambda **p: ScikitLearn(**p),
-        "nnmath (float64)": lambda **p: Nnmath(**p),
-        "nnmath (float32)": lambda **p: Nnmath(dtype="float32", **p),
+        "nnmath (default)": lambda **p: Nnmath(**p),
+        "nnmath (dtype='auto')": lambda **p: Nnmath(dtype="auto", **p),
     }
     rows = ["| solver | library | test accuracy (mean ± sd) | fit time (s) |", "|---|---|---|---|"]
     limits = threadpool_limits(1, user_api="blas")

@@ -27,6 +27,8 @@ What it measures (see docs/speed.md), for each BLAS setup and thread count:
   products alone, both timed in the same rounds.
 - Full training runs (speed_fit.py): ``fit``, the estimators and scikit-learn's MLPClassifier.fit
   on digits and MNIST-1D, same network, optimizer, batch size and epochs; held-out accuracy.
+- The estimators as users call them (speed_estimators.py): ``MLPClassifier(random_state=r).fit``
+  with every parameter at its default, nnmath's against scikit-learn's, epochs and accuracy.
 - Whole processes (speed_process.py): ``nnmath train`` against the equivalent scikit-learn script.
 - Peak memory: a separate process per framework and model imports only that framework, makes the
   data and runs three warm-up steps of the tiny model; then the peak-RSS mark is reset (Linux
@@ -378,6 +380,14 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
                 job, args.fit_rounds, "nnmath numba" in peers, epochs=1 if args.smoke else None
             )
             print(f"  [{args.threads} thread(s)] {job} fits done", file=sys.stderr, flush=True)
+        import speed_estimators
+
+        out["estimator_defaults"] = {}
+        for job in args.jobs:
+            out["estimator_defaults"][job] = speed_estimators.run(
+                job, args.fit_rounds, max_iter=2 if args.smoke else None
+            )
+            print(f"  [{args.threads} thread(s)] {job} estimators done", file=sys.stderr)
     out["load_average_after"] = os.getloadavg()
     return out
 
@@ -498,6 +508,7 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": ratio >= FIT_TARGET and abs(points) <= ACCURACY_POINTS,
                 }
             )
+    rows += _estimator_targets(run)
     for job, process in run.get("processes", {}).items():
         for command, ratio in process["ratio_to_sklearn"].items():
             cpu = process["cpu_ratio_to_sklearn"][command]
@@ -508,6 +519,28 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
                     "scikit-learn script",
                     "measured": f"{ratio:.2f}× (CPU time {cpu:.2f}×)",
                     "met": ratio >= PROCESS_TARGET,
+                }
+            )
+    return rows
+
+
+def _estimator_targets(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The estimators with every parameter at its default, against scikit-learn's."""
+    rows = []
+    for job, result in run.get("estimator_defaults", {}).items():
+        sk_accuracy = result["test_accuracy"]["scikit-learn"]
+        for mine, ratio in result["ratio_to_sklearn"].items():
+            points = 100 * (result["test_accuracy"][mine] - sk_accuracy)
+            cpu = result["cpu_ratio_to_sklearn"][mine]
+            epochs = result["mean_n_iter"]
+            rows.append(
+                {
+                    "kernel": f"MLPClassifier() ({mine})",
+                    "target": f"{job}, both estimators' defaults: ≥ {FIT_TARGET:g}× faster than "
+                    f"MLPClassifier().fit, held-out accuracy within {ACCURACY_POINTS} points",
+                    "measured": f"{ratio:.2f}× (CPU {cpu:.2f}×), {points:+.1f} points, "
+                    f"{epochs[mine]:.0f} epochs against {epochs['scikit-learn']:.0f}",
+                    "met": ratio >= FIT_TARGET and abs(points) <= ACCURACY_POINTS,
                 }
             )
     return rows
@@ -612,6 +645,11 @@ def _run_section(run: dict[str, Any]) -> list[str]:
         lines += _predict_table(run, peers)
     for job, fit in run.get("fits", {}).items():
         lines += _fit_table(job, fit)
+    if run.get("estimator_defaults"):
+        import speed_estimators
+
+        for job, result in run["estimator_defaults"].items():
+            lines += speed_estimators.table(job, result)
     for job, process in run.get("processes", {}).items():
         lines += _process_table(job, process)
     return lines

@@ -13,7 +13,7 @@ import pytest
 from oracles import torch_gradients
 
 from nnmath.errors import DataError, ShapeError, SpecError
-from nnmath.fast import FastStep
+from nnmath.fast import FastStep, flat_parameters, stored_transposed
 from nnmath.gradcheck import numerical_gradient
 from nnmath.losses import CrossEntropy, get_loss
 from nnmath.network import MLP
@@ -202,6 +202,29 @@ def test_weighted_penalised_sgd_steps_equal_engine_plus_sgd(dtype, penalty, rng)
         optimizer.step(reference.parameters(), grads.flat())
         assert cost == pytest.approx(expected_cost, rel=1e-4 if dtype == np.float32 else 1e-12)
     for got, want in zip(model.parameters(), reference.parameters(), strict=True):
+        assert_close(got, want, dtype)
+
+
+@pytest.mark.parametrize("penalty", PENALTIES[1:], ids=PENALTY_IDS[1:])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_penalty_on_the_first_layer_stored_transposed(dtype, penalty, rng) -> None:
+    """fit's layout (θ one vector, W⁽¹⁾ held as the rows of W⁽¹⁾ᵀ): the penalty's terms, computed
+    in a scratch buffer laid out like W⁽¹⁾, give the engine's cost, gradients and SGD step."""
+    model = MLP("5-7relu-4relu-3softmax", dtype=dtype, seed=5)
+    trained, _ = flat_parameters(model, np.dtype(dtype), transposed_first=True)
+    assert stored_transposed(trained.linears[0].W)
+    loss, lr = get_loss("cross-entropy"), 0.1
+    fast = FastStep(trained, loss, batch_size=9, penalty=penalty)
+    X, T = data(model, "cross-entropy", 9, rng)
+    w = weights_for(9, rng)
+    cost, grads = fast.loss_and_gradients(X, T, w)
+    expected_cost, expected = model.loss_and_gradients(X, T, loss, sample_weight=w, penalty=penalty)
+    assert cost == pytest.approx(expected_cost, rel=TOL[dtype], abs=TOL[dtype])
+    for got, want in zip(grads, expected.flat(), strict=True):
+        assert_close(got, want, dtype)
+    fast.sgd_step(X, T, lr, w)
+    SGD(lr).step(model.parameters(), expected.flat())
+    for got, want in zip(trained.parameters(), model.parameters(), strict=True):
         assert_close(got, want, dtype)
 
 

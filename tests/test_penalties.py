@@ -15,7 +15,7 @@ from nnmath.errors import DataError, SpecError
 from nnmath.gradcheck import numerical_gradient
 from nnmath.losses import as_sample_weight, cost, cost_gradient, get_loss
 from nnmath.network import MLP
-from nnmath.penalties import L1, L2, PENALTIES, get_penalty, penalty_scale
+from nnmath.penalties import L1, L2, PENALTIES, get_penalty, penalty_scale, squared_norm
 
 # (spec, loss): a fused softmax pair, a fused sigmoid pair, and an unfused pair through the VJP
 CASES = [
@@ -52,6 +52,22 @@ def test_penalty_values_and_gradients_by_hand() -> None:
     np.testing.assert_array_equal(l2.grad(W1), 0.1 * W1)
     # L1's derivative at 0 is taken to be 0 (the subgradient nnmath chooses), elsewhere α sign(w)
     np.testing.assert_array_equal(l1.grad(W2), [[-0.1, 0.0, 0.1]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_squared_norm_is_the_sum_of_the_squares_in_any_layout(dtype) -> None:
+    """‖W‖² as one dot of W's flat view (C-ordered, F-ordered, strided) equals Σ W ⊙ W, the clear
+    form, computed here in float64 from the same numbers; and a torch tensor takes the Array API
+    path."""
+    W = np.random.default_rng(2).normal(size=(37, 21)).astype(dtype)
+    clear = float(np.sum(W.astype(np.float64) ** 2))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-13
+    for layout in (W, np.asfortranarray(W), W.T, W[::2, 1::3]):
+        expected = float(np.sum(layout.astype(np.float64) ** 2))
+        assert squared_norm(layout) == pytest.approx(expected, rel=tolerance)
+    assert squared_norm(W) == pytest.approx(clear, rel=tolerance)
+    assert squared_norm(torch.from_numpy(W)) == pytest.approx(clear, rel=tolerance)
+    assert L2(0.4).value([W, W.T]) == pytest.approx(0.4 * clear, rel=tolerance)
 
 
 @pytest.mark.parametrize("name", list(PENALTIES))

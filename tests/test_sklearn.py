@@ -24,6 +24,7 @@ from sklearn.metrics import mean_poisson_deviance
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import shuffle
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -33,16 +34,29 @@ from nnmath.network import MLP
 from nnmath.sklearn import DEFAULT_DTYPE, MLPClassifier, MLPRegressor, ParameterError
 from nnmath.sklearn.poisson import PoissonDeviance
 
-# Checks that fail, with the reason (see docs/sklearn.md): none.
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
-
-@parametrize_with_checks(
-    [MLPClassifier(), MLPRegressor()],
-    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
-)
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
 def test_scikit_learn_estimator_checks(estimator, check) -> None:
+    """Every check of scikit-learn's, on the default estimators; none is expected to fail."""
     check(estimator)
+
+
+@pytest.mark.parametrize("make", [MLPClassifier, MLPRegressor])
+def test_sample_weight_is_repetition_in_float32(make) -> None:
+    """scikit-learn's check_sample_weight_equivalence (integer weights, zeros included, against
+    repeated rows; the weighted rows shuffled) for dtype="auto", at float32's tolerance: the
+    check's own 1e-7 is a float64 tolerance (float32 training gives 3.0e-7 here)."""
+    rng = np.random.RandomState(42)
+    X, y, w = rng.rand(15, 30), rng.randint(0, 3, 15), rng.randint(0, 5, 15)
+    X_weighted, y_weighted, w_weighted = shuffle(X, y, w, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        repeated = make(random_state=0, dtype="auto").fit(X.repeat(w, axis=0), y.repeat(w))
+        weighted = make(random_state=0, dtype="auto").fit(
+            X_weighted, y_weighted, sample_weight=w_weighted
+        )
+    outputs = "predict_proba" if make is MLPClassifier else "predict"
+    assert_allclose(getattr(weighted, outputs)(X), getattr(repeated, outputs)(X), rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +235,10 @@ def test_loss_is_the_penalised_cost_before_the_step_worked_by_hand() -> None:
         "warm_start": True,
     }
     expected = 0.5 * math.log(8 / 3) + (math.log(3) ** 2 + 1) / 8
-    for estimator in (MLPClassifier(**settings), reference.MLPClassifier(**settings)):
+    for estimator in (
+        MLPClassifier(**settings, dtype="float64"),
+        reference.MLPClassifier(**settings),
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             estimator.fit(X, y)  # initialises; then the weights of the example
@@ -267,7 +284,8 @@ def test_zero_weight_removes_a_sample_and_integer_weight_repeats_it(iris) -> Non
     ("solver", "batch_size"), [("sgd", 32), ("sgd", "auto"), ("lbfgs", "auto")]
 )
 def test_sample_weight_as_scikit_learn(solver: str, batch_size, iris) -> None:
-    """The weighted cost Σ w ℓ / Σ w + α‖W‖²/(2 Σ w) per batch gives scikit-learn's weights. The
+    """The weighted cost Σ w ℓ / Σ w + α‖W‖²/(2 Σ w) per batch gives scikit-learn's weights (in
+    float64, to round-off). The
     logged loss_ agrees when an epoch is one batch; over several batches scikit-learn averages
     the batch costs by row counts, nnmath by batch weights (docs/sklearn.md)."""
     X, _, y, _ = iris
@@ -276,7 +294,7 @@ def test_sample_weight_as_scikit_learn(solver: str, batch_size, iris) -> None:
     settings |= {"hidden_layer_sizes": (5,), "alpha": 0.1, "learning_rate_init": 0.05}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        ours = MLPClassifier(**settings).fit(X, y, sample_weight=weights)
+        ours = MLPClassifier(**settings, dtype="float64").fit(X, y, sample_weight=weights)
         theirs = reference.MLPClassifier(**settings).fit(X, y, sample_weight=weights)
     for p, q in zip(
         theirs.coefs_ + theirs.intercepts_, ours.coefs_ + ours.intercepts_, strict=True
@@ -288,10 +306,11 @@ def test_sample_weight_as_scikit_learn(solver: str, batch_size, iris) -> None:
 
 
 def test_loss_does_not_depend_on_the_scale_of_the_weights() -> None:
-    """Σ w ℓ / Σ w is the same for w and c w; scikit-learn's loss_ is (α = 0)."""
+    """Σ w ℓ / Σ w is the same for w and c w (to float64 round-off); scikit-learn's loss_ is (α = 0)."""
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(50, 3)), (rng.normal(size=50) > 0).astype(int)
     settings = {"hidden_layer_sizes": (4,), "solver": "sgd", "max_iter": 1, "alpha": 0.0}
+    settings |= {"dtype": "float64"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ones = MLPClassifier(**settings, random_state=0).fit(X, y, sample_weight=np.ones(50))
@@ -410,6 +429,45 @@ def test_nnmath_extras_train(params: dict, iris) -> None:
     assert clf.score(X_test, y_test) > 0.85
     dtype = np.float32 if params.get("dtype") == "float32" else np.float64
     assert clf.model_.dtype == dtype and clf.predict_proba(X_test).dtype == dtype
+
+
+def fitted(dtype, X, y, **params):
+    settings = {"hidden_layer_sizes": (8,), "max_iter": 20, "random_state": 0, "dtype": dtype}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MLPClassifier(**settings | params).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_auto_dtype_keeps_scikit_learns_dtypes_and_trains_in_float32(solver, iris) -> None:
+    """dtype="auto": the network in the input's dtype (float64 here: coefs_, predict_proba as in
+    scikit-learn), its values those of the float32 network trained in float32, exactly."""
+    X, X_test, y, _ = iris
+    auto, single = fitted("auto", X, y, solver=solver), fitted("float32", X, y, solver=solver)
+    assert MLPClassifier().dtype == DEFAULT_DTYPE is None
+    assert auto.model_.dtype == np.float64 and single.model_.dtype == np.float32
+    assert auto.predict_proba(X_test).dtype == np.float64
+    for p, q in zip(
+        auto.coefs_ + auto.intercepts_, single.coefs_ + single.intercepts_, strict=True
+    ):
+        assert_array_equal(p, q.astype(np.float64))
+    assert auto.loss_curve_ == single.loss_curve_
+    float32_input = fitted("auto", X.astype(np.float32), y, solver=solver)
+    assert float32_input.model_.dtype == np.float32  # scikit-learn's rule: the input's dtype
+    assert_array_equal(float32_input.coefs_[0], single.coefs_[0])
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_dtype_none_and_lbfgs_under_auto_compute_in_float64(solver, iris) -> None:
+    """None is scikit-learn's rule (float64 input: float64 arithmetic), and lbfgs keeps the
+    network's dtype under "auto": both give dtype="float64"'s model exactly."""
+    X, _, y, _ = iris
+    double = fitted("float64", X, y, solver=solver)
+    for dtype in (None, "auto") if solver == "lbfgs" else (None,):
+        other = fitted(dtype, X, y, solver=solver)
+        for p, q in zip(other.coefs_, double.coefs_, strict=True):
+            assert_array_equal(p, q)
+    assert fitted("auto", X, y, solver=solver).coefs_[0].dtype == np.float64
 
 
 def test_cosine_schedule_reaches_zero_at_max_iter(iris) -> None:

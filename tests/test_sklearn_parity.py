@@ -2,7 +2,8 @@
 
 nnmath's estimators draw scikit-learn's initial weights, row order and validation split from the
 same random_state, and follow its solvers' rules; the gradients come from nnmath's engine. So for
-sgd and lbfgs, every parameter below must give scikit-learn's fitted model to round-off: the
+sgd and lbfgs, in float64 (``dtype="float64"``, or None with float64 input: scikit-learn's
+arithmetic), every parameter below must give scikit-learn's fitted model to round-off: the
 weights (``coefs_``, ``intercepts_``), ``loss_``, ``loss_curve_``, ``best_loss_``, ``n_iter_``,
 ``t_``, ``validation_scores_``, ``best_validation_score_`` and the predictions. Adam differs only
 in where ε enters (nnmath adds it to √v̂, scikit-learn to √v), so its runs agree to ~1e-5.
@@ -54,9 +55,12 @@ def data(kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def estimators(kind: str, **params) -> tuple:
+    """scikit-learn's estimator and nnmath's with the same parameters; nnmath's computes in
+    float64 (``dtype="float64"``: its default "auto" trains in float32, docs/sklearn.md)."""
     name = "MLPRegressor" if kind.startswith("regression") or kind == "counts" else "MLPClassifier"
     params = {"hidden_layer_sizes": (6,), "max_iter": 15, "random_state": 0, **params}
-    return getattr(reference, name)(**params), getattr(nnmath_sklearn, name)(**params)
+    ours = getattr(nnmath_sklearn, name)(dtype="float64", **params)
+    return getattr(reference, name)(**params), ours
 
 
 def assert_same_model(theirs, ours, X, rtol: float = 1e-9, atol: float = 1e-12) -> None:

@@ -480,6 +480,28 @@ def test_running_accuracy_counts_each_batch_before_its_step() -> None:
         assert history["accuracy"][epoch] == pytest.approx(right / len(X), abs=1.01 / len(X))
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_loss_only_metrics_log_the_running_loss_without_scoring(optimizer, monkeypatch) -> None:
+    """train_metrics="loss": the running loss of "running", bit for bit, the same weights, and no
+    per-batch score (the step's argmax is not run)."""
+    from nnmath.fast import FastStep
+
+    X, y = blobs(n=100)
+    settings = dict(optimizer=optimizer, learning_rate=0.05, epochs=3, batch_size=16, seed=1)
+    a, b = MLP("4-8relu-3softmax", seed=0), MLP("4-8relu-3softmax", seed=0)
+    running = fit(a, X, y, train_metrics="running", validation=(X[:20], y[:20]), **settings)
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("scored a batch")
+
+    monkeypatch.setattr(FastStep, "_score", refuse)
+    loss_only = fit(b, X, y, train_metrics="loss", validation=(X[:20], y[:20]), **settings)
+    assert "accuracy" in running.metrics and "accuracy" not in loss_only.metrics
+    assert loss_only["loss"] == running["loss"]
+    assert loss_only["val_accuracy"] == running["val_accuracy"]
+    assert same_bits(weights(a), weights(b))
+
+
 def test_fit_refuses_an_unknown_train_metrics_option() -> None:
     X, y = blobs()
     with pytest.raises(SpecError, match="train_metrics must be 'exact'.*'running'.*'mean'"):

@@ -370,11 +370,16 @@ class FastStep:
         return out
 
     def _scratch(self, W: Array) -> Array:
-        """A buffer shaped like W, reused (the penalty's terms are computed in it)."""
+        """A buffer shaped like W and laid out like it (a W⁽¹⁾ stored transposed gets a transposed
+        buffer), reused: the penalty's terms are computed in it, and elementwise operations on
+        arrays of one layout run through contiguous memory, not strided (a profile of the
+        estimators' default fit found the penalty's gradient a third of the step on digits)."""
         scratch = getattr(self, "_penalty_scratch", None)
         if scratch is None or scratch.size < W.size:
             widest = max(linear.W.size for linear in self.model.linears)
             scratch = self._penalty_scratch = np.empty(widest, self.dtype)
+        if stored_transposed(W):
+            return scratch[: W.size].reshape(W.shape[::-1]).T
         return scratch[: W.size].reshape(W.shape)
 
     def _compiled(

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from nnmath.backend import namespace
 from nnmath.errors import SpecError
 from nnmath.layers import Formula
@@ -53,6 +55,20 @@ def _check_alpha(alpha: Any) -> float:
     if alpha < 0:
         raise SpecError(f"a penalty's alpha must be ≥ 0 (0 is no penalty), got {alpha!r}")
     return float(alpha)
+
+
+def squared_norm(W: Array) -> float:
+    """‖W‖²_F = Σ_ij W_ij².
+
+    A NumPy array: one BLAS dot of its flat view with itself, w · w with w = vec(W) taken in the
+    array's own memory order (a view for a C- or F-contiguous W), so no W ⊙ W is allocated; the
+    training step calls this every batch (tests/test_penalties.py ties it to Σ W ⊙ W). Any other
+    array (the Array API): xp.sum(W * W)."""
+    if isinstance(W, np.ndarray):
+        w = W.ravel(order="K")
+        return float(np.dot(w, w))
+    xp = namespace(W)
+    return float(xp.sum(W * W))
 
 
 def penalty_scale(penalty: Penalty, weight_sum: float) -> float:
@@ -87,8 +103,7 @@ class L2:
 
     def value(self, weights: Sequence[Array]) -> float:
         """P = (α/2) Σ_l Σ_ij (W⁽ˡ⁾_ij)² over the weight matrices given, a float."""
-        xp = namespace(*weights)
-        return 0.5 * self.alpha * sum(float(xp.sum(W * W)) for W in weights)
+        return 0.5 * self.alpha * sum(squared_norm(W) for W in weights)
 
     def grad(self, W: Array) -> Array:
         """∂P/∂W = α W, shaped like W."""

@@ -25,9 +25,11 @@ MAX_EPOCHS = 1_000_000
 """More epochs than any run needs; a larger number is a typo (1e20 would run forever)."""
 KERNELS = ("auto", "numpy", "numba")
 DTYPES = ("auto", "float32", "float64")
-TRAIN_METRICS = ("exact", "running")
+TRAIN_METRICS = ("exact", "running", "loss")
 """How ``fit`` logs the training metrics: the whole training set on the end-of-epoch weights
-("exact"), or the running mean of the epoch's batch costs ("running", the loss only)."""
+("exact"), the running means of the epoch's batch costs and scores ("running"), or of the batch
+costs alone ("loss": no per-batch argmax or error sums, for callers that read only the loss,
+as the scikit-learn estimators do)."""
 
 
 def _is_whole(value: Any) -> bool:
@@ -83,8 +85,9 @@ def check_settings(
         raise SpecError(f"kernel must be 'numpy', 'numba' or 'auto', got {kernel!r}")
     if train_metrics is not None and train_metrics not in TRAIN_METRICS:
         raise SpecError(
-            f"train_metrics must be 'exact' (the whole training set evaluated after each epoch) "
-            f"or 'running' (the mean of the epoch's batch costs), got {train_metrics!r}"
+            f"train_metrics must be 'exact' (the whole training set evaluated after each epoch), "
+            f"'running' (the means of the epoch's batch costs and scores) or 'loss' (the mean of "
+            f"the batch costs alone), got {train_metrics!r}"
         )
     if dtype is not None and dtype not in DTYPES:
         raise SpecError(f"dtype must be 'auto', 'float32' or 'float64', got {dtype!r}")

@@ -359,7 +359,7 @@ def fit(
     gradients: GradientFn | None = None,
     task: str | None = None,
     kernel: str = "auto",
-    train_metrics: Literal["exact", "running"] = "running",
+    train_metrics: Literal["exact", "running", "loss"] = "running",
     sample_weight: Array | None = None,
     penalty: Penalty | None = None,
     dtype: str = "auto",
@@ -402,8 +402,9 @@ def fit(
       are running means of what each step computed on the weights before its own step (what
       Keras and scikit-learn's ``loss_curve_`` report), weighted by batch size: ``loss``, and on
       the fast path also ``accuracy`` (or ``mse``, ``mae``, ``r2``); with a ``gradients``
-      function only ``loss``. "exact": after each epoch, those metrics of the end-of-epoch
-      weights on the whole training set. Validation metrics are exact either way.
+      function only ``loss``. "loss": the running ``loss`` alone (no running accuracy or errors
+      on the fast path). "exact": after each epoch, those metrics of the end-of-epoch weights on
+      the whole training set. Validation metrics are exact either way.
     - sample_weight: w (S,), one weight ≥ 0 per row: every cost becomes the weighted mean
       Σ_s w_s ℓ_s / Σ_s w_s (the plain mean when all w_s = 1). Weights travel with their rows
       through the shuffling, the batches and the validation split; the logged training metrics

@@ -9,10 +9,12 @@ attribute (``coefs_``, ``intercepts_``, ``loss_``, ``loss_curve_``, ``best_loss_
 stopping, multilabel targets and the ``ConvergenceWarning``. The same ``random_state`` draws
 scikit-learn's initial weights, row order and validation split.
 
-The training is nnmath's: the stochastic solvers run ``nnmath.training.fit`` (so its fast float32
-step applies), and ``solver='lbfgs'`` runs scipy's L-BFGS-B on the engine's cost and gradient.
+The training is nnmath's: the stochastic solvers run ``nnmath.training.fit`` (its fast float32
+step with ``dtype="auto"``), and ``solver='lbfgs'`` runs scipy's L-BFGS-B on the engine's cost and gradient.
 
-nnmath's extras: ``dtype`` (the network's precision, default :data:`DEFAULT_DTYPE`), more
+nnmath's extras: ``dtype`` (default :data:`DEFAULT_DTYPE`, None: scikit-learn's dtypes and
+arithmetic, its model for the same ``random_state`` to round-off; ``"auto"``: the same dtypes,
+trained in float32 by the stochastic solvers, faster), more
 ``activation`` values (``gelu``, ``softplus``, ``leaky_relu(s)``, ``elu(α)``), more ``solver``
 values (``rmsprop``, ``adamw``), more ``learning_rate`` schedules (``cosine``, ``step``,
 ``exponential``), and the fitted network itself, ``model_`` (an :class:`nnmath.network.MLP`, for

@@ -23,8 +23,8 @@ from nnmath.sklearn.lbfgs import fit_lbfgs
 from nnmath.sklearn.parameters import (
     DEFAULT_DTYPE,
     ParameterError,
-    dtype_of,
     hidden_layers,
+    network_dtype,
     with_modifiers,
 )
 from nnmath.sklearn.stochastic import fit_stochastic
@@ -33,7 +33,8 @@ Array = Any
 
 
 class BaseMLP(BaseEstimator):
-    """scikit-learn's MLP parameters (same names, defaults and meanings) and nnmath's ``dtype``."""
+    """scikit-learn's MLP parameters (same names, defaults and meanings) and nnmath's extras
+    (``dtype``: see :mod:`nnmath.sklearn.parameters`)."""
 
     def __init__(
         self,
@@ -165,10 +166,10 @@ class BaseMLP(BaseEstimator):
 
     def _input_dtype(self, reset: bool) -> Any:
         """The dtype the data is converted to: the network's when it continues, else ``dtype``'s
-        (None: float64 or float32 as given, scikit-learn's rule)."""
+        ("auto" and None: float64 or float32 as given, scikit-learn's rule)."""
         if not reset:
             return self.model_.dtype
-        chosen = dtype_of(self.dtype)
+        chosen = network_dtype(self.dtype)
         return (np.float64, np.float32) if chosen is None else chosen
 
     def _check_solver(self) -> bool:

@@ -54,11 +54,13 @@ def train(
     task: str,
     alpha: float,
     sample_weight: Array | None,
+    dtype: str,
     seed: int = 0,
 ) -> History:
     """``nnmath.training.fit`` with scikit-learn's cost: mini-batches in ``order``'s row order
     (anything with ``permutation(S)``), the running mean of the batch costs logged as ``loss``,
-    in the model's own precision (the estimator's ``dtype``); ``seed`` seeds dropout's masks."""
+    computed in ``dtype`` (written back into the model, in its own dtype, after every epoch);
+    ``seed`` seeds dropout's masks."""
     return fit(
         model,
         X,
@@ -72,9 +74,9 @@ def train(
         schedule=schedule,
         callbacks=callbacks,
         task=task,
-        train_metrics="running",
+        train_metrics="loss",  # loss_curve_ is all the estimator reads of the training metrics
         progress=False,
         sample_weight=sample_weight,
         penalty=penalty(alpha),
-        dtype=model.dtype.name,
+        dtype=dtype,
     )

@@ -9,8 +9,14 @@ and add one parameter:
 - ``solver``: also ``"rmsprop"`` and ``"adamw"`` (stochastic, stepping by ``learning_rate_init``);
 - ``learning_rate``: also nnmath's schedules ``"cosine"``, ``"step"``, ``"exponential"`` over
   ``max_iter`` epochs, for any stochastic solver;
-- ``dtype``: the network's precision, ``"float64"``, ``"float32"``, or None for scikit-learn's
-  rule (the input's floating dtype). The default is :data:`DEFAULT_DTYPE`;
+- ``dtype``: the precision of the network and of its training (:func:`network_dtype`,
+  :func:`training_dtype`). None (the default, :data:`DEFAULT_DTYPE`): scikit-learn's rule for
+  both, the network and its arithmetic in the input's floating dtype (float64 input:
+  scikit-learn's model for the same ``random_state``, to round-off). ``"auto"``: the network in
+  the input's floating dtype (float64, or float32 for float32 X, so ``coefs_`` and
+  ``predict_proba`` have scikit-learn's dtypes), trained by the stochastic solvers in float32
+  (``fit(dtype="auto")``, the fast path), by lbfgs in the network's dtype.
+  ``"float64"``, ``"float32"``: the network and its arithmetic in that dtype;
 - ``dropout``: None (the default) or p in [0, 1): inverted dropout after every hidden layer's
   activation, in training only (a stochastic solver; L-BFGS needs a deterministic cost);
 - ``batch_norm``: False (the default) or True: batch normalization between every hidden layer's
@@ -43,21 +49,25 @@ from nnmath.activations import ACTIVATIONS
 from nnmath.errors import SpecError
 from nnmath.spec import LayerSpec, parse_spec
 
-DEFAULT_DTYPE: str | None = "float64"
-"""The estimators' default network precision (one constant, so that it is chosen in one place)."""
+DEFAULT_DTYPE: str | None = None
+"""The estimators' default ``dtype`` (one constant, so that it is chosen in one place): None,
+scikit-learn's rule and arithmetic (the network and its training in the input's floating dtype),
+so that scikit-learn's estimator checks all hold; ``dtype="auto"`` is the fast float32 training,
+one option away."""
 
 SCIKIT_LEARN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 STOCHASTIC_SOLVERS = ("sgd", "adam", "rmsprop", "adamw")
 SCIKIT_LEARN_SCHEDULES = ("constant", "invscaling", "adaptive")
 NNMATH_SCHEDULES = ("cosine", "step", "exponential")
 DTYPES = ("float64", "float32")
+AUTO = "auto"
 
 CONSTRAINTS: dict[str, list[Any]] = {
     **_ScikitLearnMLP._parameter_constraints,
     "activation": [str],  # checked by hidden_layers: scikit-learn's four and nnmath's own
     "solver": [StrOptions({"lbfgs", *STOCHASTIC_SOLVERS})],
     "learning_rate": [StrOptions({*SCIKIT_LEARN_SCHEDULES, *NNMATH_SCHEDULES})],
-    "dtype": [StrOptions(set(DTYPES)), type, np.dtype, None],
+    "dtype": [StrOptions({AUTO, *DTYPES}), type, np.dtype, None],
     "dropout": [Interval(numbers.Real, 0, 1, closed="left"), None],
     "batch_norm": ["boolean"],
     "class_weight": [dict, list, StrOptions({"balanced"}), None],
@@ -82,7 +92,7 @@ def validate(estimator: Any) -> None:
             hint = " The step size is learning_rate_init; learning_rate names the schedule."
         raise ParameterError(str(error) + hint) from None
     hidden_layers(params["hidden_layer_sizes"], params["activation"], name)
-    dtype_of(params["dtype"])
+    network_dtype(params["dtype"])
     if params["dropout"] and params["solver"] == "lbfgs":
         raise ParameterError(
             f"dropout={params['dropout']} needs a stochastic solver ('sgd', 'adam', 'rmsprop', "
@@ -122,9 +132,10 @@ def with_modifiers(
     return tuple(replace(layer, batch_norm=bool(batch_norm), dropout=dropout) for layer in hidden)
 
 
-def dtype_of(dtype: Any) -> np.dtype | None:
-    """The network's dtype: float64 or float32, or None to follow the input's floating dtype."""
-    if dtype is None:
+def network_dtype(dtype: Any) -> np.dtype | None:
+    """The network's dtype for the ``dtype`` parameter: float64 or float32, or None to follow the
+    input's floating dtype ("auto" and None: scikit-learn's rule)."""
+    if dtype is None or (isinstance(dtype, str) and dtype == AUTO):
         return None
     try:
         resolved = np.dtype(dtype)
@@ -132,7 +143,17 @@ def dtype_of(dtype: Any) -> np.dtype | None:
         resolved = None
     if resolved is None or resolved.name not in DTYPES:
         raise ParameterError(
-            f"The 'dtype' parameter must be 'float64', 'float32' or None (the input's floating "
-            f"dtype, as scikit-learn does). Got {dtype!r} instead."
+            f"The 'dtype' parameter must be 'auto', 'float64', 'float32' or None (the input's "
+            f"floating dtype, as scikit-learn does). Got {dtype!r} instead."
         )
     return resolved
+
+
+def training_dtype(dtype: Any, network: np.dtype, solver: str) -> str:
+    """The dtype a solver computes in: float32 for ``dtype="auto"`` with a stochastic solver
+    (``fit``'s "auto", its fast float32 path); otherwise the network's own. lbfgs keeps the
+    network's dtype under "auto": scipy's L-BFGS-B stops when the cost falls by less than
+    2.2·10⁻⁹ of itself, finer than float32 resolves (6·10⁻⁸)."""
+    if isinstance(dtype, str) and dtype == AUTO and solver in STOCHASTIC_SOLVERS:
+        return "float32"
+    return np.dtype(network).name

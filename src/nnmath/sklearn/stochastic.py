@@ -28,7 +28,7 @@ from sklearn.model_selection import train_test_split
 
 from nnmath.errors import DivergenceError
 from nnmath.sklearn import engine, layout
-from nnmath.sklearn.parameters import ParameterError
+from nnmath.sklearn.parameters import ParameterError, training_dtype
 from nnmath.sklearn.solvers import adaptive_rules, invscaling, make_optimizer, trigger_stopping
 
 Array = Any
@@ -189,6 +189,7 @@ def fit_stochastic(est: Any, X: Array, Y: Array, sample_weight: Array | None, in
             task=est._engine_task(),
             alpha=float(est.alpha),
             sample_weight=w_train,
+            dtype=training_dtype(est.dtype, est.model_.dtype, est.solver),
             seed=_mask_seed(est),
         )
     except KeyboardInterrupt:
