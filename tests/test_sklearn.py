@@ -44,19 +44,27 @@ def test_scikit_learn_estimator_checks(estimator, check) -> None:
 @pytest.mark.parametrize("make", [MLPClassifier, MLPRegressor])
 def test_sample_weight_is_repetition_in_float32(make) -> None:
     """scikit-learn's check_sample_weight_equivalence (integer weights, zeros included, against
-    repeated rows; the weighted rows shuffled) for dtype="auto", at float32's tolerance: the
-    check's own 1e-7 is a float64 tolerance (float32 training gives 3.0e-7 here)."""
+    repeated rows; the weighted rows shuffled) for dtype="auto", at float32's tolerance: after the
+    check's 200 Adam epochs a float32 run's outputs are known only to about 1e-3 of themselves
+    (here 9e-4 from the float64 fit; the numba kernel, whose sums are reassociated, puts the
+    weighted and the repeated fit 3.8e-4 apart, NumPy's 3e-7). Ignoring the weights moves the
+    outputs by far more, which the last assertion shows the tolerance would catch."""
     rng = np.random.RandomState(42)
     X, y, w = rng.rand(15, 30), rng.randint(0, 3, 15), rng.randint(0, 5, 15)
     X_weighted, y_weighted, w_weighted = shuffle(X, y, w, random_state=0)
+    outputs = "predict_proba" if make is MLPClassifier else "predict"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        repeated = make(random_state=0, dtype="auto").fit(X.repeat(w, axis=0), y.repeat(w))
-        weighted = make(random_state=0, dtype="auto").fit(
-            X_weighted, y_weighted, sample_weight=w_weighted
-        )
-    outputs = "predict_proba" if make is MLPClassifier else "predict"
-    assert_allclose(getattr(weighted, outputs)(X), getattr(repeated, outputs)(X), rtol=1e-5)
+        fits = {
+            "repeated": make(random_state=0, dtype="auto").fit(X.repeat(w, axis=0), y.repeat(w)),
+            "weighted": make(random_state=0, dtype="auto").fit(
+                X_weighted, y_weighted, sample_weight=w_weighted
+            ),
+            "unweighted": make(random_state=0, dtype="auto").fit(X_weighted, y_weighted),
+        }
+    repeated, weighted, unweighted = (getattr(fits[k], outputs)(X) for k in fits)
+    assert_allclose(weighted, repeated, rtol=2e-3)
+    assert np.max(np.abs(unweighted - repeated) / np.abs(repeated)) > 0.1
 
 
 @pytest.fixture(scope="module")
