@@ -60,13 +60,15 @@ def _check_alpha(alpha: Any) -> float:
 def squared_norm(W: Array) -> float:
     """‖W‖²_F = Σ_ij W_ij².
 
-    A NumPy array: one BLAS dot of its flat view with itself, w · w with w = vec(W) taken in the
-    array's own memory order (a view for a C- or F-contiguous W), so no W ⊙ W is allocated; the
-    training step calls this every batch (tests/test_penalties.py ties it to Σ W ⊙ W). Any other
-    array (the Array API): xp.sum(W * W)."""
+    A NumPy array: the sum of products w · w with w = vec(W) taken in the array's own memory
+    order (a view for a C- or F-contiguous W), by ``einsum``'s own loop, so no W ⊙ W is allocated
+    and no BLAS thread is woken: the training step calls this every batch, and a threaded BLAS
+    dot here, beside numba's BLAS (scipy's, a second thread pool), made a two-thread step ten
+    times slower (tests/test_penalties.py ties it to Σ W ⊙ W). Any other array (the Array API):
+    xp.sum(W * W)."""
     if isinstance(W, np.ndarray):
         w = W.ravel(order="K")
-        return float(np.dot(w, w))
+        return float(np.einsum("i,i->", w, w))
     xp = namespace(W)
     return float(xp.sum(W * W))
 
