@@ -56,7 +56,8 @@ def data(kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 def estimators(kind: str, **params) -> tuple:
     """scikit-learn's estimator and nnmath's with the same parameters; nnmath's computes in
-    float64 (``dtype="float64"``: its default "auto" trains in float32, docs/sklearn.md)."""
+    float64 (``dtype="float64"``, pinned: the default None follows the input's dtype, and
+    "auto" would train in float32; docs/sklearn.md)."""
     name = "MLPRegressor" if kind.startswith("regression") or kind == "counts" else "MLPClassifier"
     params = {"hidden_layer_sizes": (6,), "max_iter": 15, "random_state": 0, **params}
     ours = getattr(nnmath_sklearn, name)(dtype="float64", **params)
