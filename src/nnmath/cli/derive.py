@@ -303,7 +303,6 @@ def run(args: argparse.Namespace) -> int:
         return _example(args, derivation, network, X, T, command)
     passed = True
     if args.verify:
-        weights = f"the weights of {args.weights or args.model}" if network is not None else ""
         problem = make_problem(
             derivation,
             samples=args.samples or 4,
@@ -311,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
             model=network,
             X=X,
             T=T,
-            weights=weights,
+            weights=_weights_label(args, network),
         )
         passed = verify(derivation, problem)
     if args.json:
@@ -326,6 +325,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _weights_label(args: argparse.Namespace, network: Any) -> str:
+    """Where the checked weights come from, for the report ("" for random weights)."""
+    return f"the weights of {args.weights or args.model}" if network is not None else ""
+
+
 def _example(
     args: argparse.Namespace,
     derivation: Any,
@@ -338,7 +342,6 @@ def _example(
         raise SpecError("the worked example is Markdown (or --json); leave out --format tex")
     if args.digits < 1:
         raise SpecError(f"--digits must be at least 1, got {args.digits}")
-    weights = f"the weights of {args.weights or args.model}" if network is not None else ""
     problem = example_problem(
         derivation,
         samples=args.samples or 2,
@@ -346,7 +349,7 @@ def _example(
         model=network,
         X=X,
         T=T,
-        weights=weights,
+        weights=_weights_label(args, network),
     )
     example = worked_example(
         derivation,
