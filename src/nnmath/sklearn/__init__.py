@@ -10,7 +10,8 @@ stopping, multilabel targets and the ``ConvergenceWarning``. The same ``random_s
 scikit-learn's initial weights, row order and validation split.
 
 The training is nnmath's: the stochastic solvers run ``nnmath.training.fit`` (its fast float32
-step with ``dtype="auto"``), and ``solver='lbfgs'`` runs scipy's L-BFGS-B on the engine's cost and gradient.
+step with ``dtype="auto"``), and ``solver='lbfgs'`` runs scipy's L-BFGS-B on the engine's cost
+and gradient.
 
 nnmath's extras: ``dtype`` (default :data:`DEFAULT_DTYPE`, None: scikit-learn's dtypes and
 arithmetic, its model for the same ``random_state`` to round-off; ``"auto"``: the same dtypes,

@@ -135,7 +135,7 @@ def with_modifiers(
 def network_dtype(dtype: Any) -> np.dtype | None:
     """The network's dtype for the ``dtype`` parameter: float64 or float32, or None to follow the
     input's floating dtype ("auto" and None: scikit-learn's rule)."""
-    if dtype is None or (isinstance(dtype, str) and dtype == AUTO):
+    if dtype is None or _is_auto(dtype):
         return None
     try:
         resolved = np.dtype(dtype)
@@ -154,6 +154,11 @@ def training_dtype(dtype: Any, network: np.dtype, solver: str) -> str:
     (``fit``'s "auto", its fast float32 path); otherwise the network's own. lbfgs keeps the
     network's dtype under "auto": scipy's L-BFGS-B stops when the cost falls by less than
     2.2·10⁻⁹ of itself, finer than float32 resolves (6·10⁻⁸)."""
-    if isinstance(dtype, str) and dtype == AUTO and solver in STOCHASTIC_SOLVERS:
+    if _is_auto(dtype) and solver in STOCHASTIC_SOLVERS:
         return "float32"
     return np.dtype(network).name
+
+
+def _is_auto(dtype: Any) -> bool:
+    """True for the string "auto" (a NumPy dtype is never compared with a string)."""
+    return isinstance(dtype, str) and dtype == AUTO
